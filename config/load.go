@@ -1,0 +1,575 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Options control loading.
+type Options struct {
+	// Getenv looks up ${VAR} references and the PAYRAMD_* overrides;
+	// os.LookupEnv when nil.
+	Getenv func(string) (string, bool)
+}
+
+func (o Options) lookup(name string) (string, bool) {
+	if o.Getenv != nil {
+		return o.Getenv(name)
+	}
+	return os.LookupEnv(name)
+}
+
+// Load reads the config file at path and its includes. It returns the
+// config and every problem found; the config must not be used when
+// probs.HasErrors().
+func Load(path string, opt Options) (*Config, *Problems) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		probs := &Problems{}
+		probs.Errorf(Pos{File: path}, "cannot read the config: %v", trimPathErr(err))
+		return nil, probs
+	}
+	return LoadBytes(path, data, opt)
+}
+
+// LoadBytes loads a config from data, named path in messages and used to
+// resolve relative include and event paths.
+func LoadBytes(path string, data []byte, opt Options) (*Config, *Problems) {
+	probs := &Problems{}
+	l := &loader{opt: opt, probs: probs, cfg: &Config{Path: path}}
+	l.cfg.Files = append(l.cfg.Files, path)
+	root := l.parse(path, data)
+	if root != nil {
+		l.top(path, root)
+	}
+	probs.Sort()
+	return l.cfg, probs
+}
+
+type loader struct {
+	opt   Options
+	probs *Problems
+	cfg   *Config
+}
+
+var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+var unknownAnchorRE = regexp.MustCompile(`unknown anchor '([^']*)' referenced`)
+
+// parse turns YAML text into the top mapping node, reporting syntax errors
+// in words a merchant can act on.
+func (l *loader) parse(path string, data []byte) *yaml.Node {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		l.yamlError(path, data, err)
+		return nil
+	}
+	if len(doc.Content) == 0 {
+		l.probs.Errorf(Pos{File: path, Line: 1, Col: 1}, "the file is empty: expected sources:, actions: and rules: (see rules.example.yaml)")
+		return nil
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		l.probs.Errorf(Pos{File: path, Line: root.Line, Col: root.Column}, "the file must be a mapping of sections (server:, sources:, actions:, rules:), not %s", kindName(root))
+		return nil
+	}
+	l.checkTags(path, root)
+	l.expand(path, root)
+	return root
+}
+
+func (l *loader) yamlError(path string, data []byte, err error) {
+	msg := err.Error()
+	lines := strings.Split(string(data), "\n")
+	if m := unknownAnchorRE.FindStringSubmatch(msg); m != nil {
+		pos := Pos{File: path, Line: 1, Col: 1}
+		for i, ln := range lines {
+			if c := strings.Index(ln, "*"+m[1]); c >= 0 {
+				pos = Pos{File: path, Line: i + 1, Col: c + 1}
+				break
+			}
+		}
+		l.probs.Errorf(pos, "a value starting with * is read by YAML as a reference to an anchor (*%s), not as text; put the whole value in quotes", m[1])
+		return
+	}
+	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		col := 1
+		if n >= 1 && n <= len(lines) {
+			col = len(lines[n-1]) - len(strings.TrimLeft(lines[n-1], " \t")) + 1
+		}
+		detail := m[2]
+		hint := ""
+		switch {
+		case strings.Contains(detail, "found character that cannot start any token"):
+			if n >= 1 && n <= len(lines) && strings.Contains(lines[n-1], "\t") {
+				hint = "; YAML does not allow tabs for indentation, use spaces"
+			} else {
+				hint = "; a value starting with @, ` or % must be quoted"
+			}
+		case strings.Contains(detail, "mapping values are not allowed"):
+			hint = "; a value containing \": \" must be quoted"
+		case strings.Contains(detail, "did not find expected key"), strings.Contains(detail, "did not find expected '-' indicator"):
+			hint = "; check the indentation of this line against the lines above"
+		}
+		l.probs.Errorf(Pos{File: path, Line: n, Col: col}, "YAML syntax error: %s%s", detail, hint)
+		return
+	}
+	l.probs.Errorf(Pos{File: path, Line: 1, Col: 1}, "YAML syntax error: %s", strings.TrimPrefix(msg, "yaml: "))
+}
+
+// checkTags finds values YAML read as a tag: `when: !paid` is the tag !paid
+// on an empty value, which a merchant meant as "not paid".
+func (l *loader) checkTags(path string, n *yaml.Node) {
+	if n.Kind == yaml.ScalarNode && strings.HasPrefix(n.Tag, "!") && !strings.HasPrefix(n.Tag, "!!") {
+		l.probs.Errorf(Pos{File: path, Line: n.Line, Col: n.Column}, "a value starting with ! is read by YAML as a tag (%s), not as text; put the whole value in quotes, such as '%s %s'", n.Tag, n.Tag, n.Value)
+		n.Value = n.Tag + " " + n.Value
+		n.Tag = "!!str"
+	}
+	if n.Kind == yaml.AliasNode {
+		l.probs.Errorf(Pos{File: path, Line: n.Line, Col: n.Column}, "a value starting with * is read by YAML as a reference to an anchor, not as text; put the whole value in quotes")
+	}
+	for _, c := range n.Content {
+		l.checkTags(path, c)
+	}
+}
+
+var envRefRE = regexp.MustCompile(`\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:-|:\+)([^}]*))?\}|\$\{[^}]*\}?`)
+
+// expand replaces ${VAR}, ${VAR:-default} and ${VAR:+word} in every value
+// (never in keys). $${ escapes a literal ${.
+func (l *loader) expand(path string, n *yaml.Node) {
+	if n.Kind == yaml.ScalarNode && strings.Contains(n.Value, "${") {
+		n.Value = envRefRE.ReplaceAllStringFunc(n.Value, func(ref string) string {
+			if ref == "$${" {
+				return "${"
+			}
+			m := envRefRE.FindStringSubmatch(ref)
+			if m[1] == "" {
+				l.probs.Errorf(Pos{File: path, Line: n.Line, Col: n.Column}, "%q is not a valid variable reference: write ${NAME} or ${NAME:-default}", ref)
+				return ref
+			}
+			val, set := l.opt.lookup(m[1])
+			switch m[2] {
+			case ":-":
+				if !set || val == "" {
+					return m[3]
+				}
+				return val
+			case ":+":
+				if set && val != "" {
+					return m[3]
+				}
+				return ""
+			}
+			if !set {
+				l.probs.Errorf(Pos{File: path, Line: n.Line, Col: n.Column}, "environment variable %s is not set; set it (systemd: EnvironmentFile=) or give a default: ${%s:-value}", m[1], m[1])
+			}
+			return val
+		})
+		if n.Tag == "!!null" && n.Value != "" {
+			n.Tag = "!!str"
+		}
+	}
+	for i, c := range n.Content {
+		if n.Kind == yaml.MappingNode && i%2 == 0 {
+			continue // keys are never expanded
+		}
+		l.expand(path, c)
+	}
+}
+
+func (l *loader) top(path string, root *yaml.Node) {
+	f := NewFields(path, root, l.probs)
+	l.server(f.Map("server"), f)
+	l.sources(path, f.Node("sources"))
+	actionsNode := f.Node("actions")
+	rulesNode := f.Node("rules")
+	testsNode := f.Node("tests")
+	includes := f.ScalarList("include")
+	f.Done()
+
+	l.actions(path, actionsNode)
+	type pending struct {
+		file  string
+		rules *yaml.Node
+		tests *yaml.Node
+	}
+	work := []pending{{path, rulesNode, testsNode}}
+	dir := filepath.Dir(path)
+	for _, inc := range includes {
+		pattern := inc.Value
+		if !filepath.IsAbs(pattern) {
+			pattern = filepath.Join(dir, pattern)
+		}
+		l.cfg.IncludePatterns = append(l.cfg.IncludePatterns, pattern)
+		matches, err := filepath.Glob(pattern)
+		if err != nil {
+			l.probs.Errorf(inc.Pos, "include: %q is not a valid pattern: %v", inc.Value, err)
+			continue
+		}
+		slices.Sort(matches)
+		for _, m := range matches {
+			if m == path || slices.Contains(l.cfg.Files, m) {
+				continue
+			}
+			data, err := os.ReadFile(m)
+			if err != nil {
+				l.probs.Errorf(inc.Pos, "include: cannot read %s: %v", m, trimPathErr(err))
+				continue
+			}
+			l.cfg.Files = append(l.cfg.Files, m)
+			root := l.parse(m, data)
+			if root == nil {
+				continue
+			}
+			inf := NewFields(m, root, l.probs)
+			for _, k := range []string{"server", "sources", "include"} {
+				if inf.Has(k) {
+					inf.Errorf(k, "%s: can only be in the main config file (%s); an included file may hold actions:, rules: and tests:", k, path)
+				}
+			}
+			l.actions(m, inf.Node("actions"))
+			work = append(work, pending{m, inf.Node("rules"), inf.Node("tests")})
+			inf.Done()
+		}
+	}
+	for _, w := range work {
+		l.rules(w.file, w.rules)
+	}
+	for _, w := range work {
+		l.tests(w.file, w.tests)
+	}
+	names := l.ruleNames()
+	for _, t := range l.cfg.Tests {
+		for _, e := range t.Expect {
+			if !slices.Contains(names, e) {
+				l.probs.Errorf(t.Pos, "test expects unknown rule %q%s", e, DidYouMean(e, names))
+			}
+		}
+	}
+}
+
+func (l *loader) server(f *Fields, top *Fields) {
+	s := &l.cfg.Server
+	if f == nil {
+		f = NewFields(top.file, nil, l.probs)
+	}
+	s.Pos = f.Pos()
+	s.Listen = orDefault(f.String("listen"), ":8080")
+	s.AdminListen = orDefault(f.String("admin_listen"), "127.0.0.1:8081")
+	s.AdminToken = f.Secret("admin_token")
+	s.DataDir = orDefault(f.String("data_dir"), "./data")
+	s.MaxBody = f.Size("max_body", 1<<20)
+	s.Retention = f.Duration("retention", 720*time.Hour)
+	s.ShutdownTimeout = f.Duration("shutdown_timeout", 30*time.Second)
+	s.TrustedProxies = f.Prefixes("trusted_proxies")
+	s.TLSCert = f.String("tls_cert")
+	s.TLSKey = f.String("tls_key")
+	s.Workers = f.Int("workers", 16)
+	if v, ok := l.opt.lookup("PAYRAMD_LISTEN"); ok && v != "" {
+		s.Listen = v
+	}
+	if v, ok := l.opt.lookup("PAYRAMD_ADMIN_LISTEN"); ok && v != "" {
+		s.AdminListen = v
+	}
+	if v, ok := l.opt.lookup("PAYRAMD_DATA_DIR"); ok && v != "" {
+		s.DataDir = v
+	}
+	if (s.TLSCert == "") != (s.TLSKey == "") {
+		f.Errorf("tls_cert", "tls_cert and tls_key go together: set both or neither")
+	}
+	if s.MaxBody <= 0 {
+		f.Errorf("max_body", "max_body must be more than zero")
+	}
+	if s.Workers < 1 || s.Workers > 1024 {
+		f.Errorf("workers", "workers must be between 1 and 1024")
+	}
+	if s.AdminListen != "" && s.AdminToken == "" && !isLoopback(s.AdminListen) {
+		f.Errorf("admin_listen", "admin_listen %q is not a loopback address, so admin_token is required (the admin API can replay events and retry jobs)", s.AdminListen)
+	}
+	f.Done()
+}
+
+// isLoopback reports whether a listen address only accepts local connections.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+
+func (l *loader) checkName(what string, k *yaml.Node, file string) bool {
+	if !nameRE.MatchString(k.Value) {
+		l.probs.Errorf(Pos{File: file, Line: k.Line, Col: k.Column}, "%s name %q may only contain letters, digits, '-', '_' and '.'", what, k.Value)
+		return false
+	}
+	return true
+}
+
+func (l *loader) sources(file string, n *yaml.Node) {
+	if n == nil || n.Tag == "!!null" {
+		return
+	}
+	if n.Kind != yaml.MappingNode {
+		l.probs.Errorf(Pos{File: file, Line: n.Line, Col: n.Column}, "sources must be a mapping of source names to settings, not %s", kindName(n))
+		return
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if !l.checkName("source", k, file) {
+			continue
+		}
+		if l.cfg.Source(k.Value) != nil {
+			l.probs.Errorf(Pos{File: file, Line: k.Line, Col: k.Column}, "source %q is defined twice", k.Value)
+			continue
+		}
+		if v.Kind != yaml.MappingNode {
+			l.probs.Errorf(Pos{File: file, Line: v.Line, Col: v.Column}, "source %q must be a mapping (provider:, secret: ...), not %s", k.Value, kindName(v))
+			continue
+		}
+		f := NewFields(file, v, l.probs)
+		src := &Source{Name: k.Value, Pos: Pos{File: file, Line: k.Line, Col: k.Column}, Fields: f}
+		src.Provider = f.RequiredString("provider")
+		src.Path = f.String("path")
+		if src.Path == "" {
+			src.Path = "/webhooks/" + src.Name
+		} else if !strings.HasPrefix(src.Path, "/") {
+			f.Errorf("path", "path must start with /, such as /webhooks/%s", src.Name)
+		}
+		src.Secrets = f.Secrets("secret", "secrets")
+		src.AllowIPs = f.Prefixes("allow_ips")
+		src.MaxBody = f.Size("max_body", 0)
+		if rl := f.Map("rate_limit"); rl != nil {
+			r := &RateLimit{PerSecond: rl.Float("per_second", 0)}
+			r.Burst = rl.Int("burst", max(1, int(r.PerSecond+0.999)))
+			if r.PerSecond <= 0 {
+				rl.Errorf("per_second", "rate_limit needs per_second, the requests allowed each second (more than zero)")
+			}
+			if r.Burst < 1 {
+				rl.Errorf("burst", "burst must be at least 1")
+			}
+			rl.Done()
+			src.RateLimit = r
+		}
+		for _, other := range l.cfg.Sources {
+			if other.Path == src.Path {
+				f.Errorf("path", "path %s is already used by source %q", src.Path, other.Name)
+			}
+		}
+		l.cfg.Sources = append(l.cfg.Sources, src)
+		// Done is called by the provider once it has read its own keys.
+	}
+}
+
+func (l *loader) actions(file string, n *yaml.Node) {
+	if n == nil || n.Tag == "!!null" {
+		return
+	}
+	if n.Kind != yaml.MappingNode {
+		l.probs.Errorf(Pos{File: file, Line: n.Line, Col: n.Column}, "actions must be a mapping of action names to settings, not %s", kindName(n))
+		return
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if !l.checkName("action", k, file) {
+			continue
+		}
+		if prev := l.cfg.Action(k.Value); prev != nil {
+			l.probs.Errorf(Pos{File: file, Line: k.Line, Col: k.Column}, "action %q is already defined at %s", k.Value, prev.Pos)
+			continue
+		}
+		if a := l.action(file, k.Value, v, false); a != nil {
+			l.cfg.Actions = append(l.cfg.Actions, a)
+		}
+	}
+}
+
+func (l *loader) action(file, name string, v *yaml.Node, inline bool) *Action {
+	if v.Kind != yaml.MappingNode {
+		l.probs.Errorf(Pos{File: file, Line: v.Line, Col: v.Column}, "action %q must be a mapping (type:, url: ...), not %s", name, kindName(v))
+		return nil
+	}
+	f := NewFields(file, v, l.probs)
+	a := &Action{Name: name, Pos: Pos{File: file, Line: v.Line, Col: v.Column}, Inline: inline, Fields: f}
+	a.Type = f.RequiredString("type")
+	a.Timeout = f.Duration("timeout", 10*time.Second)
+	if a.Timeout == 0 {
+		f.Errorf("timeout", "timeout must be more than zero")
+	}
+	a.Enabled = f.Bool("enabled", true)
+	a.Retry = DefaultRetry
+	if r := f.Map("retry"); r != nil {
+		a.Retry.Attempts = r.Int("attempts", a.Retry.Attempts)
+		a.Retry.Initial = r.Duration("initial", a.Retry.Initial)
+		a.Retry.Max = r.Duration("max", a.Retry.Max)
+		if a.Retry.Attempts < 1 {
+			r.Errorf("attempts", "attempts counts the first try too, so it must be at least 1")
+		}
+		if a.Retry.Initial <= 0 {
+			r.Errorf("initial", "initial must be more than zero")
+		}
+		if a.Retry.Max < a.Retry.Initial {
+			r.Errorf("max", "max (%s) must not be less than initial (%s)", a.Retry.Max, a.Retry.Initial)
+		}
+		r.Done()
+	}
+	return a
+}
+
+func (l *loader) rules(file string, n *yaml.Node) {
+	if n == nil || n.Tag == "!!null" {
+		return
+	}
+	if n.Kind != yaml.SequenceNode {
+		l.probs.Errorf(Pos{File: file, Line: n.Line, Col: n.Column}, "rules must be a list, each rule starting with '- name:', not %s", kindName(n))
+		return
+	}
+	for _, item := range n.Content {
+		pos := Pos{File: file, Line: item.Line, Col: item.Column}
+		if item.Kind != yaml.MappingNode {
+			l.probs.Errorf(pos, "each rule must be a mapping with name:, when: and do:, not %s", kindName(item))
+			continue
+		}
+		f := NewFields(file, item, l.probs)
+		r := &Rule{Pos: pos}
+		r.Name = f.RequiredString("name")
+		if r.Name != "" {
+			for _, other := range l.cfg.Rules {
+				if other.Name == r.Name {
+					f.Errorf("name", "rule %q is already defined at %s; rule names must be unique (they key once_per and metrics)", r.Name, other.Pos)
+				}
+			}
+		}
+		for _, s := range f.ScalarList("source") {
+			if l.cfg.Source(s.Value) == nil {
+				l.probs.Errorf(s.Pos, "unknown source %q%s", s.Value, DidYouMean(s.Value, l.sourceNames()))
+				continue
+			}
+			r.Sources = append(r.Sources, s.Value)
+		}
+		r.When = f.Scalar("when")
+		if r.When == nil {
+			f.Errorf("when", "rule %q needs when: a condition such as status == \"FILLED\"", r.Name)
+		}
+		r.OncePer = f.Scalar("once_per")
+		r.Enabled = f.Bool("enabled", true)
+		l.ruleDo(file, r, f)
+		f.Done()
+		l.cfg.Rules = append(l.cfg.Rules, r)
+	}
+}
+
+func (l *loader) ruleDo(file string, r *Rule, f *Fields) {
+	do := f.Node("do")
+	if do == nil || do.Tag == "!!null" {
+		f.Errorf("do", "rule %q needs do: the actions to run, such as do: [ops-slack]", r.Name)
+		return
+	}
+	items := []*yaml.Node{do}
+	if do.Kind == yaml.SequenceNode {
+		items = do.Content
+	}
+	for i, it := range items {
+		pos := Pos{File: file, Line: it.Line, Col: it.Column}
+		switch it.Kind {
+		case yaml.ScalarNode:
+			if l.cfg.Action(it.Value) == nil || l.cfg.Action(it.Value).Inline {
+				l.probs.Errorf(pos, "unknown action %q%s", it.Value, DidYouMean(it.Value, l.actionNames()))
+				continue
+			}
+			r.Do = append(r.Do, it.Value)
+			r.DoPos = append(r.DoPos, pos)
+		case yaml.MappingNode:
+			name := fmt.Sprintf("%s/do[%d]", r.Name, i)
+			if a := l.action(file, name, it, true); a != nil {
+				l.cfg.Actions = append(l.cfg.Actions, a)
+				r.Do = append(r.Do, name)
+				r.DoPos = append(r.DoPos, pos)
+			}
+		default:
+			l.probs.Errorf(pos, "each item of do: is an action name or an inline action (type: ...), not %s", kindName(it))
+		}
+	}
+}
+
+func (l *loader) tests(file string, n *yaml.Node) {
+	if n == nil || n.Tag == "!!null" {
+		return
+	}
+	if n.Kind != yaml.SequenceNode {
+		l.probs.Errorf(Pos{File: file, Line: n.Line, Col: n.Column}, "tests must be a list, each test starting with '- event:', not %s", kindName(n))
+		return
+	}
+	for _, item := range n.Content {
+		pos := Pos{File: file, Line: item.Line, Col: item.Column}
+		if item.Kind != yaml.MappingNode {
+			l.probs.Errorf(pos, "each test must be a mapping with event:, source: and expect:, not %s", kindName(item))
+			continue
+		}
+		f := NewFields(file, item, l.probs)
+		t := &Test{Pos: pos}
+		t.Event = f.RequiredString("event")
+		if t.Event != "" && !filepath.IsAbs(t.Event) {
+			t.Event = filepath.Join(filepath.Dir(file), t.Event)
+		}
+		t.Source = f.String("source")
+		if t.Source != "" && l.cfg.Source(t.Source) == nil {
+			f.Errorf("source", "unknown source %q%s", t.Source, DidYouMean(t.Source, l.sourceNames()))
+		}
+		t.ExpectSet = f.Has("expect")
+		for _, e := range f.ScalarList("expect") {
+			t.Expect = append(t.Expect, e.Value)
+		}
+		f.Done()
+		l.cfg.Tests = append(l.cfg.Tests, t)
+	}
+}
+
+func (l *loader) sourceNames() []string {
+	var out []string
+	for _, s := range l.cfg.Sources {
+		out = append(out, s.Name)
+	}
+	return out
+}
+
+func (l *loader) actionNames() []string {
+	var out []string
+	for _, a := range l.cfg.Actions {
+		if !a.Inline {
+			out = append(out, a.Name)
+		}
+	}
+	return out
+}
+
+func (l *loader) ruleNames() []string {
+	var out []string
+	for _, r := range l.cfg.Rules {
+		out = append(out, r.Name)
+	}
+	return out
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

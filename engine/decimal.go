@@ -1,0 +1,145 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/govalues/decimal"
+)
+
+// Decimal is an exact decimal number: every JSON number in a payload and
+// every numeric literal in a rule is one, so money behaves as on paper
+// (49.99 - 44.99 == 5). It holds up to 19 significant digits; arithmetic
+// that would need more fails with an error rather than rounding silently
+// (division rounds to 19 digits, as a calculator does).
+//
+// It wraps github.com/govalues/decimal, which is allocation-free, so that
+// exact arithmetic costs about as much as float64 in a rule.
+type Decimal struct{ d decimal.Decimal }
+
+// ErrDivisionByZero is returned by Quo and Rem for a zero divisor: a rule
+// dividing by zero errors instead of comparing against +Inf.
+var ErrDivisionByZero = errors.New("division by zero")
+
+// ParseDecimal parses a decimal number such as "25", "-0.10" or "1.5e3".
+// Surrounding spaces are not allowed; an empty string is not a number.
+func ParseDecimal(s string) (Decimal, error) {
+	d, err := decimal.Parse(s)
+	if err != nil {
+		return Decimal{}, fmt.Errorf("%q is not a decimal number", s)
+	}
+	return Decimal{d}, nil
+}
+
+// MustDecimal parses s and panics on failure; for tests and constants.
+func MustDecimal(s string) Decimal {
+	d, err := ParseDecimal(s)
+	if err != nil {
+		panic(err)
+	}
+	return d
+}
+
+// DecimalFromInt converts an integer exactly.
+func DecimalFromInt(n int64) Decimal {
+	d, _ := decimal.New(n, 0) // cannot fail at scale 0
+	return Decimal{d}
+}
+
+// DecimalFromFloat converts a float by its shortest decimal representation,
+// so 5.05 becomes exactly 5.05, not 5.04999999999999982236431605997495353221893310546875.
+func DecimalFromFloat(f float64) (Decimal, error) {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return Decimal{}, fmt.Errorf("%v is not a finite number", f)
+	}
+	return ParseDecimal(strconv.FormatFloat(f, 'f', -1, 64))
+}
+
+// String renders the number in plain notation with its own precision
+// (trailing zeros the provider sent are kept: "25.00").
+func (x Decimal) String() string { return x.d.String() }
+
+// MarshalJSON writes the number unquoted, as it appeared in the payload.
+func (x Decimal) MarshalJSON() ([]byte, error) { return []byte(x.d.String()), nil }
+
+// Money renders the number rounded half-to-even to two decimals, such as 5 → "5.00".
+func (x Decimal) Money() string { return x.d.Round(2).Pad(2).String() }
+
+// Add returns x + y.
+func (x Decimal) Add(y Decimal) (Decimal, error) {
+	r, err := x.d.Add(y.d)
+	return Decimal{r}, wrapArith(err)
+}
+
+// Sub returns x - y.
+func (x Decimal) Sub(y Decimal) (Decimal, error) {
+	r, err := x.d.Sub(y.d)
+	return Decimal{r}, wrapArith(err)
+}
+
+// Mul returns x * y.
+func (x Decimal) Mul(y Decimal) (Decimal, error) {
+	r, err := x.d.Mul(y.d)
+	return Decimal{r}, wrapArith(err)
+}
+
+// Quo returns x / y rounded to 19 significant digits; a zero y is an error.
+func (x Decimal) Quo(y Decimal) (Decimal, error) {
+	if y.d.IsZero() {
+		return Decimal{}, ErrDivisionByZero
+	}
+	r, err := x.d.Quo(y.d)
+	return Decimal{r.Trim(0)}, wrapArith(err)
+}
+
+// Rem returns the remainder of x / y, with the sign of x; a zero y is an error.
+func (x Decimal) Rem(y Decimal) (Decimal, error) {
+	if y.d.IsZero() {
+		return Decimal{}, ErrDivisionByZero
+	}
+	_, r, err := x.d.QuoRem(y.d)
+	return Decimal{r}, wrapArith(err)
+}
+
+// Cmp compares x and y numerically: -1, 0 or +1.
+func (x Decimal) Cmp(y Decimal) int { return x.d.Cmp(y.d) }
+
+// Neg returns -x.
+func (x Decimal) Neg() Decimal { return Decimal{x.d.Neg()} }
+
+// Abs returns |x|.
+func (x Decimal) Abs() Decimal { return Decimal{x.d.Abs()} }
+
+// Round rounds half-to-even to the given number of decimal places.
+func (x Decimal) Round(places int) Decimal {
+	return Decimal{x.d.Round(max(0, min(places, decimal.MaxScale)))}
+}
+
+// IsZero reports whether x == 0.
+func (x Decimal) IsZero() bool { return x.d.IsZero() }
+
+// Float64 converts to the nearest float64.
+func (x Decimal) Float64() float64 {
+	f, _ := x.d.Float64()
+	return f
+}
+
+// Int64 returns the integer part of x, and whether x was whole and in range.
+func (x Decimal) Int64() (int64, bool) {
+	w, frac, ok := x.d.Int64(0)
+	return w, ok && frac == 0 && x.d.IsInt()
+}
+
+func wrapArith(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "overflow") {
+		return errors.New("number too large for exact decimal arithmetic (more than 19 digits)")
+	}
+	return err
+}

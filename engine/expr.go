@@ -1,0 +1,488 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"reflect"
+	"strconv"
+	"strings"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/builtin"
+	"github.com/expr-lang/expr/conf"
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/vm"
+	"github.com/expr-lang/expr/vm/runtime"
+	"github.com/payramd/payramd/config"
+)
+
+// How numbers behave in rules. expr itself computes in float64 (0.1 + 0.2 !=
+// 0.3, a/0 == +Inf); payramd rewrites the tree after type checking so that
+// every arithmetic or comparison that may involve a Decimal calls one of the
+// functions below instead, and every float literal becomes a Decimal
+// constant. Integer-only arithmetic (len(x) - 1) stays native so it can
+// index lists.
+
+var (
+	decimalType = reflect.TypeOf(Decimal{})
+	anyType     = reflect.TypeOf((*any)(nil)).Elem()
+	boolType    = reflect.TypeOf(true)
+	stringType  = reflect.TypeOf("")
+)
+
+// maxNodes bounds an expression's size; a rule is a line, not a program.
+const maxNodes = 1000
+
+// opFuncs maps an operator to the internal function that implements it.
+var opFuncs = map[string]string{
+	"+": "_dec_add", "-": "_dec_sub", "*": "_dec_mul", "/": "_dec_div", "%": "_dec_mod",
+	"<": "_dec_lt", "<=": "_dec_le", ">": "_dec_gt", ">=": "_dec_ge", "==": "_dec_eq", "!=": "_dec_ne",
+}
+
+func isDecimal(t reflect.Type) bool { return t == decimalType }
+
+func isAny(t reflect.Type) bool { return t == nil || t.Kind() == reflect.Interface }
+
+func isNativeNumber(t reflect.Type) bool {
+	if t == nil {
+		return false
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		return true
+	}
+	return false
+}
+
+func isIntType(t reflect.Type) bool {
+	if t == nil {
+		return false
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return true
+	}
+	return false
+}
+
+// decimalPatcher rewrites numeric operations to exact decimal calls.
+type decimalPatcher struct {
+	applied bool
+}
+
+func (p *decimalPatcher) Reset()            { p.applied = false }
+func (p *decimalPatcher) ShouldRepeat() bool { return p.applied }
+
+func (p *decimalPatcher) Visit(node *ast.Node) {
+	switch n := (*node).(type) {
+	case *ast.FloatNode:
+		d, err := DecimalFromFloat(n.Value)
+		if err != nil {
+			return
+		}
+		c := &ast.ConstantNode{Value: d}
+		c.SetType(decimalType)
+		ast.Patch(node, c)
+		p.applied = true
+	case *ast.UnaryNode:
+		if n.Operator != "-" {
+			return
+		}
+		t := n.Node.Type()
+		if isDecimal(t) || (isAny(t) && !isNilNode(n.Node)) {
+			call := &ast.CallNode{Callee: &ast.IdentifierNode{Value: "_dec_neg"}, Arguments: []ast.Node{n.Node}}
+			ast.Patch(node, call)
+			p.applied = true
+		}
+	case *ast.BinaryNode:
+		fn, ok := opFuncs[n.Operator]
+		if !ok {
+			return
+		}
+		lt, rt := staticType(n.Left), staticType(n.Right)
+		numeric := func(t reflect.Type) bool { return isDecimal(t) || isAny(t) || isNativeNumber(t) }
+		if !numeric(lt) || !numeric(rt) {
+			return // strings, times, durations, lists: expr's own rules
+		}
+		if n.Operator == "==" || n.Operator == "!=" {
+			// Equality involving nil or two unknowns of possibly any type is
+			// handled by _dec_eq, which falls back to expr's own equality.
+			if isNativeNumber(lt) && isNativeNumber(rt) {
+				return
+			}
+		} else if isIntType(lt) && isIntType(rt) && n.Operator != "/" {
+			return // integer arithmetic and comparisons stay native
+		}
+		call := &ast.CallNode{Callee: &ast.IdentifierNode{Value: fn}, Arguments: []ast.Node{n.Left, n.Right}}
+		ast.Patch(node, call)
+		p.applied = true
+	}
+}
+
+// staticType is the node's type, using what the syntax alone tells where
+// the checker left no type (it does not descend into every position, such
+// as slice bounds over an unknown value).
+func staticType(n ast.Node) reflect.Type {
+	switch x := n.(type) {
+	case *ast.IntegerNode:
+		return reflect.TypeOf(0)
+	case *ast.BuiltinNode:
+		if x.Name == "len" || x.Name == "count" {
+			return reflect.TypeOf(0)
+		}
+	case *ast.BinaryNode:
+		switch x.Operator {
+		case "+", "-", "*", "%":
+			if l, r := staticType(x.Left), staticType(x.Right); isIntType(l) && isIntType(r) {
+				return l
+			}
+		}
+	case *ast.UnaryNode:
+		if t := staticType(x.Node); isIntType(t) {
+			return t
+		}
+	}
+	return n.Type()
+}
+
+func isNilNode(n ast.Node) bool {
+	_, ok := n.(*ast.NilNode)
+	return ok
+}
+
+// toDecimal converts a runtime operand; ok is false for non-numbers.
+func toDecimal(v any) (Decimal, bool, error) {
+	switch x := v.(type) {
+	case Decimal:
+		return x, true, nil
+	case int:
+		return DecimalFromInt(int64(x)), true, nil
+	case int64:
+		return DecimalFromInt(x), true, nil
+	case int32:
+		return DecimalFromInt(int64(x)), true, nil
+	case uint8:
+		return DecimalFromInt(int64(x)), true, nil
+	case uint64:
+		if x > math.MaxInt64 {
+			return Decimal{}, false, fmt.Errorf("%d is too large", x)
+		}
+		return DecimalFromInt(int64(x)), true, nil
+	case uint:
+		return DecimalFromInt(int64(x)), true, nil
+	case float64:
+		d, err := DecimalFromFloat(x)
+		return d, err == nil, err
+	case float32:
+		d, err := DecimalFromFloat(float64(x))
+		return d, err == nil, err
+	}
+	return Decimal{}, false, nil
+}
+
+func describe(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "nil (the field is missing or null)"
+	case string:
+		return fmt.Sprintf("the string %q", x)
+	}
+	return typeName(v)
+}
+
+func operands(op string, a, b any) (Decimal, Decimal, error) {
+	x, okx, err := toDecimal(a)
+	if err != nil {
+		return x, x, err
+	}
+	y, oky, err := toDecimal(b)
+	if err != nil {
+		return x, y, err
+	}
+	if !okx || !oky {
+		bad := a
+		if okx {
+			bad = b
+		}
+		return x, y, fmt.Errorf("invalid operation %s: %s is not a number", op, describe(bad))
+	}
+	return x, y, nil
+}
+
+func arith(op string, f func(x, y Decimal) (Decimal, error)) func(args ...any) (any, error) {
+	return func(args ...any) (any, error) {
+		a, b := args[0], args[1]
+		if op == "+" {
+			// expr's + also joins strings and lists; keep that for unknowns.
+			if _, ok := a.(string); ok {
+				return runtime.Add(a, b), nil
+			}
+			if _, ok := a.([]any); ok {
+				return runtime.Add(a, b), nil
+			}
+		}
+		x, y, err := operands(op, a, b)
+		if err != nil {
+			return nil, err
+		}
+		return f(x, y)
+	}
+}
+
+func compare(op string, ok func(c int) bool) func(args ...any) (any, error) {
+	return func(args ...any) (any, error) {
+		a, b := args[0], args[1]
+		if sa, isStr := a.(string); isStr {
+			if sb, isStr := b.(string); isStr {
+				return ok(strings.Compare(sa, sb)), nil
+			}
+		}
+		x, y, err := operands(op, a, b)
+		if err != nil {
+			return nil, err
+		}
+		return ok(x.Cmp(y)), nil
+	}
+}
+
+func equal(a, b any) bool {
+	x, okx, _ := toDecimal(a)
+	y, oky, _ := toDecimal(b)
+	if okx && oky {
+		return x.Cmp(y) == 0
+	}
+	if okx || oky {
+		return false
+	}
+	return runtime.Equal(a, b)
+}
+
+// numberOps are the internal functions the patcher calls. Their Validate
+// hooks give the checker the result type, so a Decimal result keeps being
+// type-checked downstream (amount - 5 > "x" is still a compile error).
+func numberOps() []expr.Option {
+	arithType := func(args []reflect.Type) (reflect.Type, error) {
+		for _, a := range args {
+			if isDecimal(a) || isNativeNumber(a) {
+				return decimalType, nil
+			}
+		}
+		return anyType, nil
+	}
+	boolResult := func(args []reflect.Type) (reflect.Type, error) { return boolType, nil }
+	fns := []*builtin.Function{
+		{Name: "_dec_add", Validate: arithType, Func: arith("+", Decimal.Add)},
+		{Name: "_dec_sub", Validate: arithType, Func: arith("-", Decimal.Sub)},
+		{Name: "_dec_mul", Validate: arithType, Func: arith("*", Decimal.Mul)},
+		{Name: "_dec_div", Validate: arithType, Func: arith("/", Decimal.Quo)},
+		{Name: "_dec_mod", Validate: arithType, Func: arith("%", Decimal.Rem)},
+		{Name: "_dec_lt", Validate: boolResult, Func: compare("<", func(c int) bool { return c < 0 })},
+		{Name: "_dec_le", Validate: boolResult, Func: compare("<=", func(c int) bool { return c <= 0 })},
+		{Name: "_dec_gt", Validate: boolResult, Func: compare(">", func(c int) bool { return c > 0 })},
+		{Name: "_dec_ge", Validate: boolResult, Func: compare(">=", func(c int) bool { return c >= 0 })},
+		{Name: "_dec_eq", Validate: boolResult, Func: func(args ...any) (any, error) { return equal(args[0], args[1]), nil }},
+		{Name: "_dec_ne", Validate: boolResult, Func: func(args ...any) (any, error) { return !equal(args[0], args[1]), nil }},
+		{Name: "_dec_neg", Validate: func(args []reflect.Type) (reflect.Type, error) {
+			return arithType(args)
+		}, Func: func(args ...any) (any, error) {
+			x, ok, err := toDecimal(args[0])
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				return nil, fmt.Errorf("invalid operation -: %s is not a number", describe(args[0]))
+			}
+			return x.Neg(), nil
+		}},
+	}
+	// Functions merchants call. They accept Decimals, native numbers and
+	// numeric strings, so amounts work whatever the provider sent.
+	oneNumber := func(name string, f func(Decimal, []any) (any, error), result reflect.Type) *builtin.Function {
+		return &builtin.Function{
+			Name: name,
+			Validate: func(args []reflect.Type) (reflect.Type, error) {
+				if len(args) == 0 {
+					return nil, fmt.Errorf("%s needs a number", name)
+				}
+				return result, nil
+			},
+			Func: func(args ...any) (any, error) {
+				if len(args) == 0 {
+					return nil, fmt.Errorf("%s needs a number", name)
+				}
+				if args[0] == nil {
+					return nil, fmt.Errorf("%s: the value is nil (missing or null)", name)
+				}
+				x, err := AsDecimal(args[0])
+				if err != nil {
+					return nil, fmt.Errorf("%s: %v", name, err)
+				}
+				return f(x, args[1:])
+			},
+		}
+	}
+	places := func(rest []any) (int, error) {
+		if len(rest) == 0 {
+			return 0, nil
+		}
+		d, err := AsDecimal(rest[0])
+		if err != nil {
+			return 0, err
+		}
+		n, ok := d.Int64()
+		if !ok || n < 0 || n > 18 {
+			return 0, errors.New("decimal places must be a whole number from 0 to 18")
+		}
+		return int(n), nil
+	}
+	fns = append(fns,
+		&builtin.Function{
+			Name:     "money",
+			Validate: func(args []reflect.Type) (reflect.Type, error) { return stringType, nil },
+			Func: func(args ...any) (any, error) {
+				if len(args) != 1 {
+					return nil, errors.New("money takes one number")
+				}
+				if args[0] == nil {
+					return "", nil
+				}
+				x, err := AsDecimal(args[0])
+				if err != nil {
+					return nil, fmt.Errorf("money: %v", err)
+				}
+				return x.Money(), nil
+			},
+		},
+		oneNumber("decimal", func(x Decimal, _ []any) (any, error) { return x, nil }, decimalType),
+		oneNumber("abs", func(x Decimal, _ []any) (any, error) { return x.Abs(), nil }, decimalType),
+		oneNumber("round", func(x Decimal, rest []any) (any, error) {
+			n, err := places(rest)
+			return x.Round(n), err
+		}, decimalType),
+		oneNumber("ceil", func(x Decimal, _ []any) (any, error) { return Decimal{x.d.Ceil(0)}, nil }, decimalType),
+		oneNumber("floor", func(x Decimal, _ []any) (any, error) { return Decimal{x.d.Floor(0)}, nil }, decimalType),
+		oneNumber("float", func(x Decimal, _ []any) (any, error) { return x.Float64(), nil }, reflect.TypeOf(0.0)),
+		oneNumber("int", func(x Decimal, _ []any) (any, error) {
+			n, _ := Decimal{x.d.Trunc(0)}.Int64()
+			return n, nil
+		}, reflect.TypeOf(0)),
+	)
+	opts := make([]expr.Option, 0, len(fns)+5)
+	for _, name := range []string{"abs", "round", "ceil", "floor", "float", "int"} {
+		opts = append(opts, expr.DisableBuiltin(name))
+	}
+	for _, f := range fns {
+		f := f
+		opts = append(opts, func(c *conf.Config) { c.Functions[f.Name] = f })
+	}
+	return opts
+}
+
+// AsDecimal converts a number or a numeric string to a Decimal.
+func AsDecimal(v any) (Decimal, error) {
+	if s, ok := v.(string); ok {
+		return ParseDecimal(strings.TrimSpace(s))
+	}
+	d, ok, err := toDecimal(v)
+	if err != nil {
+		return d, err
+	}
+	if !ok {
+		return d, fmt.Errorf("%s is not a number", describe(v))
+	}
+	return d, nil
+}
+
+var decimalOptions = numberOps()
+
+// compileMode selects the number semantics; floatMode exists only so the
+// benchmarks can compare against expr's native float64 arithmetic.
+type compileMode int
+
+const (
+	decimalMode compileMode = iota
+	floatMode
+)
+
+// genericEnv is the environment for sources whose fields are unknown.
+func genericEnv() map[string]any {
+	return map[string]any{"payload": map[string]any{}, "meta": Meta{}}
+}
+
+func exprOptions(env map[string]any, mode compileMode, asBool bool) []expr.Option {
+	if env == nil {
+		env = genericEnv()
+	}
+	opts := []expr.Option{expr.Env(env), expr.AllowUndefinedVariables(), expr.MaxNodes(maxNodes)}
+	if asBool {
+		opts = append(opts, expr.AsBool())
+	}
+	if mode == decimalMode {
+		opts = append(opts, decimalOptions...)
+		opts = append(opts, expr.Patch(&decimalPatcher{}))
+	}
+	return opts
+}
+
+// compileValue compiles an expression whose result is any value.
+func compileValue(code string, env map[string]any) (*vm.Program, error) {
+	return expr.Compile(code, exprOptions(env, decimalMode, false)...)
+}
+
+// reportExprError maps an expr error (with its own line:col inside the
+// expression) to the file, offset by where the expression starts.
+func reportExprError(probs *config.Problems, s *config.Scalar, line, col int, err error) {
+	var fe *file.Error
+	msg := err.Error()
+	l, c := line, col
+	if errors.As(err, &fe) {
+		msg = friendlyMessage(fe.Message)
+		if fe.Line <= 1 {
+			c = col + fe.Column
+		} else {
+			l, c = line+fe.Line-1, fe.Column+1
+		}
+	}
+	if s.Comment != "" && s.Style == 0 {
+		msg += fmt.Sprintf("; note: YAML read everything from ` %s` on as a comment, so it is not part of the expression — put the whole value in quotes", strings.TrimSpace(s.Comment))
+	}
+	probs.Errorf(s.At(l, c), "%s", msg)
+}
+
+// friendlyMessage rewrites expr's terse messages for merchants.
+func friendlyMessage(m string) string {
+	m = strings.ReplaceAll(m, "github.com/payramd/payramd/engine.Decimal", "number")
+	m = strings.ReplaceAll(m, "engine.Decimal", "number")
+	switch {
+	case strings.HasPrefix(m, "expected bool, but got"):
+		return "the condition must be true or false, but it " + strings.TrimPrefix(m, "expected bool, but ") + ": compare it with something, such as status == \"FILLED\""
+	case strings.Contains(m, "unexpected token Operator(\"=\")"):
+		return m + " (to compare, write == instead of =)"
+	case strings.HasPrefix(m, "invalid operation") && strings.Contains(m, "mismatched types number and string"),
+		strings.HasPrefix(m, "invalid operation") && strings.Contains(m, "mismatched types string and number"):
+		return m + ": a number cannot be compared with text; remove the quotes around the number"
+	}
+	return m
+}
+
+// cleanRunError keeps the first line of a runtime error (expr appends a
+// multi-line snippet) and rewrites internal names.
+func cleanRunError(err error) string {
+	msg := err.Error()
+	var fe *file.Error
+	if errors.As(err, &fe) {
+		msg = fe.Message
+		if fe.Line > 0 {
+			msg += " (" + strconv.Itoa(fe.Line) + ":" + strconv.Itoa(fe.Column+1) + ")"
+		}
+	}
+	if i := strings.IndexByte(msg, '\n'); i >= 0 {
+		msg = msg[:i]
+	}
+	return friendlyMessage(msg)
+}

@@ -1,0 +1,175 @@
+package engine
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/expr-lang/expr/vm"
+	"github.com/payramd/payramd/config"
+)
+
+// Template is a string with {{ expr }} placeholders, compiled once at load.
+// Numbers render as plain decimals, nil as empty, maps and lists as JSON.
+type Template struct {
+	src   string
+	parts []tmplPart
+}
+
+type tmplPart struct {
+	lit  string
+	prog *vm.Program // nil for a literal part
+	code string
+}
+
+// CompileTemplate compiles s. Problems (with file:line:col) go to probs and
+// the result is nil when there are errors.
+func CompileTemplate(s *config.Scalar, probs *config.Problems) *Template {
+	if s == nil {
+		return &Template{}
+	}
+	t := &Template{src: s.Value}
+	ok := true
+	rest, off := s.Value, 0
+	for {
+		i := strings.Index(rest, "{{")
+		if i < 0 {
+			if rest != "" {
+				t.parts = append(t.parts, tmplPart{lit: rest})
+			}
+			break
+		}
+		if i > 0 {
+			t.parts = append(t.parts, tmplPart{lit: rest[:i]})
+		}
+		j := closingBraces(rest[i+2:])
+		if j < 0 {
+			line, col := lineCol(s.Value, off+i)
+			probs.Errorf(s.At(line, col), "placeholder opened with {{ is never closed with }}")
+			return nil
+		}
+		code := rest[i+2 : i+2+j]
+		if strings.TrimSpace(code) == "" {
+			line, col := lineCol(s.Value, off+i)
+			probs.Errorf(s.At(line, col), "empty placeholder {{ }}: put an expression inside, such as {{ reference_id }}")
+			ok = false
+		} else {
+			prog, err := compileValue(code, nil)
+			if err != nil {
+				line, col := lineCol(s.Value, off+i+2)
+				reportExprError(probs, s, line, col, err)
+				ok = false
+			}
+			t.parts = append(t.parts, tmplPart{prog: prog, code: strings.TrimSpace(code)})
+		}
+		adv := i + 2 + j + 2
+		rest, off = rest[adv:], off+adv
+	}
+	if !ok {
+		return nil
+	}
+	return t
+}
+
+// closingBraces finds the "}}" that ends a placeholder, skipping string
+// literals so that {{ "}}" }} works.
+func closingBraces(s string) int {
+	var quote byte
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case quote != 0:
+			if c == '\\' {
+				i++
+			} else if c == quote {
+				quote = 0
+			}
+		case c == '"' || c == '\'' || c == '`':
+			quote = c
+		case c == '}' && i+1 < len(s) && s[i+1] == '}':
+			return i
+		}
+	}
+	return -1
+}
+
+// lineCol converts a byte offset in s to a 1-based line and column.
+func lineCol(s string, off int) (int, int) {
+	line, col := 1, 1
+	for i := 0; i < off && i < len(s); i++ {
+		if s[i] == '\n' {
+			line, col = line+1, 1
+		} else {
+			col++
+		}
+	}
+	return line, col
+}
+
+// Source is the template text as written.
+func (t *Template) Source() string { return t.src }
+
+// IsConstant reports whether the template has no placeholder.
+func (t *Template) IsConstant() bool {
+	for _, p := range t.parts {
+		if p.prog != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// Render evaluates the placeholders against env (see Event.Env).
+func (t *Template) Render(env map[string]any) (string, error) {
+	if t == nil {
+		return "", nil
+	}
+	if len(t.parts) == 1 && t.parts[0].prog == nil {
+		return t.parts[0].lit, nil
+	}
+	var b strings.Builder
+	var machine vm.VM
+	for _, p := range t.parts {
+		if p.prog == nil {
+			b.WriteString(p.lit)
+			continue
+		}
+		v, err := machine.Run(p.prog, env)
+		if err != nil {
+			return "", fmt.Errorf("{{ %s }}: %s", p.code, cleanRunError(err))
+		}
+		s, err := FormatValue(v)
+		if err != nil {
+			return "", fmt.Errorf("{{ %s }}: %v", p.code, err)
+		}
+		b.WriteString(s)
+	}
+	return b.String(), nil
+}
+
+// FormatValue renders a value for a template: strings as they are, numbers
+// in plain decimal notation, nil as empty, maps and lists as JSON.
+func FormatValue(v any) (string, error) {
+	switch x := v.(type) {
+	case nil:
+		return "", nil
+	case string:
+		return x, nil
+	case Decimal:
+		return x.String(), nil
+	case bool, int, int64, int32, uint, uint64:
+		return fmt.Sprint(x), nil
+	case float64:
+		d, err := DecimalFromFloat(x)
+		if err != nil {
+			return "", err
+		}
+		return d.String(), nil
+	case fmt.Stringer:
+		return x.String(), nil
+	}
+	b, err := EncodeJSON(v)
+	if err != nil {
+		return "", err
+	}
+	return string(b), nil
+}

@@ -1,0 +1,71 @@
+package journal
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// openTest opens a journal in a fresh temporary directory and closes it when
+// the test ends.
+func openTest(t testing.TB, opts Options) (*SQLite, string) {
+	t.Helper()
+	dir := t.TempDir()
+	s, err := Open(dir, opts)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s, dir
+}
+
+var kib = bytes.Repeat([]byte("x"), 1024)
+
+// testEvent returns an event with a 1 KiB body.
+func testEvent(id string) *Event {
+	return &Event{
+		ID:         id,
+		Source:     "payram",
+		Provider:   "payram",
+		Type:       "payment.updated",
+		ReceivedAt: time.Unix(1_700_000_000, 0).UTC(),
+		Headers:    map[string]string{"Content-Type": "application/json", "X-Request-Id": id},
+		Body:       kib,
+		Payload:    []byte(`{"status":"OVER_FILLED","amount":25}`),
+	}
+}
+
+// evalFor returns an evaluation in which rule matched and asks for actions.
+func evalFor(rule string, actions ...string) *Evaluation {
+	return &Evaluation{
+		Results: []RuleResult{{Rule: rule, Matched: true}, {Rule: "other", Matched: false}},
+		Matches: []Match{{Rule: rule, Actions: actions}},
+	}
+}
+
+// onceEval is evalFor with a once_per key.
+func onceEval(rule, key string, actions ...string) *Evaluation {
+	e := evalFor(rule, actions...)
+	e.Matches[0].HasOnce, e.Matches[0].OnceKey = true, key
+	return e
+}
+
+func mustIngest(t testing.TB, s *SQLite, ev *Event, eval *Evaluation) IngestResult {
+	t.Helper()
+	res, err := s.Ingest(context.Background(), ev, eval)
+	if err != nil {
+		t.Fatalf("Ingest(%s): %v", ev.ID, err)
+	}
+	return res
+}
+
+func idOf(prefix string, i int) string { return fmt.Sprintf("%s-%06d", prefix, i) }
+
+func testingGOMAXPROCS() int { return runtime.GOMAXPROCS(0) }

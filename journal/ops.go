@@ -1,0 +1,307 @@
+package journal
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// This file holds the write methods. Each one prepares its arguments in the
+// caller's goroutine (JSON encoding, time conversion, validation) and hands
+// the writer only the statements to run, because the single writer
+// goroutine is the throughput bottleneck and the callers are many.
+
+// Ingest implements [Store.Ingest].
+func (s *SQLite) Ingest(ctx context.Context, ev *Event, eval *Evaluation) (IngestResult, error) {
+	if ev == nil || ev.ID == "" {
+		return IngestResult{}, errors.New("journal: event has no ID")
+	}
+	if eval == nil {
+		eval = &Evaluation{}
+	}
+	headers, err := encodeHeaders(ev.Headers)
+	if err != nil {
+		return IngestResult{}, err
+	}
+	received := ev.ReceivedAt
+	if received.IsZero() {
+		received = s.now()
+	}
+	var body, payload any // nil binds NULL
+	if len(ev.Body) > 0 {
+		body = ev.Body
+	}
+	if len(ev.Payload) > 0 {
+		payload = string(ev.Payload) // TEXT, so json_extract() works in the CLI
+	}
+	id, source, provider, typ, recv := ev.ID, ev.Source, ev.Provider, ev.Type, received.UnixNano()
+
+	var res IngestResult
+	err = s.write(ctx, func(w *wtx) error {
+		res = IngestResult{} // an op body may run in a batch that is later aborted
+		n, err := w.execN(stInsEvent, id, source, provider, typ, recv, headers, body, payload)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			res.Duplicate = true
+			return nil
+		}
+		res.Jobs, res.Suppressed, err = s.applyEval(w, id, source, eval)
+		return err
+	})
+	if err != nil {
+		return IngestResult{}, err
+	}
+	return res, nil
+}
+
+// Replay implements [Store.Replay].
+func (s *SQLite) Replay(ctx context.Context, eventID string, eval *Evaluation) ([]*Job, error) {
+	if eval == nil {
+		eval = &Evaluation{}
+	}
+	var jobs []*Job
+	err := s.write(ctx, func(w *wtx) error {
+		jobs = nil
+		var source string
+		if err := w.stmt(stEventSource).QueryRowContext(w.ctx, eventID).Scan(&source); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("journal: event %q: %w", eventID, ErrNotFound)
+			}
+			return err
+		}
+		if _, err := w.exec(stDelResults, eventID); err != nil {
+			return err
+		}
+		var err error
+		jobs, _, err = s.applyEval(w, eventID, source, eval)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return jobs, nil
+}
+
+// applyEval records eval for an event that exists in this transaction:
+// once_per keys first (so a suppressed match creates no jobs), then the rule
+// results, then one job per action of every unsuppressed match. Because all
+// ops of a batch share the transaction, a key claimed by an earlier op of the
+// same batch is already visible here, so exactly one of many concurrent
+// events with the same key gets jobs.
+func (s *SQLite) applyEval(w *wtx, eventID, source string, eval *Evaluation) (jobs []*Job, suppressed []string, err error) {
+	now := s.now().UnixNano()
+	var skip []bool // skip[i]: match i is suppressed; allocated only if some match has a once key
+	for i, m := range eval.Matches {
+		if !m.HasOnce {
+			continue
+		}
+		n, err := w.execN(stInsOnce, m.Rule, m.OnceKey, eventID, now)
+		if err != nil {
+			return nil, nil, err
+		}
+		if n == 0 {
+			if skip == nil {
+				skip = make([]bool, len(eval.Matches))
+			}
+			skip[i] = true
+			if !slices.Contains(suppressed, m.Rule) {
+				suppressed = append(suppressed, m.Rule)
+			}
+		}
+	}
+	for i, r := range eval.Results {
+		supp := r.Suppressed || (r.Matched && slices.Contains(suppressed, r.Rule))
+		if _, err := w.exec(stInsResult, eventID, i, r.Rule, r.Matched, r.Error, supp); err != nil {
+			return nil, nil, err
+		}
+	}
+	for i, m := range eval.Matches {
+		if skip != nil && skip[i] {
+			continue
+		}
+		for _, action := range m.Actions {
+			res, err := w.exec(stInsJob, eventID, source, m.Rule, action, now, now, now)
+			if err != nil {
+				return nil, nil, err
+			}
+			jobID, err := res.LastInsertId()
+			if err != nil {
+				return nil, nil, err
+			}
+			t := fromNanos(now)
+			jobs = append(jobs, &Job{
+				ID: jobID, EventID: eventID, Source: source, Rule: m.Rule, Action: action,
+				State: Pending, RunAt: t, CreatedAt: t, UpdatedAt: t,
+			})
+		}
+	}
+	return jobs, suppressed, nil
+}
+
+// ClaimDue implements [Store.ClaimDue]. Claims go through the writer like
+// every other write, so two dispatchers can never claim the same job, and a
+// claim is durable before the job runs (a crash then leaves it running, and
+// RecoverRunning re-queues it at start-up).
+func (s *SQLite) ClaimDue(ctx context.Context, now time.Time, limit int) ([]*Job, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	due := now.UnixNano()
+	var jobs []*Job
+	err := s.write(ctx, func(w *wtx) error {
+		jobs = jobs[:0]
+		rows, err := w.query(stClaim, s.now().UnixNano(), due, limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			j := new(Job)
+			if err := scanJob(rows, j); err != nil {
+				return err
+			}
+			jobs = append(jobs, j)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, err
+	}
+	// RETURNING does not promise any order.
+	slices.SortFunc(jobs, func(a, b *Job) int {
+		if c := a.RunAt.Compare(b.RunAt); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
+	return jobs, nil
+}
+
+// Finish implements [Store.Finish].
+func (s *SQLite) Finish(ctx context.Context, jobID int64, a Attempt, next JobState, runAt time.Time) error {
+	switch next {
+	case Pending, Succeeded, Dead:
+	default:
+		return fmt.Errorf("journal: Finish: invalid next state %q", next)
+	}
+	if next == Pending && runAt.IsZero() {
+		runAt = s.now()
+	}
+	started := toNanos(a.StartedAt)
+	return s.write(ctx, func(w *wtx) error {
+		now := s.now().UnixNano()
+		var attempts int
+		err := w.stmt(stFinish).QueryRowContext(w.ctx, string(next), string(next), toNanos(runAt), a.Error, now, jobID).Scan(&attempts)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("journal: no running job %d: %w", jobID, ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		n := a.N
+		if n == 0 {
+			n = attempts
+		}
+		_, err = w.exec(stInsAttempt, jobID, n, started, int64(a.Duration), a.Outcome, a.Error, a.Output)
+		return err
+	})
+}
+
+// Retry implements [Store.Retry].
+func (s *SQLite) Retry(ctx context.Context, jobID int64) (*Job, error) {
+	var j Job
+	err := s.write(ctx, func(w *wtx) error {
+		now := s.now().UnixNano()
+		rows, err := w.query(stRetry, now, now, jobID)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		if !rows.Next() {
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			return fmt.Errorf("journal: no dead or pending job %d: %w", jobID, ErrNotFound)
+		}
+		if err := scanJob(rows, &j); err != nil {
+			return err
+		}
+		return rows.Close()
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &j, nil
+}
+
+// RecoverRunning implements [Store.RecoverRunning].
+func (s *SQLite) RecoverRunning(ctx context.Context) (int, error) {
+	var n int64
+	err := s.write(ctx, func(w *wtx) error {
+		var err error
+		n, err = w.execN(stRecover, s.now().UnixNano())
+		return err
+	})
+	return int(n), err
+}
+
+// pruneChunk bounds the rows one Prune op deletes, so that pruning a large
+// backlog is many short transactions interleaved with ingestion rather than
+// one long one that stalls every webhook behind it.
+const pruneChunk = 500
+
+// Prune implements [Store.Prune].
+func (s *SQLite) Prune(ctx context.Context, cutoff time.Time) (int, error) {
+	before := cutoff.UnixNano()
+	total := 0
+	for {
+		var events, keys int64
+		err := s.write(ctx, func(w *wtx) error {
+			var err error
+			if events, err = w.execN(stPruneEvents, before, pruneChunk); err != nil {
+				return err
+			}
+			keys, err = w.execN(stPruneOnce, before, pruneChunk)
+			return err
+		})
+		if err != nil {
+			return total, err
+		}
+		total += int(events)
+		if events < pruneChunk && keys < pruneChunk {
+			return total, nil
+		}
+	}
+}
+
+// Ping implements [Store.Ping]. It commits a real (tiny) write through the
+// group-commit path, so it fails exactly when Ingest would.
+func (s *SQLite) Ping(ctx context.Context) error {
+	return s.write(ctx, func(w *wtx) error {
+		_, err := w.exec(stPing, s.now().UTC().Format(time.RFC3339Nano))
+		return err
+	})
+}
+
+// encodeHeaders renders headers as a JSON object with sorted keys and
+// without HTML escaping, so it reads naturally in the sqlite3 CLI.
+func encodeHeaders(h map[string]string) (string, error) {
+	if len(h) == 0 {
+		return "{}", nil
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(h); err != nil {
+		return "", fmt.Errorf("journal: encode headers: %w", err)
+	}
+	return string(bytes.TrimSuffix(buf.Bytes(), []byte{'\n'})), nil
+}

@@ -1,0 +1,331 @@
+package journal
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// This file holds the read methods. They use the read-only pool, never the
+// writer: in WAL mode readers see the last committed snapshot and neither
+// block nor are blocked by the group commit. Everything a write method has
+// acknowledged is visible to a read started after it returned.
+
+const jobColumns = `id, event_id, source, rule, action, state, attempts, run_at, created_at, updated_at, last_error`
+
+const eventColumns = `id, source, provider, type, received_at, headers, body, payload`
+
+const (
+	defaultLimit = 100
+	maxLimit     = 10000
+	// sincePage is the page size of EventsSince. Paging keeps each read
+	// transaction short: a read held open for a whole backtest would stop
+	// WAL checkpoints from completing and let the -wal file grow.
+	sincePage = 500
+)
+
+func clampLimit(n int) int {
+	switch {
+	case n <= 0:
+		return defaultLimit
+	case n > maxLimit:
+		return maxLimit
+	}
+	return n
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanJob(r scanner, j *Job) error {
+	var state string
+	var runAt, created, updated int64
+	if err := r.Scan(&j.ID, &j.EventID, &j.Source, &j.Rule, &j.Action, &state, &j.Attempts,
+		&runAt, &created, &updated, &j.LastError); err != nil {
+		return err
+	}
+	j.State = JobState(state)
+	j.RunAt, j.CreatedAt, j.UpdatedAt = fromNanos(runAt), fromNanos(created), fromNanos(updated)
+	return nil
+}
+
+// scanEvent scans eventColumns, plus any extra destinations appended after them.
+func scanEvent(r scanner, ev *Event, extra ...any) error {
+	var received int64
+	var headers string
+	dest := append([]any{&ev.ID, &ev.Source, &ev.Provider, &ev.Type, &received, &headers, &ev.Body, &ev.Payload}, extra...)
+	if err := r.Scan(dest...); err != nil {
+		return err
+	}
+	ev.ReceivedAt = fromNanos(received)
+	ev.Headers = nil
+	if headers != "" && headers != "{}" {
+		if err := json.Unmarshal([]byte(headers), &ev.Headers); err != nil {
+			return fmt.Errorf("journal: event %q: decode headers: %w", ev.ID, err)
+		}
+	}
+	return nil
+}
+
+// readErr marks failures of the read pool as ErrUnavailable too, except for
+// the caller's own cancellation.
+func readErr(err error) error {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return classify(err)
+}
+
+// Event implements [Store.Event]. The four queries run in one read
+// transaction so that the detail is a consistent snapshot.
+func (s *SQLite) Event(ctx context.Context, id string) (*EventDetail, error) {
+	if s.isClosed() {
+		return nil, ErrClosed
+	}
+	tx, err := s.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, readErr(err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only
+
+	d := &EventDetail{}
+	err = scanEvent(tx.QueryRowContext(ctx, `SELECT `+eventColumns+` FROM events WHERE id = ?`, id), &d.Event)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("journal: event %q: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, readErr(err)
+	}
+
+	rows, err := tx.QueryContext(ctx, `SELECT rule, matched, error, suppressed FROM rule_results WHERE event_id = ? ORDER BY seq`, id)
+	if err != nil {
+		return nil, readErr(err)
+	}
+	for rows.Next() {
+		var r RuleResult
+		if err := rows.Scan(&r.Rule, &r.Matched, &r.Error, &r.Suppressed); err != nil {
+			rows.Close()
+			return nil, readErr(err)
+		}
+		d.Results = append(d.Results, r)
+	}
+	if err := closeRows(rows); err != nil {
+		return nil, err
+	}
+
+	rows, err = tx.QueryContext(ctx, `SELECT `+jobColumns+` FROM jobs WHERE event_id = ? ORDER BY id`, id)
+	if err != nil {
+		return nil, readErr(err)
+	}
+	index := map[int64]int{}
+	for rows.Next() {
+		var jd JobDetail
+		if err := scanJob(rows, &jd.Job); err != nil {
+			rows.Close()
+			return nil, readErr(err)
+		}
+		index[jd.ID] = len(d.Jobs)
+		d.Jobs = append(d.Jobs, jd)
+	}
+	if err := closeRows(rows); err != nil {
+		return nil, err
+	}
+	if len(d.Jobs) == 0 {
+		return d, nil
+	}
+
+	rows, err = tx.QueryContext(ctx, `SELECT job_id, n, started_at, duration_ns, outcome, error, output FROM attempts
+		WHERE job_id IN (SELECT id FROM jobs WHERE event_id = ?) ORDER BY job_id, n, id`, id)
+	if err != nil {
+		return nil, readErr(err)
+	}
+	for rows.Next() {
+		var a Attempt
+		var started, dur int64
+		if err := rows.Scan(&a.JobID, &a.N, &started, &dur, &a.Outcome, &a.Error, &a.Output); err != nil {
+			rows.Close()
+			return nil, readErr(err)
+		}
+		a.StartedAt, a.Duration = fromNanos(started), time.Duration(dur)
+		if i, ok := index[a.JobID]; ok {
+			d.Jobs[i].Attempts = append(d.Jobs[i].Attempts, a)
+		}
+	}
+	if err := closeRows(rows); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func closeRows(rows *sql.Rows) error {
+	err := rows.Err()
+	if cerr := rows.Close(); err == nil {
+		err = cerr
+	}
+	return readErr(err)
+}
+
+// Events implements [Store.Events].
+func (s *SQLite) Events(ctx context.Context, f EventFilter) ([]Event, error) {
+	if s.isClosed() {
+		return nil, ErrClosed
+	}
+	var where []string
+	var args []any
+	if f.Source != "" {
+		where = append(where, "source = ?")
+		args = append(args, f.Source)
+	}
+	if !f.Since.IsZero() {
+		where = append(where, "received_at >= ?")
+		args = append(args, f.Since.UnixNano())
+	}
+	q := `SELECT ` + eventColumns + ` FROM events`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	q += ` ORDER BY received_at DESC, rowid DESC LIMIT ?`
+	args = append(args, clampLimit(f.Limit))
+
+	rows, err := s.rdb.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, readErr(err)
+	}
+	var out []Event
+	for rows.Next() {
+		var ev Event
+		if err := scanEvent(rows, &ev); err != nil {
+			rows.Close()
+			return nil, readErr(err)
+		}
+		out = append(out, ev)
+	}
+	return out, closeRows(rows)
+}
+
+// Jobs implements [Store.Jobs].
+func (s *SQLite) Jobs(ctx context.Context, f JobFilter) ([]Job, error) {
+	if s.isClosed() {
+		return nil, ErrClosed
+	}
+	var where []string
+	var args []any
+	if f.State != "" {
+		where = append(where, "state = ?")
+		args = append(args, string(f.State))
+	}
+	if f.EventID != "" {
+		where = append(where, "event_id = ?")
+		args = append(args, f.EventID)
+	}
+	q := `SELECT ` + jobColumns + ` FROM jobs`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	q += ` ORDER BY id DESC LIMIT ?`
+	args = append(args, clampLimit(f.Limit))
+
+	rows, err := s.rdb.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, readErr(err)
+	}
+	var out []Job
+	for rows.Next() {
+		var j Job
+		if err := scanJob(rows, &j); err != nil {
+			rows.Close()
+			return nil, readErr(err)
+		}
+		out = append(out, j)
+	}
+	return out, closeRows(rows)
+}
+
+// EventsSince implements [Store.EventsSince]. It pages by (received_at,
+// rowid) so that each page is its own short read and fn may take as long as
+// it likes (or call back into the Store) without pinning a snapshot.
+// Events ingested during the walk may or may not be seen.
+func (s *SQLite) EventsSince(ctx context.Context, since time.Time, fn func(Event) error) error {
+	if s.isClosed() {
+		return ErrClosed
+	}
+	lastAt, lastRow := toNanos(since), int64(0)
+	if since.IsZero() {
+		lastAt = -1 << 63
+	}
+	page := make([]Event, 0, sincePage)
+	for {
+		page = page[:0]
+		rows, err := s.rdb.QueryContext(ctx, `SELECT `+eventColumns+`, rowid FROM events
+			WHERE (received_at, rowid) > (?, ?) ORDER BY received_at, rowid LIMIT ?`, lastAt, lastRow, sincePage)
+		if err != nil {
+			return readErr(err)
+		}
+		for rows.Next() {
+			var ev Event
+			if err := scanEvent(rows, &ev, &lastRow); err != nil {
+				rows.Close()
+				return readErr(err)
+			}
+			lastAt = toNanos(ev.ReceivedAt)
+			page = append(page, ev)
+		}
+		if err := closeRows(rows); err != nil {
+			return err
+		}
+		for _, ev := range page {
+			if err := fn(ev); err != nil {
+				return err
+			}
+		}
+		if len(page) < sincePage {
+			return nil
+		}
+	}
+}
+
+// CountJobs implements [Store.CountJobs].
+func (s *SQLite) CountJobs(ctx context.Context) (map[JobState]int, error) {
+	if s.isClosed() {
+		return nil, ErrClosed
+	}
+	rows, err := s.rdb.QueryContext(ctx, `SELECT state, count(*) FROM jobs GROUP BY state`)
+	if err != nil {
+		return nil, readErr(err)
+	}
+	out := map[JobState]int{Pending: 0, Running: 0, Succeeded: 0, Dead: 0}
+	for rows.Next() {
+		var state string
+		var n int
+		if err := rows.Scan(&state, &n); err != nil {
+			rows.Close()
+			return nil, readErr(err)
+		}
+		out[JobState(state)] = n
+	}
+	return out, closeRows(rows)
+}
+
+// NextRunAt implements [Store.NextRunAt].
+func (s *SQLite) NextRunAt(ctx context.Context) (time.Time, bool, error) {
+	if s.isClosed() {
+		return time.Time{}, false, ErrClosed
+	}
+	var t sql.NullInt64
+	if err := s.rdb.QueryRowContext(ctx, `SELECT min(run_at) FROM jobs WHERE state = 'pending'`).Scan(&t); err != nil {
+		return time.Time{}, false, readErr(err)
+	}
+	if !t.Valid {
+		return time.Time{}, false, nil
+	}
+	return time.Unix(0, t.Int64).UTC(), true, nil
+}
+
+func (s *SQLite) isClosed() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.closed
+}

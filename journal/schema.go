@@ -1,0 +1,192 @@
+package journal
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// applicationID marks the file as a payramd journal ("pyrm") so that
+// pointing payramd at some other SQLite database fails loudly instead of
+// adding tables to it. It is stored in the database header and shown by
+// `PRAGMA application_id` in the sqlite3 CLI.
+const applicationID = 0x7079726d
+
+// migrations[i] upgrades the schema from version i to i+1; PRAGMA
+// user_version holds the current version. Migrations only ever get appended:
+// a released migration is never edited, because databases in the field have
+// already run it.
+//
+// Design notes, so the file stays easy to inspect with the stock sqlite3 CLI:
+//   - Times are INTEGER unix nanoseconds (UTC). The *_v views render them as
+//     ISO-8601 text.
+//   - headers and payload are JSON text, so json_extract() works on them;
+//     body is the raw BLOB as received.
+//   - Foreign keys (enforced: the DSN sets foreign_keys(1)) cascade deletes
+//     from events to rule_results, jobs and attempts, which is what Prune
+//     relies on.
+//   - jobs.id is AUTOINCREMENT so an ID is never reused after pruning; the
+//     job ID is sent downstream as an idempotency key.
+var migrations = []string{
+	// 0 -> 1: initial schema.
+	`
+CREATE TABLE events (
+	id          TEXT    NOT NULL PRIMARY KEY,
+	source      TEXT    NOT NULL,
+	provider    TEXT    NOT NULL,
+	type        TEXT    NOT NULL,
+	received_at INTEGER NOT NULL,
+	headers     TEXT    NOT NULL DEFAULT '{}',
+	body        BLOB,
+	payload     TEXT
+);
+CREATE INDEX events_received_at ON events(received_at);
+CREATE INDEX events_source_received_at ON events(source, received_at);
+
+CREATE TABLE rule_results (
+	event_id   TEXT    NOT NULL REFERENCES events(id) ON DELETE CASCADE,
+	seq        INTEGER NOT NULL,
+	rule       TEXT    NOT NULL,
+	matched    INTEGER NOT NULL,
+	error      TEXT    NOT NULL DEFAULT '',
+	suppressed INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (event_id, seq)
+) WITHOUT ROWID;
+
+CREATE TABLE jobs (
+	id         INTEGER PRIMARY KEY AUTOINCREMENT,
+	event_id   TEXT    NOT NULL REFERENCES events(id) ON DELETE CASCADE,
+	source     TEXT    NOT NULL,
+	rule       TEXT    NOT NULL,
+	action     TEXT    NOT NULL,
+	state      TEXT    NOT NULL CHECK (state IN ('pending', 'running', 'succeeded', 'dead')),
+	attempts   INTEGER NOT NULL DEFAULT 0,
+	run_at     INTEGER NOT NULL,
+	created_at INTEGER NOT NULL,
+	updated_at INTEGER NOT NULL,
+	last_error TEXT    NOT NULL DEFAULT ''
+);
+CREATE INDEX jobs_state_run_at ON jobs(state, run_at);
+CREATE INDEX jobs_event_id ON jobs(event_id);
+
+CREATE TABLE attempts (
+	id          INTEGER PRIMARY KEY,
+	job_id      INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+	n           INTEGER NOT NULL,
+	started_at  INTEGER NOT NULL,
+	duration_ns INTEGER NOT NULL,
+	outcome     TEXT    NOT NULL,
+	error       TEXT    NOT NULL DEFAULT '',
+	output      TEXT    NOT NULL DEFAULT ''
+);
+CREATE INDEX attempts_job_id ON attempts(job_id, n);
+
+CREATE TABLE once_keys (
+	rule       TEXT    NOT NULL,
+	key        TEXT    NOT NULL,
+	event_id   TEXT    NOT NULL,
+	created_at INTEGER NOT NULL,
+	PRIMARY KEY (rule, key)
+) WITHOUT ROWID;
+CREATE INDEX once_keys_created_at ON once_keys(created_at);
+
+CREATE TABLE meta (
+	k TEXT NOT NULL PRIMARY KEY,
+	v TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE VIEW events_v AS
+SELECT id, source, provider, type,
+       strftime('%Y-%m-%dT%H:%M:%fZ', received_at / 1e9, 'unixepoch') AS received,
+       headers, length(body) AS body_bytes, payload
+FROM events;
+
+CREATE VIEW jobs_v AS
+SELECT id, event_id, source, rule, action, state, attempts,
+       strftime('%Y-%m-%dT%H:%M:%fZ', run_at / 1e9, 'unixepoch')     AS run_at,
+       strftime('%Y-%m-%dT%H:%M:%fZ', created_at / 1e9, 'unixepoch') AS created,
+       strftime('%Y-%m-%dT%H:%M:%fZ', updated_at / 1e9, 'unixepoch') AS updated,
+       last_error
+FROM jobs;
+
+CREATE VIEW attempts_v AS
+SELECT job_id, n,
+       strftime('%Y-%m-%dT%H:%M:%fZ', started_at / 1e9, 'unixepoch') AS started,
+       duration_ns / 1e6 AS duration_ms, outcome, error, output
+FROM attempts;
+`,
+}
+
+// schemaVersion is the version this binary writes.
+var schemaVersion = len(migrations)
+
+// migrate brings the schema up to schemaVersion in one transaction, so a
+// crash mid-migration leaves the previous version intact.
+func migrate(ctx context.Context, db *sql.DB) error {
+	// Check first with plain reads: when the schema is current there is
+	// nothing to write, so a journal on a read-only disk still opens.
+	version, err := checkVersion(ctx, db)
+	if err != nil || version == schemaVersion {
+		return err
+	}
+
+	tx, err := db.BeginTx(ctx, nil) // BEGIN IMMEDIATE: takes the write lock
+	if err != nil {
+		return fmt.Errorf("journal: begin migration: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after Commit
+
+	// Re-check under the write lock in case another process migrated meanwhile.
+	var v int
+	if err := tx.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v); err != nil {
+		return fmt.Errorf("journal: read user_version: %w", err)
+	}
+	if v != version {
+		return fmt.Errorf("journal: schema version changed during open (%d -> %d); retry", version, v)
+	}
+	if version == 0 {
+		// A brand-new file must be empty; anything else is someone else's data.
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema`).Scan(&n); err != nil {
+			return fmt.Errorf("journal: inspect schema: %w", err)
+		}
+		if n != 0 {
+			return fmt.Errorf("journal: database is not empty and has no payramd schema version; refusing to touch it")
+		}
+	}
+	for v := version; v < schemaVersion; v++ {
+		if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
+			return fmt.Errorf("journal: migrate schema %d -> %d: %w", v, v+1, err)
+		}
+	}
+	// PRAGMA arguments cannot be bound parameters; both values are ints we control.
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA application_id = %d; PRAGMA user_version = %d`, applicationID, schemaVersion)); err != nil {
+		return fmt.Errorf("journal: set schema version: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("journal: commit migration: %w", err)
+	}
+	return nil
+}
+
+// checkVersion returns the schema version of db, refusing databases that
+// belong to another application or to a newer payramd (downgrades are not
+// supported).
+func checkVersion(ctx context.Context, db *sql.DB) (int, error) {
+	var appID, version int
+	if err := db.QueryRowContext(ctx, `PRAGMA application_id`).Scan(&appID); err != nil {
+		return 0, fmt.Errorf("journal: read application_id: %w", err)
+	}
+	if err := db.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil {
+		return 0, fmt.Errorf("journal: read user_version: %w", err)
+	}
+	switch {
+	case appID != 0 && appID != applicationID:
+		return 0, fmt.Errorf("journal: database has application_id %#x, not a payramd journal", appID)
+	case appID == 0 && version != 0:
+		return 0, fmt.Errorf("journal: database has user_version %d but no payramd application_id; refusing to touch it", version)
+	case version > schemaVersion:
+		return 0, fmt.Errorf("journal: database schema version %d is newer than this payramd supports (%d)", version, schemaVersion)
+	}
+	return version, nil
+}

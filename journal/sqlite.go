@@ -1,0 +1,242 @@
+package journal
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// FileName is the journal's file name inside the data directory. SQLite keeps
+// FileName+"-wal" and FileName+"-shm" next to it while the database is open;
+// back up all three, or use `sqlite3 payramd.db .backup copy.db`.
+const FileName = "payramd.db"
+
+// Options tunes a [SQLite] journal. The zero value is ready to use.
+type Options struct {
+	// MaxBatch caps how many writes are group-committed in one transaction.
+	// Default 256.
+	MaxBatch int
+	// ReadConns is the size of the read-only connection pool used by the
+	// query methods. Default max(4, GOMAXPROCS).
+	ReadConns int
+	// Now is the clock used for created_at/updated_at, for events with a
+	// zero ReceivedAt, and for Retry's "run now". Default time.Now.
+	Now func() time.Time
+
+	// faultCommit, when set, runs just before each COMMIT; an error aborts
+	// the batch as if COMMIT had failed. Tests use it to prove that a failed
+	// commit is never reported as success.
+	faultCommit func() error
+}
+
+// SQLite is the embedded [Store]. It is safe for concurrent use.
+//
+// It holds two database/sql pools on the same file: the writer pool with a
+// single connection, used only by the group-commit goroutine (SQLite allows
+// one writer at a time anyway, and one connection lets prepared statements be
+// reused across batches), and a read pool opened with query_only(1), which in
+// WAL mode reads a consistent snapshot without ever blocking the writer.
+type SQLite struct {
+	path     string
+	wdb, rdb *sql.DB
+	now      func() time.Time
+	maxBatch int
+
+	stmts [numStmts]*sql.Stmt // prepared on wdb
+	w     wtx                 // reused by the writer goroutine for every batch
+
+	faultCommit func() error
+	lock        *os.File // flock on <dir>/payramd.lock, see lockDir
+
+	mu      sync.RWMutex // guards closed against sends on ops
+	closed  bool
+	ops     chan *op
+	stopped chan struct{}
+}
+
+var _ Store = (*SQLite)(nil)
+
+// Open opens (creating if needed) the journal in dir, migrates its schema and
+// starts the group-commit writer. dir is created with mode 0700 and the
+// database file with mode 0600, since events may carry personal data.
+//
+// Open does not require the database to be writable once the schema is
+// current: a journal on a read-only or full disk opens, serves reads, and
+// fails writes with ErrUnavailable, which /readyz reports through Ping.
+func Open(dir string, opts Options) (*SQLite, error) {
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 256
+	}
+	if opts.ReadConns <= 0 {
+		opts.ReadConns = max(4, runtime.GOMAXPROCS(0))
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("journal: create data dir: %w", err)
+	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	abs, err := filepath.Abs(filepath.Join(dir, FileName))
+	if err != nil {
+		if lock != nil {
+			lock.Close()
+		}
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	// Create the file ourselves so it gets 0600; SQLite would use 0644 and
+	// then copy that mode to the -wal and -shm files.
+	if f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		f.Close()
+	} else if !errors.Is(err, fs.ErrExist) {
+		if lock != nil {
+			lock.Close()
+		}
+		return nil, fmt.Errorf("journal: create database file: %w", err)
+	}
+
+	s := &SQLite{
+		path:        abs,
+		lock:        lock,
+		now:         opts.Now,
+		maxBatch:    opts.MaxBatch,
+		faultCommit: opts.faultCommit,
+		ops:         make(chan *op, opts.MaxBatch),
+		stopped:     make(chan struct{}),
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			s.closeDBs()
+		}
+	}()
+
+	// PRAGMAs go in the DSN so that every connection the pool ever opens
+	// gets them (a PRAGMA run with Exec applies to one connection only).
+	// _txlock=immediate makes BEGIN take the write lock up front, so a
+	// transaction never fails half-way with SQLITE_BUSY when upgrading.
+	s.wdb, err = sql.Open("sqlite", dsn(abs,
+		"_pragma=journal_mode(WAL)",
+		"_pragma=synchronous(FULL)",
+		"_pragma=busy_timeout(5000)",
+		"_pragma=foreign_keys(1)",
+		"_pragma=journal_size_limit(67108864)",
+		"_txlock=immediate"))
+	if err != nil {
+		return nil, fmt.Errorf("journal: open writer: %w", err)
+	}
+	s.wdb.SetMaxOpenConns(1)
+	s.wdb.SetMaxIdleConns(1)
+	s.wdb.SetConnMaxLifetime(0)
+	s.wdb.SetConnMaxIdleTime(0)
+
+	ctx := context.Background()
+	if err := migrate(ctx, s.wdb); err != nil {
+		return nil, err
+	}
+	for id, q := range writerSQL {
+		if s.stmts[id], err = s.wdb.PrepareContext(ctx, q); err != nil {
+			return nil, fmt.Errorf("journal: prepare %q: %w", firstLine(q), err)
+		}
+	}
+	s.w.base = &s.stmts
+
+	s.rdb, err = sql.Open("sqlite", dsn(abs,
+		"_pragma=busy_timeout(5000)",
+		"_pragma=foreign_keys(1)",
+		"_pragma=query_only(1)"))
+	if err != nil {
+		return nil, fmt.Errorf("journal: open readers: %w", err)
+	}
+	s.rdb.SetMaxOpenConns(opts.ReadConns)
+	s.rdb.SetMaxIdleConns(opts.ReadConns)
+	if err := s.rdb.PingContext(ctx); err != nil {
+		return nil, fmt.Errorf("journal: open readers: %w", err)
+	}
+
+	go s.run()
+	ok = true
+	return s, nil
+}
+
+// Path returns the absolute path of the database file.
+func (s *SQLite) Path() string { return s.path }
+
+// Close stops accepting writes, lets the writer commit everything already
+// queued, and closes both pools. Calls after the first return nil.
+func (s *SQLite) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.ops)
+	s.mu.Unlock()
+	<-s.stopped
+	return s.closeDBs()
+}
+
+// closeDBs closes the read pool first so that the writer connection is the
+// last one: SQLite then checkpoints the WAL into the main file and removes
+// the -wal and -shm files.
+func (s *SQLite) closeDBs() error {
+	var errs []error
+	if s.rdb != nil {
+		errs = append(errs, s.rdb.Close())
+	}
+	for _, st := range s.stmts {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	if s.wdb != nil {
+		errs = append(errs, s.wdb.Close())
+	}
+	if s.lock != nil {
+		errs = append(errs, s.lock.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// dsn builds a modernc.org/sqlite URI for path. Characters that are special
+// in a URI are percent-escaped so any directory name works.
+func dsn(path string, params ...string) string {
+	r := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
+	return "file:" + r.Replace(path) + "?" + strings.Join(params, "&")
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// Times are stored as unix nanoseconds; 0 stands for the zero time.
+func toNanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
