@@ -446,8 +446,11 @@ func (f *Fields) Node(key string) *yaml.Node {
 // the config file, whose content minus a trailing newline is the secret;
 // systemd credentials live under $CREDENTIALS_DIRECTORY). Secrets are never
 // quoted in errors.
+//
+// An empty value means "no secret" (an optional password left unset); the
+// caller decides whether one is required.
 func (f *Fields) Secret(key string) Secret {
-	s := f.Secrets(key, "")
+	s := f.secrets(key, "", false)
 	if len(s) == 0 {
 		return ""
 	}
@@ -455,8 +458,13 @@ func (f *Fields) Secret(key string) Secret {
 }
 
 // Secrets reads one or more secrets: key (one value), plural (a list, for
-// rotation) and key+"_file". Pass plural "" to allow only one.
+// rotation) and key+"_file". Pass plural "" to allow only one. An empty
+// secret is an error: it would verify a signature made with no key.
 func (f *Fields) Secrets(key, plural string) []Secret {
+	return f.secrets(key, plural, true)
+}
+
+func (f *Fields) secrets(key, plural string, nonEmpty bool) []Secret {
 	var out []Secret
 	if v := f.scalarNode(key); v != nil {
 		out = append(out, Secret(v.Value))
@@ -491,6 +499,10 @@ func (f *Fields) Secrets(key, plural string) []Secret {
 	}
 	for i, s := range out {
 		if strings.TrimSpace(string(s)) == "" {
+			if !nonEmpty {
+				out = slices.Delete(out, i, i+1)
+				break
+			}
 			f.Errorf(key, "%s is empty: an empty secret would accept anything signed with no key", key)
 			out = slices.Delete(out, i, i+1)
 			break

@@ -117,6 +117,8 @@ func (l *loader) yamlError(path string, data []byte, err error) {
 			}
 		case strings.Contains(detail, "mapping values are not allowed"):
 			hint = "; a value containing \": \" must be quoted"
+		case strings.Contains(detail, "did not find expected ',' or ']'"), strings.Contains(detail, "did not find expected ',' or '}'"):
+			hint = "; inside [ ] or { }, put quotes around values containing {, }, [, ], commas or ${VAR}"
 		case strings.Contains(detail, "did not find expected key"), strings.Contains(detail, "did not find expected '-' indicator"):
 			hint = "; check the indentation of this line against the lines above"
 		}

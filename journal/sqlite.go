@@ -134,6 +134,7 @@ func Open(dir string, opts Options) (*SQLite, error) {
 		"_pragma=busy_timeout(5000)",
 		"_pragma=foreign_keys(1)",
 		"_pragma=journal_size_limit(67108864)",
+		"_pragma=temp_store(MEMORY)",
 		"_txlock=immediate"))
 	if err != nil {
 		return nil, fmt.Errorf("journal: open writer: %w", err)

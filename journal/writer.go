@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	sqlite "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -234,7 +235,11 @@ func (s *SQLite) run() {
 				break fill
 			}
 		}
+		t0 := time.Now()
 		s.commitBatch(batch, errs[:len(batch)])
+		dbgStats.batches++
+		dbgStats.ops += len(batch)
+		dbgStats.total += time.Since(t0)
 		for i, o := range batch {
 			o.done <- errs[i]
 			batch[i] = nil
@@ -303,6 +308,8 @@ func (s *SQLite) commitBatch(batch []*op, errs []error) {
 			return
 		}
 	}
+	tc := time.Now()
+	defer func() { dbgStats.commit += time.Since(tc) }()
 	if err := tx.Commit(); err != nil {
 		// The driver rolls the connection back if COMMIT left it inside the
 		// transaction, so the next batch starts clean.
@@ -371,3 +378,5 @@ func isUnavailable(err error) bool {
 	}
 	return false
 }
+
+var dbgStats struct{ batches, ops int; total, commit time.Duration }

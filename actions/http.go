@@ -1,0 +1,345 @@
+package actions
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/payramd/payramd/config"
+	"github.com/payramd/payramd/engine"
+)
+
+func init() { Register("http", newHTTP) }
+
+var _ Action = (*HTTP)(nil)
+
+// HTTP calls a URL: `url`, `method` (POST), `headers`, `body` (the payload
+// as received), `expect` (status codes; any 2xx by default),
+// `follow_redirects` (false) and an optional `sign:` block that signs what
+// it sends. Every request carries Idempotency-Key: <job id>, so a receiver
+// can drop the duplicates that at-least-once delivery produces.
+type HTTP struct {
+	url     *engine.Template
+	method  string
+	headers []namedTemplate
+	body    *engine.Template // nil: the received payload
+	expect  []int
+	follow  bool
+	sign    *signer
+}
+
+var httpMethods = []string{"POST", "PUT", "PATCH", "GET", "DELETE", "HEAD", "OPTIONS"}
+
+func newHTTP(c *config.Action) (Action, error) {
+	s := newSpec(c)
+	a := &HTTP{}
+	a.url = s.requiredTemplate("url", " (the address to call, such as https://example.com/hooks/payram)")
+	if u, ok := constant(a.url); ok {
+		if err := checkHTTPURL(u); err != nil {
+			s.errorf("url", "url: %v", err)
+		}
+	}
+	a.method = strings.ToUpper(s.f.String("method"))
+	if a.method == "" {
+		a.method = http.MethodPost
+	} else if !slices.Contains(httpMethods, a.method) {
+		s.errorf("method", "method must be one of %s, not %q%s", strings.Join(httpMethods, ", "), s.f.String("method"), config.DidYouMean(a.method, httpMethods))
+	}
+	a.headers = s.templateMap("headers")
+	for _, h := range a.headers {
+		if !validHeaderName(h.name) {
+			s.errorAt(h.pos, "headers: %q is not a valid header name", h.name)
+		}
+		if strings.EqualFold(h.name, "Content-Length") || strings.EqualFold(h.name, "Host") {
+			s.errorAt(h.pos, "headers: %s is set by payramd and cannot be configured", h.name)
+		}
+	}
+	if s.f.Has("body") {
+		a.body = s.template("body")
+		if a.body == nil {
+			a.body = mustConstant("")
+		}
+	}
+	for _, sc := range s.f.ScalarList("expect") {
+		n, err := strconv.Atoi(strings.TrimSpace(sc.Value))
+		if err != nil || n < 100 || n > 599 {
+			s.errorAt(sc.Pos, "expect: %q is not an HTTP status code (100 to 599)", sc.Value)
+			continue
+		}
+		a.expect = append(a.expect, n)
+	}
+	a.follow = s.f.Bool("follow_redirects", false)
+	if sg := s.sub("sign"); sg != nil {
+		a.sign = newSigner(sg)
+		sg.done()
+	}
+	if !s.ok() {
+		return nil, errInvalid
+	}
+	return a, nil
+}
+
+// mustConstant is an always-valid template for a literal value.
+func mustConstant(v string) *engine.Template {
+	var probs config.Problems
+	return engine.CompileTemplate(&config.Scalar{Value: v}, &probs)
+}
+
+// checkHTTPURL accepts absolute http and https URLs with a host.
+func checkHTTPURL(raw string) error {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil {
+		// url.Parse quotes the input; say it without the possibly secret URL.
+		return errors.New("not a valid URL")
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("must start with http:// or https://, not %q", u.Scheme+":")
+	}
+	if u.Host == "" {
+		return errors.New("has no host name")
+	}
+	return nil
+}
+
+// validHeaderName accepts RFC 9110 tokens.
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range []byte(s) {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// request is a rendered HTTP action: exactly what would be sent.
+type request struct {
+	url    string
+	method string
+	header http.Header
+	body   []byte
+}
+
+func (a *HTTP) build(j *Job) (*request, error) {
+	env := j.Event.Env()
+	u, err := render("url", a.url, env)
+	if err != nil {
+		return nil, err
+	}
+	u = strings.TrimSpace(u)
+	if err := checkHTTPURL(u); err != nil {
+		return nil, fmt.Errorf("url %s", err)
+	}
+	r := &request{url: u, method: a.method, header: http.Header{}}
+	switch {
+	case a.body != nil:
+		b, err := render("body", a.body, env)
+		if err != nil {
+			return nil, err
+		}
+		r.body = []byte(b)
+	case a.method == http.MethodGet || a.method == http.MethodHead || a.method == http.MethodDelete || a.method == http.MethodOptions:
+		// No default body: many servers refuse a GET with one.
+	case len(j.Event.Raw) > 0:
+		r.body = j.Event.Raw
+	default:
+		b, err := engine.EncodeJSON(j.Event.Payload)
+		if err != nil {
+			return nil, fmt.Errorf("encoding the payload: %v", err)
+		}
+		r.body = b
+	}
+	if r.body != nil {
+		if json.Valid(r.body) {
+			r.header.Set("Content-Type", "application/json")
+		} else {
+			r.header.Set("Content-Type", "text/plain; charset=utf-8")
+		}
+	}
+	r.header.Set("User-Agent", userAgent)
+	r.header.Set("Idempotency-Key", j.ID)
+	for _, h := range a.headers {
+		v, err := render("headers."+h.name, h.value, env)
+		if err != nil {
+			return nil, err
+		}
+		if strings.ContainsAny(v, "\r\n") {
+			return nil, fmt.Errorf("header %s: the rendered value contains a line break", h.name)
+		}
+		r.header.Set(h.name, v)
+	}
+	if a.sign != nil {
+		a.sign.sign(r, j.ID, time.Now())
+	}
+	return r, nil
+}
+
+// Render shows the request with credential-looking headers, the signature
+// and URL passwords masked.
+func (a *HTTP) Render(j *Job) (*Rendered, error) {
+	r, err := a.build(j)
+	if err != nil {
+		return nil, err
+	}
+	out := &Rendered{Type: "http", Fields: []KV{{"url", maskURL(r.url)}, {"method", r.method}}}
+	out.Fields = append(out.Fields, headerLines(r.header)...)
+	if r.body != nil {
+		out.Fields = append(out.Fields, KV{"body", string(r.body)})
+	}
+	if a.sign != nil {
+		out.Fields = append(out.Fields, KV{"sign", a.sign.describe()})
+	}
+	if len(a.expect) > 0 {
+		codes := make([]string, len(a.expect))
+		for i, c := range a.expect {
+			codes[i] = strconv.Itoa(c)
+		}
+		out.Fields = append(out.Fields, KV{"expect", strings.Join(codes, ", ")})
+	}
+	if a.follow {
+		out.Fields = append(out.Fields, KV{"follow_redirects", "true"})
+	}
+	return out, nil
+}
+
+// headerLines lists headers sorted by name, masking credentials.
+func headerLines(h http.Header) []KV {
+	names := make([]string, 0, len(h))
+	for n := range h {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	var out []KV
+	for _, n := range names {
+		for _, v := range h[n] {
+			if sensitiveName(n) && !strings.EqualFold(n, "Idempotency-Key") {
+				v = masked
+			}
+			out = append(out, KV{"header", n + ": " + v})
+		}
+	}
+	return out
+}
+
+// Run sends the request once and classifies the answer.
+func (a *HTTP) Run(ctx context.Context, j *Job) Result {
+	r, err := a.build(j)
+	if err != nil {
+		return permanent(err, "")
+	}
+	return doHTTP(ctx, r, a.expect, a.follow, nil)
+}
+
+// doHTTP performs a rendered request and turns the outcome into a Result.
+// describe, when set, adds the receiver's own words to an error (Slack's
+// "invalid_payload" means more with an explanation).
+func doHTTP(ctx context.Context, r *request, expect []int, follow bool, describe func(*response) string) Result {
+	resp, err := send(ctx, r.method, r.url, r.header, r.body, follow)
+	if err != nil {
+		if retryableTransport(err) {
+			return retryable(err, "")
+		}
+		return permanent(err, "")
+	}
+	ok, again, after := classifyStatus(resp, expect)
+	if ok {
+		return success(resp.output())
+	}
+	msg := fmt.Sprintf("%s %s: %s", r.method, redactURL(r.url), resp.statusText)
+	switch {
+	case describe != nil:
+		if d := describe(resp); d != "" {
+			msg += ": " + d
+		}
+	case resp.status >= 300 && resp.status < 400:
+		msg += " (redirect to " + redactURL(resp.header.Get("Location")) + " not followed: fix the url or set follow_redirects: true)"
+	case len(expect) > 0:
+		msg += fmt.Sprintf(" (expected %v)", expect)
+	}
+	return Result{Err: errors.New(msg), Retryable: again, RetryAfter: after, Output: bound(resp.output())}
+}
+
+// signer signs outgoing bodies so the receiver can verify they come from us.
+type signer struct {
+	scheme string // standard-webhooks or hmac
+	key    []byte
+	header string // hmac only
+	prefix string // hmac only
+}
+
+func newSigner(s *spec) *signer {
+	g := &signer{scheme: s.f.OneOf("scheme", "standard-webhooks", "standard-webhooks", "hmac")}
+	secret := s.f.Secret("secret")
+	header, prefix := s.f.String("header"), s.f.String("prefix")
+	if secret == "" {
+		if !s.f.Has("secret") && !s.f.Has("secret_file") {
+			s.missing("secret", " (the key the receiver verifies with; secret_file: PATH reads it from a file)")
+		}
+	}
+	switch g.scheme {
+	case "standard-webhooks":
+		if header != "" {
+			s.errorf("header", "header is only used with scheme: hmac; standard-webhooks sends webhook-id, webhook-timestamp and webhook-signature")
+		}
+		if prefix != "" {
+			s.errorf("prefix", "prefix is only used with scheme: hmac")
+		}
+		if secret != "" {
+			key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret.Reveal(), "whsec_"))
+			if err != nil || len(key) == 0 {
+				s.errorf("secret", "a standard-webhooks secret is whsec_ followed by base64 (such as whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw); for a plain shared secret use scheme: hmac")
+			}
+			g.key = key
+		}
+	case "hmac":
+		g.key = []byte(secret.Reveal())
+		g.header, g.prefix = header, prefix
+		if g.header == "" {
+			g.header = "X-Payramd-Signature"
+		} else if !validHeaderName(g.header) {
+			s.errorf("header", "%q is not a valid header name", g.header)
+		}
+	}
+	return g
+}
+
+// sign adds the signature headers for body. Standard Webhooks signs
+// "id.timestamp.body" with the job id as webhook-id, so a receiver using a
+// Standard Webhooks library also gets deduplication for free.
+func (g *signer) sign(r *request, id string, now time.Time) {
+	switch g.scheme {
+	case "standard-webhooks":
+		ts := strconv.FormatInt(now.Unix(), 10)
+		m := hmac.New(sha256.New, g.key)
+		m.Write([]byte(id + "." + ts + "."))
+		m.Write(r.body)
+		r.header.Set("webhook-id", id)
+		r.header.Set("webhook-timestamp", ts)
+		r.header.Set("webhook-signature", "v1,"+base64.StdEncoding.EncodeToString(m.Sum(nil)))
+	case "hmac":
+		m := hmac.New(sha256.New, g.key)
+		m.Write(r.body)
+		r.header.Set(g.header, g.prefix+hex.EncodeToString(m.Sum(nil)))
+	}
+}
+
+func (g *signer) describe() string {
+	if g.scheme == "hmac" {
+		return "hmac-sha256 hex in " + g.header + ", secret " + masked
+	}
+	return "standard-webhooks (webhook-id, webhook-timestamp, webhook-signature), secret " + masked
+}

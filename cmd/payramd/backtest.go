@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/payramd/payramd/daemon"
+	"github.com/payramd/payramd/engine"
+	"github.com/payramd/payramd/journal"
+)
+
+type backtestRule struct {
+	Rule     string         `json:"rule"`
+	Matched  int            `json:"matched"`
+	Errors   int            `json:"errors"`
+	Actions  map[string]int `json:"actions"`
+	Examples []string       `json:"examples,omitempty"`
+	FirstErr string         `json:"first_error,omitempty"`
+}
+
+// backtest evaluates a (candidate) config against the journaled events of a
+// window and reports what it would have done. It opens the journal read
+// only, so it is safe beside a running daemon, and runs nothing.
+func backtest(c *common, since time.Duration, dataDir string, stdout, stderr io.Writer) int {
+	opts := loadOptions(c.config)
+	snap, probs := daemon.Load(opts)
+	if snap == nil {
+		for _, p := range probs.List {
+			fmt.Fprintln(stderr, p.String())
+		}
+		fmt.Fprintf(stderr, "%s: the candidate config is invalid\n", opts.Path)
+		return 1
+	}
+	if dataDir == "" {
+		dataDir = snap.Config.Server.DataDir
+	}
+	store, err := journal.OpenReadOnly(dataDir)
+	if err != nil {
+		fmt.Fprintf(stderr, "payramd replay --dry-run: opening the journal in %s: %v\n", dataDir, err)
+		return 1
+	}
+	defer store.Close()
+	stats := make([]*backtestRule, len(snap.Rules.Rules))
+	for i, r := range snap.Rules.Rules {
+		stats[i] = &backtestRule{Rule: r.Name, Actions: map[string]int{}}
+	}
+	events, skipped := 0, 0
+	err = store.EventsSince(context.Background(), time.Now().Add(-since), func(je journal.Event) error {
+		payload, err := engine.DecodeObject(je.Payload)
+		if err != nil {
+			skipped++
+			return nil
+		}
+		ev := &engine.Event{ID: je.ID, Source: je.Source, Provider: je.Provider, Type: je.Type, ReceivedAt: je.ReceivedAt, Headers: je.Headers, Payload: payload, Raw: je.Body}
+		events++
+		for _, res := range snap.Rules.Evaluate(ev, false) {
+			st := stats[res.Rule.Index]
+			if res.Err != nil {
+				st.Errors++
+				if st.FirstErr == "" {
+					st.FirstErr = fmt.Sprintf("%s: %v", ev.ID, res.Err)
+				}
+				continue
+			}
+			st.Matched++
+			if len(st.Examples) < 3 {
+				st.Examples = append(st.Examples, ev.ID)
+			}
+			for _, a := range snap.EnabledActions(res.Rule.Actions) {
+				st.Actions[a]++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		fmt.Fprintln(stderr, "payramd replay --dry-run:", err)
+		return 1
+	}
+	if c.jsonOut {
+		writeJSONOut(stdout, map[string]any{"config": opts.Path, "since": since.String(), "events": events, "skipped": skipped, "rules": stats})
+		return 0
+	}
+	fmt.Fprintf(stdout, "backtest of %s over %d event(s) from the last %s (nothing was run)\n", opts.Path, events, since)
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "RULE\tMATCHED\tERRORS\tWOULD RUN")
+	for _, st := range stats {
+		var acts []string
+		for a, n := range st.Actions {
+			acts = append(acts, fmt.Sprintf("%s×%d", a, n))
+		}
+		slices.Sort(acts)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", st.Rule, st.Matched, st.Errors, strings.Join(acts, ", "))
+	}
+	tw.Flush()
+	for _, st := range stats {
+		if st.FirstErr != "" {
+			fmt.Fprintf(stdout, "rule %s failed on %d event(s), first: %s\n", st.Rule, st.Errors, st.FirstErr)
+		}
+	}
+	if skipped > 0 {
+		fmt.Fprintf(stdout, "%d event(s) skipped: their payload could not be decoded\n", skipped)
+	}
+	return 0
+}

@@ -1,0 +1,361 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/payramd/payramd/daemon"
+)
+
+// adminClient talks to the running daemon's admin API.
+type adminClient struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+func newAdminClient(c *common, adminURL string) *adminClient {
+	ac := &adminClient{http: &http.Client{Timeout: 30 * time.Second}}
+	ac.token = os.Getenv("PAYRAMD_ADMIN_TOKEN")
+	listen := os.Getenv("PAYRAMD_ADMIN_LISTEN")
+	if snap, _ := daemon.Load(loadOptions(c.config)); snap != nil {
+		if listen == "" {
+			listen = snap.Config.Server.AdminListen
+		}
+		if t := snap.Config.Server.AdminToken.Reveal(); t != "" && ac.token == "" {
+			ac.token = t
+		}
+	}
+	if listen == "" {
+		listen = "127.0.0.1:8081"
+	}
+	ac.base = baseURL(listen, false)
+	if adminURL != "" {
+		ac.base = strings.TrimRight(adminURL, "/")
+	}
+	return ac
+}
+
+func (ac *adminClient) do(method, path string, out any) error {
+	req, err := http.NewRequest(method, ac.base+path, nil)
+	if err != nil {
+		return err
+	}
+	if ac.token != "" {
+		req.Header.Set("Authorization", "Bearer "+ac.token)
+	}
+	resp, err := ac.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("%v (is the daemon running, and is its admin listener at %s?)", err, ac.base)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if resp.StatusCode/100 != 2 {
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(body, &e) == nil && e.Error != "" {
+			return fmt.Errorf("%s: %s", resp.Status, e.Error)
+		}
+		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
+	}
+	if raw, ok := out.(*json.RawMessage); ok {
+		*raw = body
+		return nil
+	}
+	return json.Unmarshal(body, out)
+}
+
+func adminFlags(name string, stderr io.Writer) (*common, *string) {
+	c := newFlags(name, stderr)
+	u := c.fs.String("admin", "", "admin API base URL (default: from the config's admin_listen)")
+	return c, u
+}
+
+func printRaw(w io.Writer, raw json.RawMessage) {
+	var buf bytes.Buffer
+	if json.Indent(&buf, raw, "", "  ") == nil {
+		raw = buf.Bytes()
+	}
+	fmt.Fprintln(w, strings.TrimSpace(string(raw)))
+}
+
+func cmdEvents(args []string, stdout, stderr io.Writer) int {
+	c, admin := adminFlags("events", stderr)
+	source := c.fs.String("source", "", "only this source")
+	limit := c.fs.Int("limit", 20, "how many, newest first")
+	since := c.fs.String("since", "", "only events received within this duration, such as 24h")
+	pos, err := c.parse(args)
+	if err != nil {
+		return 2
+	}
+	ac := newAdminClient(c, *admin)
+	var raw json.RawMessage
+	if len(pos) > 0 {
+		if err := ac.do("GET", "/api/events/"+url.PathEscape(pos[0]), &raw); err != nil {
+			fmt.Fprintln(stderr, "payramd events:", err)
+			return 1
+		}
+		if c.jsonOut {
+			printRaw(stdout, raw)
+			return 0
+		}
+		printEventDetail(stdout, raw)
+		return 0
+	}
+	q := url.Values{"limit": {fmt.Sprint(*limit)}}
+	if *source != "" {
+		q.Set("source", *source)
+	}
+	if *since != "" {
+		q.Set("since", *since)
+	}
+	if err := ac.do("GET", "/api/events?"+q.Encode(), &raw); err != nil {
+		fmt.Fprintln(stderr, "payramd events:", err)
+		return 1
+	}
+	if c.jsonOut {
+		printRaw(stdout, raw)
+		return 0
+	}
+	var list struct {
+		Events []struct {
+			ID         string    `json:"id"`
+			Source     string    `json:"source"`
+			Type       string    `json:"type"`
+			ReceivedAt time.Time `json:"received_at"`
+		} `json:"events"`
+	}
+	_ = json.Unmarshal(raw, &list)
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "RECEIVED\tSOURCE\tTYPE\tID")
+	for _, e := range list.Events {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", e.ReceivedAt.Local().Format("2006-01-02 15:04:05"), e.Source, e.Type, e.ID)
+	}
+	tw.Flush()
+	return 0
+}
+
+func printEventDetail(w io.Writer, raw json.RawMessage) {
+	var d struct {
+		Event struct {
+			ID         string          `json:"id"`
+			Source     string          `json:"source"`
+			Type       string          `json:"type"`
+			ReceivedAt time.Time       `json:"received_at"`
+			Payload    json.RawMessage `json:"payload"`
+		} `json:"event"`
+		Rules []struct {
+			Rule       string `json:"rule"`
+			Matched    bool   `json:"matched"`
+			Suppressed bool   `json:"suppressed_by_once_per"`
+			Error      string `json:"error"`
+		} `json:"rules"`
+		Jobs []struct {
+			ID        int64  `json:"id"`
+			Rule      string `json:"rule"`
+			Action    string `json:"action"`
+			State     string `json:"state"`
+			Attempts  int    `json:"attempts"`
+			LastError string `json:"last_error"`
+			History   []struct {
+				N         int       `json:"n"`
+				StartedAt time.Time `json:"started_at"`
+				Duration  string    `json:"duration"`
+				Outcome   string    `json:"outcome"`
+				Error     string    `json:"error"`
+			} `json:"history"`
+		} `json:"jobs"`
+	}
+	_ = json.Unmarshal(raw, &d)
+	fmt.Fprintf(w, "event %s\n  source %s, type %s, received %s\n  payload ", d.Event.ID, d.Event.Source, d.Event.Type, d.Event.ReceivedAt.Local().Format(time.RFC3339))
+	printRaw(w, d.Event.Payload)
+	fmt.Fprintln(w, "rules:")
+	for _, r := range d.Rules {
+		switch {
+		case r.Error != "":
+			fmt.Fprintf(w, "  ERROR %s: %s\n", r.Rule, r.Error)
+		case r.Suppressed:
+			fmt.Fprintf(w, "  MATCH %s (already fired for its once_per key: nothing run)\n", r.Rule)
+		case r.Matched:
+			fmt.Fprintf(w, "  MATCH %s\n", r.Rule)
+		}
+	}
+	fmt.Fprintln(w, "jobs:")
+	for _, j := range d.Jobs {
+		fmt.Fprintf(w, "  #%d %s → %s: %s after %d attempt(s)\n", j.ID, j.Rule, j.Action, j.State, j.Attempts)
+		for _, a := range j.History {
+			line := fmt.Sprintf("      %d. %s %s %s", a.N, a.StartedAt.Local().Format("15:04:05"), a.Outcome, a.Duration)
+			if a.Error != "" {
+				line += ": " + a.Error
+			}
+			fmt.Fprintln(w, line)
+		}
+	}
+}
+
+func cmdJobs(args []string, stdout, stderr io.Writer) int {
+	c, admin := adminFlags("jobs", stderr)
+	state := c.fs.String("state", "", "pending, running, succeeded or dead")
+	limit := c.fs.Int("limit", 20, "how many")
+	event := c.fs.String("event", "", "only this event's jobs")
+	if _, err := c.parse(args); err != nil {
+		return 2
+	}
+	ac := newAdminClient(c, *admin)
+	q := url.Values{"limit": {fmt.Sprint(*limit)}}
+	if *state != "" {
+		q.Set("state", *state)
+	}
+	if *event != "" {
+		q.Set("event", *event)
+	}
+	var raw json.RawMessage
+	if err := ac.do("GET", "/api/jobs?"+q.Encode(), &raw); err != nil {
+		fmt.Fprintln(stderr, "payramd jobs:", err)
+		return 1
+	}
+	if c.jsonOut {
+		printRaw(stdout, raw)
+		return 0
+	}
+	var list struct {
+		Jobs []struct {
+			ID        int64     `json:"id"`
+			EventID   string    `json:"event_id"`
+			Rule      string    `json:"rule"`
+			Action    string    `json:"action"`
+			State     string    `json:"state"`
+			Attempts  int       `json:"attempts"`
+			UpdatedAt time.Time `json:"updated_at"`
+			LastError string    `json:"last_error"`
+		} `json:"jobs"`
+	}
+	_ = json.Unmarshal(raw, &list)
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "JOB\tSTATE\tATTEMPTS\tRULE\tACTION\tUPDATED\tLAST ERROR")
+	for _, j := range list.Jobs {
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\t%s\n", j.ID, j.State, j.Attempts, j.Rule, j.Action, j.UpdatedAt.Local().Format("01-02 15:04:05"), oneLine(j.LastError, 60))
+	}
+	tw.Flush()
+	return 0
+}
+
+func oneLine(s string, n int) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	if len(s) > n {
+		return s[:n-1] + "…"
+	}
+	return s
+}
+
+func cmdRetry(args []string, stdout, stderr io.Writer) int {
+	c, admin := adminFlags("retry", stderr)
+	pos, err := c.parse(args)
+	if err != nil {
+		return 2
+	}
+	if len(pos) != 1 {
+		fmt.Fprintln(stderr, "payramd retry: give one job id (payramd jobs --state dead lists them)")
+		return 2
+	}
+	var raw json.RawMessage
+	if err := newAdminClient(c, *admin).do("POST", "/api/jobs/"+url.PathEscape(pos[0])+"/retry", &raw); err != nil {
+		fmt.Fprintln(stderr, "payramd retry:", err)
+		return 1
+	}
+	if c.jsonOut {
+		printRaw(stdout, raw)
+	} else {
+		fmt.Fprintf(stdout, "job %s is pending and will run now\n", pos[0])
+	}
+	return 0
+}
+
+func cmdReload(args []string, stdout, stderr io.Writer) int {
+	c, admin := adminFlags("reload", stderr)
+	if _, err := c.parse(args); err != nil {
+		return 2
+	}
+	var st struct {
+		OK       bool     `json:"ok"`
+		Problems []string `json:"problems"`
+	}
+	ac := newAdminClient(c, *admin)
+	req, _ := http.NewRequest("POST", ac.base+"/api/reload", nil)
+	if ac.token != "" {
+		req.Header.Set("Authorization", "Bearer "+ac.token)
+	}
+	resp, err := ac.http.Do(req)
+	if err != nil {
+		fmt.Fprintf(stderr, "payramd reload: %v (is the daemon running?)\n", err)
+		return 1
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if c.jsonOut {
+		printRaw(stdout, body)
+	}
+	if err := json.Unmarshal(body, &st); err != nil || resp.StatusCode == http.StatusUnauthorized {
+		fmt.Fprintf(stderr, "payramd reload: %s: %s\n", resp.Status, strings.TrimSpace(string(body)))
+		return 1
+	}
+	if !c.jsonOut {
+		for _, p := range st.Problems {
+			fmt.Fprintln(stdout, p)
+		}
+	}
+	if !st.OK {
+		fmt.Fprintln(stderr, "payramd reload: refused; the previous config keeps running")
+		return 1
+	}
+	if !c.jsonOut {
+		fmt.Fprintln(stdout, "reloaded")
+	}
+	return 0
+}
+
+func cmdReplay(args []string, stdout, stderr io.Writer) int {
+	c, admin := adminFlags("replay", stderr)
+	dry := c.fs.Bool("dry-run", false, "backtest: evaluate the config against journaled events, changing nothing")
+	since := c.fs.Duration("since", 168*time.Hour, "with --dry-run: how far back")
+	dataDir := c.fs.String("data-dir", "", "with --dry-run: the journal directory (default: the config's data_dir)")
+	pos, err := c.parse(args)
+	if err != nil {
+		return 2
+	}
+	if *dry {
+		return backtest(c, *since, *dataDir, stdout, stderr)
+	}
+	if len(pos) != 1 {
+		fmt.Fprintln(stderr, "payramd replay: give one event id (payramd events lists them), or --dry-run to backtest")
+		return 2
+	}
+	var raw json.RawMessage
+	if err := newAdminClient(c, *admin).do("POST", "/api/events/"+url.PathEscape(pos[0])+"/replay", &raw); err != nil {
+		fmt.Fprintln(stderr, "payramd replay:", err)
+		return 1
+	}
+	if c.jsonOut {
+		printRaw(stdout, raw)
+		return 0
+	}
+	var r struct {
+		Matched []string `json:"matched"`
+		Jobs    []struct {
+			ID     int64  `json:"id"`
+			Action string `json:"action"`
+		} `json:"jobs"`
+	}
+	_ = json.Unmarshal(raw, &r)
+	fmt.Fprintf(stdout, "replayed %s: matched [%s], %d new job(s)\n", pos[0], strings.Join(r.Matched, ", "), len(r.Jobs))
+	return 0
+}

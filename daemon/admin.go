@@ -1,0 +1,291 @@
+package daemon
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/payramd/payramd/journal"
+)
+
+// adminHandler serves health, metrics and the admin API. When admin_token
+// is set every route but the health checks needs it as a bearer token.
+func (d *Daemon) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", d.readyz)
+	mux.Handle("GET /metrics", d.auth(d.metrics.Handler()))
+	mux.Handle("GET /api/events", d.auth(http.HandlerFunc(d.apiEvents)))
+	mux.Handle("GET /api/events/{id}", d.auth(http.HandlerFunc(d.apiEvent)))
+	mux.Handle("POST /api/events/{id}/replay", d.auth(http.HandlerFunc(d.apiReplay)))
+	mux.Handle("GET /api/jobs", d.auth(http.HandlerFunc(d.apiJobs)))
+	mux.Handle("POST /api/jobs/{id}/retry", d.auth(http.HandlerFunc(d.apiRetry)))
+	mux.Handle("POST /api/reload", d.auth(http.HandlerFunc(d.apiReload)))
+	mux.Handle("GET /api/config", d.auth(http.HandlerFunc(d.apiConfig)))
+	return mux
+}
+
+func (d *Daemon) auth(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token := d.Snapshot().Config.Server.AdminToken.Reveal()
+		if token != "" {
+			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="payramd"`)
+				writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "unauthorized"})
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func apiError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+func (d *Daemon) readyz(w http.ResponseWriter, r *http.Request) {
+	if d.Snapshot() == nil {
+		apiError(w, http.StatusServiceUnavailable, "no config loaded")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := d.store.Ping(ctx); err != nil {
+		apiError(w, http.StatusServiceUnavailable, "journal not writable: "+err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func limitParam(r *http.Request, def int) int {
+	n, err := strconv.Atoi(r.URL.Query().Get("limit"))
+	if err != nil || n <= 0 {
+		return def
+	}
+	return min(n, 1000)
+}
+
+// eventView is an event as the API shows it.
+type eventView struct {
+	ID         string            `json:"id"`
+	Source     string            `json:"source"`
+	Provider   string            `json:"provider"`
+	Type       string            `json:"type"`
+	ReceivedAt time.Time         `json:"received_at"`
+	Headers    map[string]string `json:"headers,omitempty"`
+	Payload    json.RawMessage   `json:"payload,omitempty"`
+}
+
+func viewEvent(e *journal.Event, full bool) eventView {
+	v := eventView{ID: e.ID, Source: e.Source, Provider: e.Provider, Type: e.Type, ReceivedAt: e.ReceivedAt.UTC()}
+	if full {
+		v.Headers = e.Headers
+		if len(e.Payload) > 0 {
+			v.Payload = json.RawMessage(e.Payload)
+		}
+	}
+	return v
+}
+
+func (d *Daemon) apiEvents(w http.ResponseWriter, r *http.Request) {
+	f := journal.EventFilter{Source: r.URL.Query().Get("source"), Limit: limitParam(r, 50)}
+	if s := r.URL.Query().Get("since"); s != "" {
+		dur, err := time.ParseDuration(s)
+		if err != nil {
+			apiError(w, http.StatusBadRequest, "since must be a duration such as 24h")
+			return
+		}
+		f.Since = time.Now().Add(-dur)
+	}
+	evs, err := d.store.Events(r.Context(), f)
+	if err != nil {
+		apiError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	out := make([]eventView, 0, len(evs))
+	for i := range evs {
+		out = append(out, viewEvent(&evs[i], false))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"events": out})
+}
+
+type attemptView struct {
+	N         int       `json:"n"`
+	StartedAt time.Time `json:"started_at"`
+	Duration  string    `json:"duration"`
+	Outcome   string    `json:"outcome"`
+	Error     string    `json:"error,omitempty"`
+	Output    string    `json:"output,omitempty"`
+}
+
+type jobView struct {
+	ID        int64         `json:"id"`
+	EventID   string        `json:"event_id"`
+	Source    string        `json:"source,omitempty"`
+	Rule      string        `json:"rule"`
+	Action    string        `json:"action"`
+	State     string        `json:"state"`
+	Attempts  int           `json:"attempts"`
+	RunAt     *time.Time    `json:"run_at,omitempty"`
+	CreatedAt time.Time     `json:"created_at"`
+	UpdatedAt time.Time     `json:"updated_at"`
+	LastError string        `json:"last_error,omitempty"`
+	History   []attemptView `json:"history,omitempty"`
+}
+
+func viewJob(j *journal.Job) jobView {
+	v := jobView{ID: j.ID, EventID: j.EventID, Source: j.Source, Rule: j.Rule, Action: j.Action, State: string(j.State), Attempts: j.Attempts,
+		CreatedAt: j.CreatedAt.UTC(), UpdatedAt: j.UpdatedAt.UTC(), LastError: j.LastError}
+	if j.State == journal.Pending && !j.RunAt.IsZero() {
+		t := j.RunAt.UTC()
+		v.RunAt = &t
+	}
+	return v
+}
+
+func (d *Daemon) apiEvent(w http.ResponseWriter, r *http.Request) {
+	det, err := d.store.Event(r.Context(), r.PathValue("id"))
+	if errors.Is(err, journal.ErrNotFound) {
+		apiError(w, http.StatusNotFound, "no such event")
+		return
+	}
+	if err != nil {
+		apiError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	type ruleView struct {
+		Rule       string `json:"rule"`
+		Matched    bool   `json:"matched"`
+		Suppressed bool   `json:"suppressed_by_once_per,omitempty"`
+		Error      string `json:"error,omitempty"`
+	}
+	var rules []ruleView
+	for _, rr := range det.Results {
+		rules = append(rules, ruleView{Rule: rr.Rule, Matched: rr.Matched, Suppressed: rr.Suppressed, Error: rr.Error})
+	}
+	var jobs []jobView
+	for _, jd := range det.Jobs {
+		v := viewJob(&jd.Job)
+		for _, a := range jd.Attempts {
+			v.History = append(v.History, attemptView{N: a.N, StartedAt: a.StartedAt.UTC(), Duration: a.Duration.Round(time.Microsecond).String(), Outcome: a.Outcome, Error: a.Error, Output: a.Output})
+		}
+		jobs = append(jobs, v)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"event": viewEvent(&det.Event, true), "rules": rules, "jobs": jobs})
+}
+
+func (d *Daemon) apiReplay(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	det, err := d.store.Event(r.Context(), id)
+	if errors.Is(err, journal.ErrNotFound) {
+		apiError(w, http.StatusNotFound, "no such event")
+		return
+	}
+	if err != nil {
+		apiError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	ev, err := eventFromJournal(&det.Event)
+	if err != nil {
+		apiError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	snap := d.Snapshot()
+	_, eval, err := d.evaluate(snap, ev)
+	if err != nil {
+		apiError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	jobs, err := d.store.Replay(r.Context(), id, eval)
+	if err != nil {
+		apiError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	d.countResults(ev, eval)
+	d.kick()
+	var matched []string
+	for _, m := range eval.Matches {
+		matched = append(matched, m.Rule)
+	}
+	views := make([]jobView, 0, len(jobs))
+	for _, j := range jobs {
+		views = append(views, viewJob(j))
+	}
+	d.log.Info("event replayed", "event", id, "matched", len(matched), "jobs", len(jobs))
+	writeJSON(w, http.StatusOK, map[string]any{"id": id, "matched": matched, "jobs": views})
+}
+
+func (d *Daemon) apiJobs(w http.ResponseWriter, r *http.Request) {
+	f := journal.JobFilter{State: journal.JobState(r.URL.Query().Get("state")), EventID: r.URL.Query().Get("event"), Limit: limitParam(r, 50)}
+	if f.State != "" && !f.State.Valid() {
+		apiError(w, http.StatusBadRequest, "state must be pending, running, succeeded or dead")
+		return
+	}
+	jobs, err := d.store.Jobs(r.Context(), f)
+	if err != nil {
+		apiError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	out := make([]jobView, 0, len(jobs))
+	for i := range jobs {
+		out = append(out, viewJob(&jobs[i]))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"jobs": out})
+}
+
+func (d *Daemon) apiRetry(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		apiError(w, http.StatusBadRequest, "job id must be a number")
+		return
+	}
+	j, err := d.store.Retry(r.Context(), id)
+	if errors.Is(err, journal.ErrNotFound) {
+		apiError(w, http.StatusNotFound, "no such job, or it is running or succeeded")
+		return
+	}
+	if err != nil {
+		apiError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	d.log.Info("job retried by hand", "job", id, "action", j.Action)
+	d.kick()
+	writeJSON(w, http.StatusOK, map[string]any{"job": viewJob(j)})
+}
+
+func (d *Daemon) apiReload(w http.ResponseWriter, r *http.Request) {
+	ok := d.Reload("admin API")
+	d.reloadMu.Lock()
+	st := d.lastReload
+	d.reloadMu.Unlock()
+	code := http.StatusOK
+	if !ok {
+		code = http.StatusUnprocessableEntity
+	}
+	writeJSON(w, code, st)
+}
+
+func (d *Daemon) apiConfig(w http.ResponseWriter, r *http.Request) {
+	d.reloadMu.Lock()
+	st := d.lastReload
+	d.reloadMu.Unlock()
+	sum := d.Snapshot().Summary()
+	sum["last_reload"] = st
+	writeJSON(w, http.StatusOK, sum)
+}

@@ -1,0 +1,193 @@
+package daemon
+
+import (
+	"context"
+	"crypto/sha256"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/payramd/payramd/config"
+)
+
+// debounce is how long the watcher waits for a burst of file events
+// (an editor's write-rename-chmod) to settle before reloading.
+const debounce = 250 * time.Millisecond
+
+// Reload loads the config again and swaps it in when, and only when, every
+// part of it is valid. On any error the running config stays and every
+// problem is logged with its position. It is safe to call concurrently.
+func (d *Daemon) Reload(trigger string) bool {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	d.notify.Reloading()
+	defer d.notify.Ready("payramd serving")
+	start := time.Now()
+	old := d.snap.Load()
+	snap, probs := Load(d.opts.Load)
+	status := reloadStatus{At: time.Now(), Trigger: trigger}
+	for _, p := range probs.List {
+		status.Problems = append(status.Problems, p.String())
+	}
+	if snap == nil {
+		for _, p := range probs.List {
+			if p.Warning {
+				d.log.Warn("config warning", "problem", p.String())
+			} else {
+				d.log.Error("config error", "problem", p.String())
+			}
+		}
+		d.log.Error("config reload refused: the previous config keeps running", "trigger", trigger, "errors", countErrors(probs.List))
+		d.metrics.ReloadOK.Set(0)
+		d.lastReload = status
+		return false
+	}
+	for _, p := range probs.List {
+		d.log.Warn("config warning", "problem", p.String())
+	}
+	// listen, admin_listen and data_dir are bound at start.
+	cur := d.server
+	ns := &snap.Config.Server
+	if ns.Listen != cur.Listen || ns.AdminListen != cur.AdminListen || ns.DataDir != cur.DataDir || ns.TLSCert != cur.TLSCert || ns.TLSKey != cur.TLSKey {
+		d.log.Warn("listen, admin_listen, data_dir and tls settings change only on restart; keeping the running values")
+		ns.Listen, ns.AdminListen, ns.DataDir, ns.TLSCert, ns.TLSKey = cur.Listen, cur.AdminListen, cur.DataDir, cur.TLSCert, cur.TLSKey
+	}
+	d.snap.Store(snap)
+	status.OK = true
+	d.lastReload = status
+	d.metrics.ReloadOK.Set(1)
+	d.metrics.ReloadTime.Set(float64(time.Now().Unix()))
+	d.log.Info("config reloaded", "trigger", trigger, "rules", len(snap.Rules.Rules), "sources", len(snap.Config.Sources),
+		"actions", len(snap.Config.Actions), "took", time.Since(start).Round(time.Microsecond).String(), "previous_rules", len(old.Rules.Rules))
+	return true
+}
+
+func countErrors(list []config.Problem) int {
+	n := 0
+	for _, p := range list {
+		if !p.Warning {
+			n++
+		}
+	}
+	return n
+}
+
+// watch reloads when the config or an include changes. It watches
+// directories, not files: editors save by writing a new file and renaming
+// it over the old one, and Kubernetes swaps a symlink, both of which end a
+// watch on the file itself. Any event in a watched directory triggers a
+// content check; only a real change reloads. A slow poll backs the watcher
+// up on filesystems where inotify says nothing (NFS, some containers).
+func (d *Daemon) watch(ctx context.Context) {
+	snap := d.Snapshot()
+	if snap.Config.Embedded {
+		return
+	}
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		d.log.Warn("cannot watch the config for changes; use SIGHUP or POST /api/reload", "err", err)
+		return
+	}
+	defer w.Close()
+	watched := map[string]bool{}
+	addDirs := func(s *Snapshot) {
+		for _, dir := range watchDirs(s) {
+			if watched[dir] {
+				continue
+			}
+			if err := w.Add(dir); err != nil {
+				d.log.Warn("cannot watch a config directory", "dir", dir, "err", err)
+				continue
+			}
+			watched[dir] = true
+		}
+	}
+	addDirs(snap)
+	last := hashFiles(snap)
+	var timer <-chan time.Time
+	poll := time.NewTicker(10 * time.Second)
+	defer poll.Stop()
+	check := func(trigger string) {
+		cur := d.Snapshot()
+		h := hashFiles(cur)
+		if h == last {
+			return
+		}
+		last = h
+		if d.Reload(trigger) {
+			addDirs(d.Snapshot())
+			last = hashFiles(d.Snapshot())
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-w.Events:
+			if !ok {
+				return
+			}
+			_ = ev
+			timer = time.After(debounce)
+		case err, ok := <-w.Errors:
+			if !ok {
+				return
+			}
+			d.log.Warn("config watcher error", "err", err)
+		case <-timer:
+			timer = nil
+			check("file change")
+		case <-poll.C:
+			check("file change (poll)")
+		}
+	}
+}
+
+// watchDirs are the directories holding the config, its includes and the
+// targets of symlinks among them.
+func watchDirs(s *Snapshot) []string {
+	var dirs []string
+	add := func(p string) {
+		dir := filepath.Dir(p)
+		if !slices.Contains(dirs, dir) {
+			dirs = append(dirs, dir)
+		}
+	}
+	for _, f := range s.Config.Files {
+		add(f)
+		if real, err := filepath.EvalSymlinks(f); err == nil && real != f {
+			add(real)
+		}
+	}
+	for _, p := range s.Config.IncludePatterns {
+		add(p)
+	}
+	return dirs
+}
+
+// hashFiles fingerprints the config: the content of every file read, and
+// the list of files the include patterns match now (a new drop-in file
+// changes the config without changing any file already read).
+func hashFiles(s *Snapshot) [32]byte {
+	h := sha256.New()
+	for _, f := range s.Config.Files {
+		h.Write([]byte(f))
+		b, _ := os.ReadFile(f)
+		h.Write(b)
+	}
+	for _, p := range s.Config.IncludePatterns {
+		m, _ := filepath.Glob(p)
+		for _, f := range m {
+			h.Write([]byte(f))
+			if !slices.Contains(s.Config.Files, f) {
+				b, _ := os.ReadFile(f)
+				h.Write(b)
+			}
+		}
+	}
+	var out [32]byte
+	copy(out[:], h.Sum(nil))
+	return out
+}

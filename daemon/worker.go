@@ -1,0 +1,200 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/payramd/payramd/actions"
+	"github.com/payramd/payramd/config"
+	"github.com/payramd/payramd/engine"
+	"github.com/payramd/payramd/journal"
+	"github.com/sethvargo/go-retry"
+)
+
+// pool runs due jobs, at most size at once. Jobs live in the journal, not
+// in memory: the pool claims what is due, and a job's next attempt time is
+// a column, so a restart loses no retry.
+type pool struct {
+	d        *Daemon
+	size     int
+	running  atomic.Int64
+	freed    chan struct{}
+	wg       sync.WaitGroup
+	claiming atomic.Bool
+}
+
+func newPool(d *Daemon, size int) *pool {
+	p := &pool{d: d, size: size, freed: make(chan struct{}, 1)}
+	p.claiming.Store(true)
+	return p
+}
+
+func (p *pool) stopClaiming() { p.claiming.Store(false) }
+
+// idle is closed once every running job has finished.
+func (p *pool) idle() <-chan struct{} {
+	ch := make(chan struct{})
+	go func() { p.wg.Wait(); close(ch) }()
+	return ch
+}
+
+// run is the dispatcher loop. ctx cancels running jobs (shutdown timeout).
+func (p *pool) run(ctx context.Context) {
+	const maxWait = time.Second
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		wait := maxWait
+		if p.claiming.Load() {
+			free := p.size - int(p.running.Load())
+			if free > 0 {
+				jobs, err := p.d.store.ClaimDue(ctx, time.Now(), free)
+				if err != nil && ctx.Err() == nil {
+					p.d.log.Error("claiming jobs failed", "err", err)
+				}
+				for _, j := range jobs {
+					p.running.Add(1)
+					p.wg.Add(1)
+					go p.exec(ctx, j)
+				}
+				if len(jobs) == free {
+					wait = 0 // more may be due
+				} else if t, ok, err := p.d.store.NextRunAt(ctx); err == nil && ok {
+					wait = min(max(time.Until(t), 0), maxWait)
+				}
+			}
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			p.wg.Wait()
+			return
+		case <-p.d.wake:
+		case <-p.freed:
+		case <-timer.C:
+		}
+	}
+}
+
+func (p *pool) exec(ctx context.Context, j *journal.Job) {
+	defer func() {
+		p.running.Add(-1)
+		p.wg.Done()
+		select {
+		case p.freed <- struct{}{}:
+		default:
+		}
+	}()
+	d := p.d
+	snap := d.Snapshot()
+	start := time.Now()
+	cfgAct := snap.Config.Action(j.Action)
+	act := snap.Actions[j.Action]
+	finish := func(next journal.JobState, runAt time.Time, outcome, errMsg, output string) {
+		a := journal.Attempt{JobID: j.ID, N: j.Attempts, StartedAt: start, Duration: time.Since(start), Outcome: outcome, Error: errMsg, Output: output}
+		// The record must land even while shutting down, or the attempt
+		// would silently repeat; it gets its own short deadline.
+		fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := d.store.Finish(fctx, j.ID, a, next, runAt); err != nil {
+			d.log.Error("recording a job attempt failed; the job will run again", "job", j.ID, "err", err)
+		}
+		d.metrics.ActionAttempts.WithLabelValues(j.Action, outcome).Inc()
+	}
+	if cfgAct == nil || act == nil {
+		msg := fmt.Sprintf("action %q is no longer in the config", j.Action)
+		d.log.Error("job is dead", "job", j.ID, "event", j.EventID, "rule", j.Rule, "action", j.Action, "reason", msg)
+		finish(journal.Dead, time.Time{}, "dead", msg, "")
+		return
+	}
+	if !cfgAct.Enabled {
+		msg := fmt.Sprintf("action %q is disabled in the config", j.Action)
+		d.log.Warn("job is dead", "job", j.ID, "event", j.EventID, "rule", j.Rule, "action", j.Action, "reason", msg)
+		finish(journal.Dead, time.Time{}, "dead", msg, "")
+		return
+	}
+	ev, err := d.loadEvent(ctx, j.EventID)
+	if err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		d.log.Error("loading a job's event failed; will retry", "job", j.ID, "event", j.EventID, "err", err)
+		finish(journal.Pending, time.Now().Add(backoff(cfgAct.Retry, j.Attempts)), "retry", err.Error(), "")
+		return
+	}
+	actx, cancel := context.WithTimeout(ctx, cfgAct.Timeout)
+	res := act.Run(actx, &actions.Job{ID: jobKey(j), Event: ev, Rule: j.Rule, Action: j.Action, Attempt: j.Attempts})
+	cancel()
+	dur := time.Since(start)
+	if ctx.Err() != nil {
+		// Shutdown cut the attempt short: leave the job running, so the
+		// next start runs it again rather than counting a failure.
+		return
+	}
+	d.metrics.ActionDuration.WithLabelValues(j.Action).Observe(dur.Seconds())
+	log := d.log.With("job", j.ID, "event", j.EventID, "source", j.Source, "rule", j.Rule, "action", j.Action, "attempt", j.Attempts, "duration", dur.Round(time.Millisecond).String())
+	if res.Err == nil {
+		log.Info("action succeeded")
+		finish(journal.Succeeded, time.Time{}, "succeeded", "", res.Output)
+		return
+	}
+	if !res.Retryable {
+		log.Error("action failed and will not be retried (the request itself was refused); retry it by hand once fixed", "err", res.Err)
+		finish(journal.Dead, time.Time{}, "failed", res.Err.Error(), res.Output)
+		return
+	}
+	if j.Attempts >= cfgAct.Retry.Attempts {
+		log.Error("action failed on its last attempt; the job is dead (payramd retry can revive it)", "err", res.Err, "attempts", j.Attempts)
+		finish(journal.Dead, time.Time{}, "dead", res.Err.Error(), res.Output)
+		return
+	}
+	delay := max(backoff(cfgAct.Retry, j.Attempts), res.RetryAfter)
+	log.Warn("action failed; will retry", "err", res.Err, "retry_in", delay.Round(time.Millisecond).String())
+	finish(journal.Pending, time.Now().Add(delay), "retry", res.Err.Error(), res.Output)
+}
+
+// jobKey is the idempotency key actions send: stable across attempts of one
+// job, distinct for a replay (a new job).
+func jobKey(j *journal.Job) string {
+	id := j.EventID
+	if len(id) > 16 {
+		id = id[:16]
+	}
+	return fmt.Sprintf("%s-%d", id, j.ID)
+}
+
+// backoff is the delay before attempt n+1: exponential from Initial with
+// ±20% jitter, capped at Max. go-retry backoffs are stateful, so a fresh
+// one is built for every computation.
+func backoff(r config.Retry, n int) time.Duration {
+	b := retry.WithCappedDuration(r.Max, retry.WithJitterPercent(20, retry.NewExponential(r.Initial)))
+	var d time.Duration
+	for i := 0; i < max(n, 1); i++ {
+		next, stop := b.Next()
+		if stop {
+			break
+		}
+		d = next
+	}
+	return d
+}
+
+// loadEvent rebuilds the event a job belongs to from the journal.
+func (d *Daemon) loadEvent(ctx context.Context, id string) (*engine.Event, error) {
+	det, err := d.store.Event(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return eventFromJournal(&det.Event)
+}
+
+func eventFromJournal(e *journal.Event) (*engine.Event, error) {
+	payload, err := engine.DecodeObject(e.Payload)
+	if err != nil {
+		return nil, fmt.Errorf("decoding the journaled payload of %s: %w", e.ID, err)
+	}
+	return &engine.Event{ID: e.ID, Source: e.Source, Provider: e.Provider, Type: e.Type, ReceivedAt: e.ReceivedAt, Headers: e.Headers, Payload: payload, Raw: e.Body}, nil
+}

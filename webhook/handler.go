@@ -1,0 +1,392 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/payramd/payramd/engine"
+)
+
+// Accepter stores an event durably (and evaluates it) before the provider
+// is answered. It reports duplicate when the event id was seen before. Any
+// error means the event is not on disk; the handler answers 503 so that the
+// provider retries.
+type Accepter func(ctx context.Context, ev *engine.Event) (duplicate bool, err error)
+
+// Options configures a Handler.
+type Options struct {
+	// Table returns the current routing table; hot reload swaps what it
+	// returns. Each request reads it once, so it sees one snapshot.
+	Table func() *Table
+	// Accept journals an event.
+	Accept Accepter
+	// MaxBody is the body limit for sources that set none (default 1 MiB).
+	MaxBody int64
+	// TrustedProxies are the peers whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
+	// Observe is called once per routed request with its source and
+	// outcome: accepted, duplicate, invalid_signature, forbidden,
+	// too_large, invalid_payload, rate_limited, unavailable or error.
+	// Unknown paths and wrong methods are not observed: their "source"
+	// would be whatever a scanner makes up.
+	Observe func(source, outcome string)
+	Logger  *slog.Logger
+	Now     func() time.Time
+	// AcceptTimeout bounds one Accept call (default 25s, under the
+	// server's 30s write timeout so the answer can still be written).
+	AcceptTimeout time.Duration
+}
+
+// Handler is the public webhook listener. It is safe for concurrent use.
+type Handler struct {
+	o        Options
+	draining atomic.Bool
+}
+
+// DefaultMaxBody is the body limit when neither the source nor the server
+// sets one: payment webhooks are a few KiB.
+const DefaultMaxBody = 1 << 20
+
+// NewHandler returns the listener's handler.
+func NewHandler(o Options) *Handler {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Observe == nil {
+		o.Observe = func(string, string) {}
+	}
+	if o.Table == nil {
+		o.Table = func() *Table { return nil }
+	}
+	if o.MaxBody <= 0 {
+		o.MaxBody = DefaultMaxBody
+	}
+	if o.Accept == nil {
+		o.Accept = func(context.Context, *engine.Event) (bool, error) {
+			return false, errors.New("no journal configured")
+		}
+	}
+	if o.AcceptTimeout <= 0 {
+		o.AcceptTimeout = 25 * time.Second
+	}
+	return &Handler{o: o}
+}
+
+// Drain makes every later request a 503, for SIGTERM: the provider retries
+// against the next process instead of being told "accepted" by one that may
+// not get to write the event.
+func (h *Handler) Drain() { h.draining.Store(true) }
+
+// Draining reports whether Drain was called.
+func (h *Handler) Draining() bool { return h.draining.Load() }
+
+// refusal is one way a request can be turned down: its metric label (""
+// for none), status, answer and log reason.
+type refusal struct {
+	outcome string
+	status  int
+	body    map[string]string
+	reason  string
+}
+
+// ServeHTTP runs the checks in the order of SPEC section 6: route, method,
+// allow_ips, rate limit, body size, signature, payload, journal. Cheap
+// checks that need no secret come first, so that an unwanted sender costs
+// as little as possible and learns nothing about the signature.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	now := h.o.Now()
+	rt := h.o.Table().lookup(r.URL.Path)
+	client := h.clientAddr(r)
+
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			src := ""
+			if rt != nil {
+				src = rt.source
+			}
+			h.o.Logger.Error("webhook handler panic", "source", src, "panic", v)
+			h.o.Observe(src, "error")
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "internal_error"})
+		}
+	}()
+
+	if h.draining.Load() {
+		w.Header().Set("Connection", "close")
+		src := ""
+		if rt != nil {
+			src = rt.source
+		}
+		h.refuse(w, r, src, client, refusal{"unavailable", http.StatusServiceUnavailable, errBody("unavailable"), "shutting down"})
+		return
+	}
+	if rt == nil || rt.provider == nil {
+		h.o.Logger.Debug("webhook refused", "path", r.URL.Path, "remote", addrString(client, r), "status", http.StatusNotFound, "reason", "no source at this path")
+		writeJSON(w, http.StatusNotFound, errBody("not_found"))
+		return
+	}
+	if !slices.Contains(rt.methods, r.Method) {
+		w.Header().Set("Allow", strings.Join(rt.methods, ", "))
+		h.refuse(w, r, rt.source, client, refusal{"", http.StatusMethodNotAllowed, errBody("method_not_allowed"), "method " + r.Method + " not allowed"})
+		return
+	}
+	if len(rt.allow) > 0 && !allowed(rt.allow, client) {
+		h.refuse(w, r, rt.source, client, refusal{"forbidden", http.StatusForbidden, errBody("forbidden"), "client address not in allow_ips"})
+		return
+	}
+	if rt.limiter != nil {
+		res := rt.limiter.ReserveN(now, 1)
+		if d := res.DelayFrom(now); !res.OK() || d > 0 {
+			res.CancelAt(now)
+			secs := 1
+			if res.OK() {
+				secs = max(1, int(math.Ceil(d.Seconds())))
+			}
+			w.Header().Set("Retry-After", strconv.Itoa(secs))
+			h.refuse(w, r, rt.source, client, refusal{"rate_limited", http.StatusTooManyRequests, errBody("rate_limited"), "rate limit exceeded"})
+			return
+		}
+	}
+
+	limit := rt.maxBody
+	if limit <= 0 {
+		limit = h.o.MaxBody
+	}
+	tooLarge := refusal{"too_large", http.StatusRequestEntityTooLarge, errBody("payload_too_large"), "body larger than " + strconv.FormatInt(limit, 10) + " bytes"}
+	if r.ContentLength > limit {
+		h.refuse(w, r, rt.source, client, tooLarge)
+		return
+	}
+	// Read one byte more than allowed: exactly the limit is fine, and the
+	// extra byte is how an over-long chunked body is noticed without
+	// reading all of it.
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		h.refuse(w, r, rt.source, client, refusal{"error", http.StatusBadRequest, map[string]string{"error": "invalid_payload", "detail": "could not read the request body"}, "reading body: " + err.Error()})
+		return
+	}
+	if int64(len(body)) > limit {
+		h.refuse(w, r, rt.source, client, tooLarge)
+		return
+	}
+
+	req := &Request{Source: rt.source, Method: r.Method, Header: r.Header, Query: r.URL.Query(), Body: body, Now: now}
+	if err := rt.provider.Verify(req); err != nil {
+		h.refuse(w, r, rt.source, client, refusal{"invalid_signature", http.StatusUnauthorized, errBody("invalid_signature"), err.Error()})
+		return
+	}
+	n, err := rt.provider.Normalize(req)
+	if err != nil {
+		if errors.Is(err, ErrInvalidPayload) {
+			h.refuse(w, r, rt.source, client, refusal{"invalid_payload", http.StatusBadRequest, map[string]string{"error": "invalid_payload", "detail": err.Error()}, err.Error()})
+		} else {
+			h.o.Logger.Error("webhook normalize failed", "source", rt.source, "error", err)
+			h.o.Observe(rt.source, "error")
+			writeJSON(w, http.StatusInternalServerError, errBody("internal_error"))
+		}
+		return
+	}
+
+	ev := &engine.Event{
+		ID:         n.ID,
+		Source:     rt.source,
+		Provider:   rt.providerName,
+		Type:       n.Type,
+		ReceivedAt: now,
+		Headers:    RedactHeaders(r.Header),
+		Payload:    n.Payload,
+		Raw:        body,
+	}
+	if ev.ID == "" {
+		ev.ID = DefaultID(rt.source, requestKey(req))
+	}
+	if ev.Payload == nil {
+		ev.Payload = map[string]any{}
+	}
+	for _, name := range rt.redact {
+		delete(ev.Headers, name)
+	}
+
+	// A client hanging up must not abort a journal write halfway: the
+	// provider's retry would then find a half-known event. The write gets
+	// its own deadline instead.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.o.AcceptTimeout)
+	defer cancel()
+	dup, err := h.o.Accept(ctx, ev)
+	if err != nil {
+		// Whatever went wrong, the event is not known to be on disk, so
+		// the answer must make the provider retry.
+		h.o.Logger.Error("webhook not journaled", "source", rt.source, "id", ev.ID, "remote", addrString(client, r), "error", err)
+		h.o.Observe(rt.source, "unavailable")
+		writeJSON(w, http.StatusServiceUnavailable, errBody("unavailable"))
+		return
+	}
+	status := "accepted"
+	if dup {
+		status = "duplicate"
+	}
+	h.o.Logger.Info("webhook "+status, "source", rt.source, "id", ev.ID, "type", ev.Type, "remote", addrString(client, r))
+	h.o.Observe(rt.source, status)
+	writeJSON(w, http.StatusOK, map[string]string{"status": status, "id": ev.ID})
+}
+
+// refuse answers a refused request and logs why, at Warn: a stream of these
+// is either a misconfigured provider or someone probing, and either way the
+// operator should see it. The reason never contains a secret or signature.
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, source string, client netip.Addr, rf refusal) {
+	h.o.Logger.Warn("webhook refused", "source", source, "remote", addrString(client, r), "method", r.Method, "status", rf.status, "reason", rf.reason)
+	if rf.outcome != "" && source != "" {
+		h.o.Observe(source, rf.outcome)
+	}
+	writeJSON(w, rf.status, rf.body)
+}
+
+func errBody(code string) map[string]string { return map[string]string{"error": code} }
+
+func writeJSON(w http.ResponseWriter, status int, v map[string]string) {
+	b, _ := json.Marshal(v)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+func allowed(allow []netip.Prefix, a netip.Addr) bool {
+	if !a.IsValid() {
+		return false
+	}
+	for _, p := range allow {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func (h *Handler) trusted(a netip.Addr) bool {
+	return a.IsValid() && allowed(h.o.TrustedProxies, a)
+}
+
+// clientAddr is the address allow_ips is checked against. X-Forwarded-For is
+// believed only when the peer is a trusted proxy, and then read from the
+// right, skipping further trusted proxies: the rightmost untrusted hop is
+// the first one no trusted party vouches for, while everything left of it
+// may be made up by the client. An unparsable hop yields an invalid
+// address, which no allow_ips matches.
+func (h *Handler) clientAddr(r *http.Request) netip.Addr {
+	peer := parseHop(r.RemoteAddr)
+	if !h.trusted(peer) {
+		return peer
+	}
+	var hops []string
+	for _, v := range r.Header.Values("X-Forwarded-For") {
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				hops = append(hops, p)
+			}
+		}
+	}
+	for i := len(hops) - 1; i >= 0; i-- {
+		a := parseHop(hops[i])
+		if !a.IsValid() || !h.trusted(a) || i == 0 {
+			return a
+		}
+	}
+	return peer
+}
+
+// parseHop parses "addr", "addr:port" or "[v6]:port".
+func parseHop(s string) netip.Addr {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap()
+	}
+	if a, err := netip.ParseAddr(strings.Trim(s, "[]")); err == nil {
+		return a.Unmap()
+	}
+	return netip.Addr{}
+}
+
+func addrString(a netip.Addr, r *http.Request) string {
+	if a.IsValid() {
+		return a.String()
+	}
+	return r.RemoteAddr
+}
+
+// sensitiveHeaderParts are name fragments of headers that carry
+// credentials in some provider's scheme: signatures (X-Payram-Signature,
+// Stripe-Signature, webhook-signature, X-Hub-Signature-256), HMACs
+// (X-Shopify-Hmac-Sha256), keys (API-Key), and the usual auth, cookie and
+// token headers. Matching fragments rather than a list of names also covers
+// providers payramd has never heard of.
+var sensitiveHeaderParts = []string{"sig", "hmac", "auth", "key", "cookie", "secret", "token", "password", "credential", "session"}
+
+// RedactHeaders returns the headers as meta.headers shows them and the
+// journal stores them: lower-case names, repeated values joined with ", ",
+// and every header that may carry a credential removed. What is left is
+// safe to show in the admin API and in rule templates.
+func RedactHeaders(h http.Header) map[string]string {
+	out := make(map[string]string, len(h))
+	for name, vs := range h {
+		lower := strings.ToLower(name)
+		if isSensitiveHeader(lower) {
+			continue
+		}
+		out[lower] = strings.Join(vs, ", ")
+	}
+	return out
+}
+
+func isSensitiveHeader(lower string) bool {
+	for _, part := range sensitiveHeaderParts {
+		if strings.Contains(lower, part) {
+			return true
+		}
+	}
+	return false
+}
+
+// Server timeouts for the public listener. They are what cuts off slow and
+// half-open clients: ReadHeaderTimeout stops a slow-loris drip of headers,
+// ReadTimeout a slow body, IdleTimeout parked keep-alive connections.
+const (
+	ReadHeaderTimeout = 5 * time.Second
+	ReadTimeout       = 30 * time.Second
+	WriteTimeout      = 30 * time.Second
+	IdleTimeout       = 120 * time.Second
+	MaxHeaderBytes    = 64 << 10
+)
+
+// NewServer returns an http.Server for the public listener with the
+// timeouts above. The caller may change fields before starting it (tests
+// shorten ReadHeaderTimeout) and sets TLSConfig for TLS.
+func NewServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: ReadHeaderTimeout,
+		ReadTimeout:       ReadTimeout,
+		WriteTimeout:      WriteTimeout,
+		IdleTimeout:       IdleTimeout,
+		MaxHeaderBytes:    MaxHeaderBytes,
+		// Connection-level noise (TLS handshakes from scanners, resets)
+		// is debug material, not something to wake an operator for.
+		ErrorLog: slog.NewLogLogger(slog.Default().Handler(), slog.LevelDebug),
+	}
+}
