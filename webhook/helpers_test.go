@@ -147,7 +147,19 @@ type env struct {
 	logs     *syncBuffer
 	mu       sync.Mutex
 	outcomes []string
-	now      time.Time
+	now      time.Time // guarded by mu: the handler reads it on its goroutines
+}
+
+func (e *env) setNow(t time.Time) {
+	e.mu.Lock()
+	e.now = t
+	e.mu.Unlock()
+}
+
+func (e *env) clock() time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.now
 }
 
 type envOption func(*Options)
@@ -168,7 +180,7 @@ func newEnv(t testing.TB, tab *Table, opts ...envOption) *env {
 		Table:  func() *Table { return tab },
 		Accept: e.journal.accept,
 		Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Now:    func() time.Time { return e.now },
+		Now:    e.clock,
 		Observe: func(source, outcome string) {
 			e.mu.Lock()
 			e.outcomes = append(e.outcomes, source+":"+outcome)

@@ -1,0 +1,77 @@
+# payramd — `make run` starts the daemon on the built-in example config;
+# `make test` runs every test (what CI runs). See README.md.
+
+GO        ?= go
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT    ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+BIN       := bin/payramd
+PREFIX    ?= /usr/local
+FUZZTIME  ?= 3s
+STATICCHECK_VERSION ?= 2025.1.1
+
+# Fuzz targets run briefly by `make test` (package:Target).
+FUZZ_TARGETS := \
+	./config:FuzzLoad \
+	./engine:FuzzCompileRule \
+	./engine:FuzzTemplate \
+	./engine:FuzzDecodeJSON \
+	./webhook:FuzzPayramVerify \
+	./webhook:FuzzHMACVerify \
+	./webhook:FuzzStandardWebhooksVerify \
+	./webhook:FuzzStripeVerify \
+	./webhook:FuzzPayramNormalize
+
+.PHONY: all build run test unit fuzz-short fuzz lint bench install clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/payramd
+
+run: build
+	./$(BIN) run
+
+# Every test: vet, formatting, unit and end-to-end tests under the race
+# detector, then a short run of every fuzz target.
+test: lint-basic unit fuzz-short
+
+unit:
+	$(GO) test -race -count=1 -timeout 10m ./...
+
+fuzz-short:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$pkg $$name ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg > /tmp/payramd-fuzz.log 2>&1 || { cat /tmp/payramd-fuzz.log; exit 1; }; \
+	done
+
+# Longer fuzzing by hand: make fuzz FUZZTIME=10m
+fuzz: fuzz-short
+
+lint-basic:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+lint: lint-basic
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+# Go benchmarks plus a load test of the real daemon against a bare net/http
+# handler measured in the same run; see BENCHMARKS.md.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./engine/ ./webhook/ ./journal/
+	$(GO) run ./bench/load -duration 30s
+
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/payramd
+	install -D -m 0644 contrib/payramd.service $(DESTDIR)/etc/systemd/system/payramd.service
+	@if [ ! -e $(DESTDIR)/etc/payramd/rules.yaml ]; then \
+		install -D -m 0640 rules.example.yaml $(DESTDIR)/etc/payramd/rules.yaml; \
+		echo "installed /etc/payramd/rules.yaml from the example: edit it"; fi
+	@if [ ! -e $(DESTDIR)/etc/payramd/payramd.env ]; then \
+		install -D -m 0600 contrib/payramd.env $(DESTDIR)/etc/payramd/payramd.env; \
+		echo "installed /etc/payramd/payramd.env: put your secrets there"; fi
+	@echo "next: systemctl daemon-reload && systemctl enable --now payramd"
+
+clean:
+	rm -rf bin data
