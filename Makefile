@@ -8,7 +8,7 @@ LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 BIN       := bin/payramd
 PREFIX    ?= /usr/local
 FUZZTIME  ?= 3s
-STATICCHECK_VERSION ?= 2025.1.1
+STATICCHECK_VERSION ?= v0.8.2
 
 # Fuzz targets run briefly by `make test` (package:Target).
 FUZZ_TARGETS := \

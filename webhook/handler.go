@@ -99,8 +99,17 @@ func (h *Handler) Draining() bool { return h.draining.Load() }
 type refusal struct {
 	outcome string
 	status  int
-	body    map[string]string
+	body    answer
 	reason  string
+}
+
+// answer is every JSON body the listener sends; the field order is the one
+// SPEC section 6 shows ({"status":…,"id":…}).
+type answer struct {
+	Status string `json:"status,omitempty"`
+	ID     string `json:"id,omitempty"`
+	Error  string `json:"error,omitempty"`
+	Detail string `json:"detail,omitempty"`
 }
 
 // ServeHTTP runs the checks in the order of SPEC section 6: route, method,
@@ -123,7 +132,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			h.o.Logger.Error("webhook handler panic", "source", src, "panic", v)
 			h.o.Observe(src, "error")
-			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "internal_error"})
+			writeJSON(w, http.StatusInternalServerError, errBody("internal_error"))
 		}
 	}()
 
@@ -178,7 +187,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// reading all of it.
 	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
-		h.refuse(w, r, rt.source, client, refusal{"error", http.StatusBadRequest, map[string]string{"error": "invalid_payload", "detail": "could not read the request body"}, "reading body: " + err.Error()})
+		h.refuse(w, r, rt.source, client, refusal{"error", http.StatusBadRequest, answer{Error: "invalid_payload", Detail: "could not read the request body"}, "reading body: " + err.Error()})
 		return
 	}
 	if int64(len(body)) > limit {
@@ -194,7 +203,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	n, err := rt.provider.Normalize(req)
 	if err != nil {
 		if errors.Is(err, ErrInvalidPayload) {
-			h.refuse(w, r, rt.source, client, refusal{"invalid_payload", http.StatusBadRequest, map[string]string{"error": "invalid_payload", "detail": err.Error()}, err.Error()})
+			h.refuse(w, r, rt.source, client, refusal{"invalid_payload", http.StatusBadRequest, answer{Error: "invalid_payload", Detail: err.Error()}, err.Error()})
 		} else {
 			h.o.Logger.Error("webhook normalize failed", "source", rt.source, "error", err)
 			h.o.Observe(rt.source, "error")
@@ -243,7 +252,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.o.Logger.Info("webhook "+status, "source", rt.source, "id", ev.ID, "type", ev.Type, "remote", addrString(client, r))
 	h.o.Observe(rt.source, status)
-	writeJSON(w, http.StatusOK, map[string]string{"status": status, "id": ev.ID})
+	writeJSON(w, http.StatusOK, answer{Status: status, ID: ev.ID})
 }
 
 // refuse answers a refused request and logs why, at Warn: a stream of these
@@ -257,9 +266,9 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, source string, 
 	writeJSON(w, rf.status, rf.body)
 }
 
-func errBody(code string) map[string]string { return map[string]string{"error": code} }
+func errBody(code string) answer { return answer{Error: code} }
 
-func writeJSON(w http.ResponseWriter, status int, v map[string]string) {
+func writeJSON(w http.ResponseWriter, status int, v answer) {
 	b, _ := json.Marshal(v)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
