@@ -154,12 +154,13 @@ func compileOne(a *config.Action) Action {
 	before := errorCount(probs)
 	act, err := f(a)
 	a.Fields.Done()
-	if err != nil {
-		if errorCount(probs) == before {
-			// The factory failed without saying where: pin it on the action.
-			probs.Errorf(a.Pos, "action %q: %v", a.Name, err)
-		}
+	switch {
+	case err != nil && errorCount(probs) == before:
+		// The factory failed without saying where: pin it on the action.
+		probs.Errorf(a.Pos, "action %q: %v", a.Name, err)
 		return nil
+	case err != nil, errorCount(probs) != before:
+		return nil // an unknown key, reported by Done, fails the action too
 	}
 	return act
 }

@@ -309,9 +309,12 @@ func (a *Email) Run(ctx context.Context, j *Job) Result {
 		stop = context.AfterFunc(ctx, func() { conn.Close() })
 		return conn, nil
 	}
+	// Go-mail's own per-command timeout is set past the deadline, so that
+	// ctx (closing the connection) is what ends a stuck attempt and the
+	// error says "no answer in time" rather than a bare i/o timeout.
 	timeout := 30 * time.Second
 	if dl, ok := ctx.Deadline(); ok {
-		timeout = max(time.Until(dl), time.Millisecond)
+		timeout = max(time.Until(dl), 0) + time.Second
 	}
 	opts := []mail.Option{
 		mail.WithPort(a.port),
@@ -345,7 +348,12 @@ func (a *Email) Run(ctx context.Context, j *Job) Result {
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return retryable(&timeoutError{what: where + ": no answer in time (" + firstLine(err.Error()) + ")", err: ctxErr}, "")
 		}
-		err = &safeError{msg: where + ": " + scrub(err.Error(), a.password), err: err}
+		msg := where + ": " + scrub(err.Error(), a.password)
+		var unknownCA x509.UnknownAuthorityError
+		if errors.As(err, &unknownCA) {
+			msg += " (if the server's certificate comes from a private CA, set smtp.ca_file)"
+		}
+		err = &safeError{msg: msg, err: err}
 		if smtpRetryable(err) {
 			return retryable(err, "")
 		}

@@ -73,12 +73,16 @@ func newExec(c *config.Action) (Action, error) {
 		s.missing("command", " (a list: the program and its arguments, such as [/usr/local/bin/notify, \"{{ reference_id }}\"])")
 	}
 	checkShellScript(s, scs)
-	if dir := s.f.Scalar("dir"); dir != nil {
+	if dir := s.f.Scalar("dir"); dir != nil && dir.Value != "" {
+		// Relative to the config file, like every other path in it.
 		a.dir = dir.Value
+		if !filepath.IsAbs(a.dir) {
+			a.dir = filepath.Join(filepath.Dir(c.Fields.File()), a.dir)
+		}
 		if strings.Contains(dir.Value, "{{") {
 			s.errorf("dir", "dir cannot contain placeholders: a directory chosen by the event could be anywhere")
-		} else if fi, err := os.Stat(dir.Value); err != nil || !fi.IsDir() {
-			s.warnf("dir", "dir %s is not a directory (yet); the command will fail until it exists", dir.Value)
+		} else if fi, err := os.Stat(a.dir); err != nil || !fi.IsDir() {
+			s.warnf("dir", "dir %s is not a directory (yet); the command will fail until it exists", a.dir)
 		}
 	}
 	a.env = s.templateMap("env")
@@ -90,9 +94,9 @@ func newExec(c *config.Action) (Action, error) {
 			s.errorAt(e.pos, "env: %s is set by payramd", e.name)
 		}
 	}
-	if len(scs) > 0 && len(a.argv) > 0 {
+	if len(scs) > 0 && len(a.argv) > 0 && s.enabled {
 		if v, ok := constant(a.argv[0]); ok {
-			checkProgram(s, v, a.dir)
+			checkProgram(s, scs[0].Pos, v, a.dir)
 		}
 	}
 	n := s.f.Int("max_concurrency", 4)
@@ -183,23 +187,29 @@ func shellScriptIndex(argv []string) int {
 	return i
 }
 
-// checkProgram warns when argv[0] will not be found: a relative name not on
-// PATH, or a relative path that does not exist.
-func checkProgram(s *spec, prog, dir string) {
+// checkProgram warns, at the first item of command, when the program will
+// not be found: a name not on PATH or a path that does not exist. A warning,
+// not an error: the program may be installed after the config is written.
+func checkProgram(s *spec, pos config.Pos, prog, dir string) {
+	warn := func(format string, args ...any) { s.f.Problems().Warnf(pos, format, args...) }
 	switch {
 	case prog == "":
-		s.errorf("command", "the program (first item of command) is empty")
+		s.errorAt(pos, "the program (first item of command) is empty")
 	case !strings.Contains(prog, "/"):
 		if _, err := lookPath(prog, childPath()); err != nil {
-			s.warnf("command", "%s is not found on PATH (%s); write its absolute path", prog, childPath())
+			warn("%s is not found on PATH (%s); write its absolute path", prog, childPath())
 		}
-	case !filepath.IsAbs(prog):
+	case filepath.IsAbs(prog):
+		if _, err := os.Stat(prog); err != nil {
+			warn("%s does not exist (yet); the command will fail until it does", prog)
+		}
+	default:
 		base := dir
 		if base == "" {
 			base, _ = os.Getwd()
 		}
 		if _, err := os.Stat(filepath.Join(base, prog)); err != nil {
-			s.warnf("command", "%s is a relative path and is not found from %s; write its absolute path", prog, base)
+			warn("%s is a relative path and is not found from %s; write its absolute path", prog, base)
 		}
 	}
 }

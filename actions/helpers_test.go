@@ -96,6 +96,7 @@ func assertNoSecrets(t *testing.T, secrets []string, things ...any) {
 	for _, th := range things {
 		var texts []string
 		switch v := th.(type) {
+		case nil:
 		case Result:
 			if v.Err != nil {
 				texts = append(texts, v.Err.Error(), fmt.Sprintf("%+v", v.Err))

@@ -27,8 +27,9 @@ var _ Action = (*HTTP)(nil)
 // HTTP calls a URL: `url`, `method` (POST), `headers`, `body` (the payload
 // as received), `expect` (status codes; any 2xx by default),
 // `follow_redirects` (false) and an optional `sign:` block that signs what
-// it sends. Every request carries Idempotency-Key: <job id>, so a receiver
-// can drop the duplicates that at-least-once delivery produces.
+// it sends. Every request carries Idempotency-Key: <job id> (unless
+// headers: sets its own), so a receiver can drop the duplicates that
+// at-least-once delivery produces, and User-Agent: payramd.
 type HTTP struct {
 	url     *engine.Template
 	method  string
@@ -102,6 +103,9 @@ func checkHTTPURL(raw string) error {
 	if err != nil {
 		// url.Parse quotes the input; say it without the possibly secret URL.
 		return errors.New("not a valid URL")
+	}
+	if u.Scheme == "" {
+		return errors.New("must start with http:// or https://")
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return fmt.Errorf("must start with http:// or https://, not %q", u.Scheme+":")

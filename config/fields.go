@@ -42,6 +42,35 @@ type Scalar struct {
 	// an unquoted expression starts a comment, so a non-empty Comment on an
 	// expression usually means the expression was cut short.
 	Comment string
+
+	// For a block scalar (| or >) read from a file: the column before its
+	// content (its indentation), and for > the widths of the source lines
+	// that fold into its first line. Zero when unknown.
+	indent int
+	folded []int
+}
+
+// blockLayout measures a block scalar whose indicator is on line (1-based):
+// the indentation of its content and the widths of the content lines that
+// fold into one line (a run at the same indentation with no blank line).
+func blockLayout(src []byte, line int) (indent int, widths []int) {
+	lines := strings.Split(string(src), "\n")
+	i := line // the line after the indicator, 0-based
+	for i < len(lines) && strings.TrimSpace(lines[i]) == "" {
+		i++
+	}
+	if i >= len(lines) {
+		return 0, nil
+	}
+	indent = len(lines[i]) - len(strings.TrimLeft(lines[i], " "))
+	for ; i < len(lines); i++ {
+		ln := strings.TrimRight(lines[i], " \r")
+		if strings.TrimSpace(ln) == "" || len(ln)-len(strings.TrimLeft(ln, " ")) != indent {
+			break
+		}
+		widths = append(widths, len([]rune(ln[indent:])))
+	}
+	return indent, widths
 }
 
 // At maps a 1-based line and column inside the value (as reported by expr)
@@ -51,13 +80,23 @@ func (s *Scalar) At(line, col int) Pos {
 	if line <= 0 || col <= 0 {
 		return p
 	}
-	switch s.Style {
-	case yaml.LiteralStyle, yaml.FoldedStyle:
-		// The value starts on the line after the indicator; its indentation
-		// is the column of the first content line, which YAML does not give
-		// us, so we estimate it as the key's indentation plus two.
+	switch {
+	case s.Style&yaml.LiteralStyle != 0 && s.indent > 0:
+		// Line for line as in the file, after the indentation.
+		return Pos{File: p.File, Line: p.Line + line, Col: s.indent + col}
+	case s.Style&yaml.FoldedStyle != 0 && s.indent > 0 && line == 1:
+		// The first line is the first lines of the file joined with spaces.
+		i := 0
+		for i < len(s.folded)-1 && col > s.folded[i]+1 {
+			col -= s.folded[i] + 1
+			i++
+		}
+		return Pos{File: p.File, Line: p.Line + 1 + i, Col: s.indent + col}
+	case s.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0:
+		// The value starts on the line after the indicator; without the
+		// file we estimate its indentation from the indicator's column.
 		return Pos{File: p.File, Line: p.Line + line, Col: col + p.Col + 1}
-	case yaml.DoubleQuotedStyle, yaml.SingleQuotedStyle:
+	case s.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0:
 		if line == 1 {
 			return Pos{File: p.File, Line: p.Line, Col: p.Col + col}
 		}
@@ -78,6 +117,16 @@ type Fields struct {
 	known []string
 	probs *Problems
 	dir   string // for resolving relative paths (secret_file)
+	src   []byte // the file's text when known, to place errors in block scalars
+}
+
+// scalar wraps a scalar node with its position.
+func (f *Fields) scalar(n *yaml.Node) *Scalar {
+	s := &Scalar{Value: n.Value, Pos: f.nodePos(n), Style: n.Style, Comment: n.LineComment}
+	if n.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0 && f.src != nil {
+		s.indent, s.folded = blockLayout(f.src, n.Line)
+	}
+	return s
 }
 
 // NewFields wraps a mapping node. A nil node gives an empty Fields (every key absent).
@@ -184,7 +233,7 @@ func (f *Fields) Scalar(key string) *Scalar {
 	if v == nil {
 		return nil
 	}
-	return &Scalar{Value: v.Value, Pos: f.nodePos(v), Style: v.Style, Comment: v.LineComment}
+	return f.scalar(v)
 }
 
 // String returns key's value, "" when absent.
@@ -372,9 +421,7 @@ func (f *Fields) ScalarList(key string) []*Scalar {
 	if v == nil || v.Tag == "!!null" {
 		return nil
 	}
-	mk := func(n *yaml.Node) *Scalar {
-		return &Scalar{Value: n.Value, Pos: f.nodePos(n), Style: n.Style, Comment: n.LineComment}
-	}
+	mk := f.scalar
 	switch v.Kind {
 	case yaml.ScalarNode:
 		return []*Scalar{mk(v)}
@@ -416,7 +463,7 @@ func (f *Fields) StringMap(key string) []KV {
 			f.probs.Errorf(f.nodePos(val), "%s.%s must be a single value, not %s", key, k.Value, kindName(val))
 			continue
 		}
-		out = append(out, KV{Key: k.Value, Value: &Scalar{Value: val.Value, Pos: f.nodePos(val), Style: val.Style, Comment: val.LineComment}})
+		out = append(out, KV{Key: k.Value, Value: f.scalar(val)})
 	}
 	return out
 }
@@ -432,7 +479,7 @@ func (f *Fields) Map(key string) *Fields {
 		f.probs.Errorf(f.nodePos(v), "%s must be a mapping (key: value lines indented under it), not %s", key, kindName(v))
 		return nil
 	}
-	return &Fields{file: f.file, node: v, probs: f.probs, dir: f.dir}
+	return &Fields{file: f.file, node: v, probs: f.probs, dir: f.dir, src: f.src}
 }
 
 // Node returns key's raw value node (declaring it), for callers with their

@@ -45,7 +45,7 @@ func Load(path string, opt Options) (*Config, *Problems) {
 // resolve relative include and event paths.
 func LoadBytes(path string, data []byte, opt Options) (*Config, *Problems) {
 	probs := &Problems{}
-	l := &loader{opt: opt, probs: probs, cfg: &Config{Path: path}}
+	l := &loader{opt: opt, probs: probs, cfg: &Config{Path: path}, srcs: map[string][]byte{}}
 	l.cfg.Files = append(l.cfg.Files, path)
 	root := l.parse(path, data)
 	if root != nil {
@@ -59,6 +59,14 @@ type loader struct {
 	opt   Options
 	probs *Problems
 	cfg   *Config
+	srcs  map[string][]byte // each file's text, for positions in block scalars
+}
+
+// fields is NewFields that also knows the file's text.
+func (l *loader) fields(file string, node *yaml.Node) *Fields {
+	f := NewFields(file, node, l.probs)
+	f.src = l.srcs[file]
+	return f
 }
 
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
@@ -67,6 +75,7 @@ var unknownAnchorRE = regexp.MustCompile(`unknown anchor '([^']*)' referenced`)
 // parse turns YAML text into the top mapping node, reporting syntax errors
 // in words a merchant can act on.
 func (l *loader) parse(path string, data []byte) *yaml.Node {
+	l.srcs[path] = data
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		l.yamlError(path, data, err)
@@ -102,15 +111,31 @@ func (l *loader) yamlError(path string, data []byte, err error) {
 	}
 	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
 		n, _ := strconv.Atoi(m[1])
+		detail := m[2]
+		n = problemLine(data, detail, n)
 		col := 1
 		if n >= 1 && n <= len(lines) {
 			col = len(lines[n-1]) - len(strings.TrimLeft(lines[n-1], " \t")) + 1
+			// A value YAML reads as a tag or an alias (when: !paid && x,
+			// when: *x > 1) fails with a message about characters; say why.
+			if c, ind := trapAt(lines[n-1]); c > 0 {
+				what := "a tag"
+				if ind == '*' {
+					what = "a reference to an anchor"
+				}
+				quoted := ""
+				if v := strings.TrimSpace(lines[n-1][c-1:]); !strings.ContainsAny(v, `'#`) {
+					quoted = ", such as '" + v + "'"
+				}
+				l.probs.Errorf(Pos{File: path, Line: n, Col: c}, "a value starting with %c is read by YAML as %s, not as text; put the whole value in quotes%s", ind, what, quoted)
+				return
+			}
 		}
-		detail := m[2]
 		hint := ""
 		switch {
 		case strings.Contains(detail, "found character that cannot start any token"):
 			if n >= 1 && n <= len(lines) && strings.Contains(lines[n-1], "\t") {
+				col = strings.IndexByte(lines[n-1], '\t') + 1
 				hint = "; YAML does not allow tabs for indentation, use spaces"
 			} else {
 				hint = "; a value starting with @, ` or % must be quoted"
@@ -128,11 +153,67 @@ func (l *loader) yamlError(path string, data []byte, err error) {
 	l.probs.Errorf(Pos{File: path, Line: 1, Col: 1}, "YAML syntax error: %s", strings.TrimPrefix(msg, "yaml: "))
 }
 
+// maxProblemScan bounds the prefixes problemLine parses, so that a syntax
+// error in a huge file costs milliseconds, not seconds.
+const maxProblemScan = 200
+
+// problemLine finds the line a YAML syntax error is on. yaml.v3 reports the
+// line before the start of the enclosing block for parser errors (often
+// line 1 for a badly indented key far below), so parse ever longer prefixes
+// of the file from the reported line on: the first that fails with the
+// same message ends at the offending line.
+func problemLine(data []byte, detail string, reported int) int {
+	start := max(1, reported)
+	ends := []int{}
+	for i, b := range data {
+		if b == '\n' {
+			ends = append(ends, i)
+		}
+	}
+	if len(data) > 0 && data[len(data)-1] != '\n' {
+		ends = append(ends, len(data))
+	}
+	for k := start; k <= len(ends) && k < start+maxProblemScan; k++ {
+		var doc yaml.Node
+		err := yaml.Unmarshal(data[:ends[k-1]], &doc)
+		if err != nil && strings.HasSuffix(err.Error(), ": "+detail) {
+			return k
+		}
+	}
+	return reported
+}
+
+// trapAt returns the 1-based column of a ! or * that starts a plain value
+// on line (after "key:" or "- "), and which of the two it is.
+func trapAt(line string) (int, byte) {
+	i := len(line) - len(strings.TrimLeft(line, " "))
+	for strings.HasPrefix(line[i:], "- ") {
+		i += 2
+		i += len(line[i:]) - len(strings.TrimLeft(line[i:], " "))
+	}
+	if i < len(line) && (line[i] == '!' || line[i] == '*') {
+		return i + 1, line[i]
+	}
+	if i < len(line) && (line[i] == '"' || line[i] == '\'' || line[i] == '#') {
+		return 0, 0
+	}
+	k := strings.Index(line[i:], ": ")
+	if k < 0 {
+		return 0, 0
+	}
+	j := i + k + 2
+	j += len(line[j:]) - len(strings.TrimLeft(line[j:], " "))
+	if j < len(line) && (line[j] == '!' || line[j] == '*') {
+		return j + 1, line[j]
+	}
+	return 0, 0
+}
+
 // checkTags finds values YAML read as a tag: `when: !paid` is the tag !paid
 // on an empty value, which a merchant meant as "not paid".
 func (l *loader) checkTags(path string, n *yaml.Node) {
 	if n.Kind == yaml.ScalarNode && strings.HasPrefix(n.Tag, "!") && !strings.HasPrefix(n.Tag, "!!") {
-		l.probs.Errorf(Pos{File: path, Line: n.Line, Col: n.Column}, "a value starting with ! is read by YAML as a tag (%s), not as text; put the whole value in quotes, such as '%s %s'", n.Tag, n.Tag, n.Value)
+		l.probs.Errorf(Pos{File: path, Line: n.Line, Col: n.Column}, "a value starting with ! is read by YAML as a tag (%s), not as text; put the whole value in quotes, such as '%s'", n.Tag, strings.TrimSpace(n.Tag+" "+n.Value))
 		n.Value = n.Tag + " " + n.Value
 		n.Tag = "!!str"
 	}
@@ -190,7 +271,7 @@ func (l *loader) expand(path string, n *yaml.Node) {
 }
 
 func (l *loader) top(path string, root *yaml.Node) {
-	f := NewFields(path, root, l.probs)
+	f := l.fields(path, root)
 	l.server(f.Map("server"), f)
 	l.sources(path, f.Node("sources"))
 	actionsNode := f.Node("actions")
@@ -233,10 +314,10 @@ func (l *loader) top(path string, root *yaml.Node) {
 			if root == nil {
 				continue
 			}
-			inf := NewFields(m, root, l.probs)
+			inf := l.fields(m, root)
 			for _, k := range []string{"server", "sources", "include"} {
-				if inf.Has(k) {
-					inf.Errorf(k, "%s: can only be in the main config file (%s); an included file may hold actions:, rules: and tests:", k, path)
+				if kn, v := inf.lookup(k); v != nil {
+					l.probs.Errorf(inf.nodePos(kn), "%s: can only be in the main config file (%s); an included file may hold actions:, rules: and tests:", k, path)
 				}
 			}
 			l.actions(m, inf.Node("actions"))
@@ -250,20 +331,12 @@ func (l *loader) top(path string, root *yaml.Node) {
 	for _, w := range work {
 		l.tests(w.file, w.tests)
 	}
-	names := l.ruleNames()
-	for _, t := range l.cfg.Tests {
-		for _, e := range t.Expect {
-			if !slices.Contains(names, e) {
-				l.probs.Errorf(t.Pos, "test expects unknown rule %q%s", e, DidYouMean(e, names))
-			}
-		}
-	}
 }
 
 func (l *loader) server(f *Fields, top *Fields) {
 	s := &l.cfg.Server
 	if f == nil {
-		f = NewFields(top.file, nil, l.probs)
+		f = l.fields(top.file, nil)
 	}
 	s.Pos = f.Pos()
 	s.Listen = orDefault(f.String("listen"), ":8080")
@@ -345,7 +418,7 @@ func (l *loader) sources(file string, n *yaml.Node) {
 			l.probs.Errorf(Pos{File: file, Line: v.Line, Col: v.Column}, "source %q must be a mapping (provider:, secret: ...), not %s", k.Value, kindName(v))
 			continue
 		}
-		f := NewFields(file, v, l.probs)
+		f := l.fields(file, v)
 		src := &Source{Name: k.Value, Pos: Pos{File: file, Line: k.Line, Col: k.Column}, Fields: f}
 		src.Provider = f.RequiredString("provider")
 		src.Path = f.String("path")
@@ -407,7 +480,7 @@ func (l *loader) action(file, name string, v *yaml.Node, inline bool) *Action {
 		l.probs.Errorf(Pos{File: file, Line: v.Line, Col: v.Column}, "action %q must be a mapping (type:, url: ...), not %s", name, kindName(v))
 		return nil
 	}
-	f := NewFields(file, v, l.probs)
+	f := l.fields(file, v)
 	a := &Action{Name: name, Pos: Pos{File: file, Line: v.Line, Col: v.Column}, Inline: inline, Fields: f}
 	a.Type = f.RequiredString("type")
 	a.Timeout = f.Duration("timeout", 10*time.Second)
@@ -448,7 +521,7 @@ func (l *loader) rules(file string, n *yaml.Node) {
 			l.probs.Errorf(pos, "each rule must be a mapping with name:, when: and do:, not %s", kindName(item))
 			continue
 		}
-		f := NewFields(file, item, l.probs)
+		f := l.fields(file, item)
 		r := &Rule{Pos: pos}
 		r.Name = f.RequiredString("name")
 		if r.Name != "" {
@@ -467,7 +540,7 @@ func (l *loader) rules(file string, n *yaml.Node) {
 		}
 		r.When = f.Scalar("when")
 		if r.When == nil {
-			f.Errorf("when", "rule %q needs when: a condition such as status == \"FILLED\"", r.Name)
+			f.Errorf("when", "%s needs when: a condition such as status == \"FILLED\"", ruleLabel(r.Name))
 		}
 		r.OncePer = f.Scalar("once_per")
 		r.Enabled = f.Bool("enabled", true)
@@ -480,7 +553,7 @@ func (l *loader) rules(file string, n *yaml.Node) {
 func (l *loader) ruleDo(file string, r *Rule, f *Fields) {
 	do := f.Node("do")
 	if do == nil || do.Tag == "!!null" {
-		f.Errorf("do", "rule %q needs do: the actions to run, such as do: [ops-slack]", r.Name)
+		f.Errorf("do", "%s needs do: the actions to run, such as do: [ops-slack]", ruleLabel(r.Name))
 		return
 	}
 	items := []*yaml.Node{do}
@@ -524,7 +597,7 @@ func (l *loader) tests(file string, n *yaml.Node) {
 			l.probs.Errorf(pos, "each test must be a mapping with event:, source: and expect:, not %s", kindName(item))
 			continue
 		}
-		f := NewFields(file, item, l.probs)
+		f := l.fields(file, item)
 		t := &Test{Pos: pos}
 		t.Event = f.RequiredString("event")
 		if t.Event != "" && !filepath.IsAbs(t.Event) {
@@ -535,7 +608,12 @@ func (l *loader) tests(file string, n *yaml.Node) {
 			f.Errorf("source", "unknown source %q%s", t.Source, DidYouMean(t.Source, l.sourceNames()))
 		}
 		t.ExpectSet = f.Has("expect")
+		// Every file's rules are loaded before any test, so names is complete.
+		names := l.ruleNames()
 		for _, e := range f.ScalarList("expect") {
+			if !slices.Contains(names, e.Value) {
+				l.probs.Errorf(e.Pos, "test expects unknown rule %q%s", e.Value, DidYouMean(e.Value, names))
+			}
 			t.Expect = append(t.Expect, e.Value)
 		}
 		f.Done()
@@ -567,6 +645,15 @@ func (l *loader) ruleNames() []string {
 		out = append(out, r.Name)
 	}
 	return out
+}
+
+// ruleLabel names a rule in a message; a rule whose name is missing is
+// already reported as such.
+func ruleLabel(name string) string {
+	if name == "" {
+		return "this rule"
+	}
+	return fmt.Sprintf("rule %q", name)
 }
 
 func orDefault(s, def string) string {

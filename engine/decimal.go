@@ -66,7 +66,18 @@ func (x Decimal) String() string { return x.d.String() }
 func (x Decimal) MarshalJSON() ([]byte, error) { return []byte(x.d.String()), nil }
 
 // Money renders the number rounded half-to-even to two decimals, such as 5 → "5.00".
-func (x Decimal) Money() string { return x.d.Round(2).Pad(2).String() }
+func (x Decimal) Money() string {
+	r := x.d.Round(2).Pad(2)
+	s := r.String()
+	// Pad stops at 19 digits; a number that long still gets its two decimals.
+	switch r.Scale() {
+	case 0:
+		s += ".00"
+	case 1:
+		s += "0"
+	}
+	return s
+}
 
 // Add returns x + y.
 func (x Decimal) Add(y Decimal) (Decimal, error) {

@@ -73,15 +73,36 @@ func isIntType(t reflect.Type) bool {
 // decimalPatcher rewrites numeric operations to exact decimal calls.
 type decimalPatcher struct {
 	applied bool
+	// src is the expression, so that a float literal is read from its text
+	// (0.1000000000000000001 is not a float64); err is a literal too large
+	// for a Decimal, reported as a compile error.
+	src []rune
+	err *file.Error
 }
 
-func (p *decimalPatcher) Reset()            { p.applied = false }
+// literal returns the Decimal a float literal stands for.
+func (p *decimalPatcher) literal(n *ast.FloatNode) (Decimal, error) {
+	loc := n.Location()
+	if loc.From >= 0 && loc.To <= len(p.src) && loc.From < loc.To {
+		text := strings.ReplaceAll(string(p.src[loc.From:loc.To]), "_", "")
+		if d, err := ParseDecimal(text); err == nil {
+			return d, nil
+		} else if _, ferr := strconv.ParseFloat(text, 64); ferr == nil {
+			// The text is the literal: it has more digits than a Decimal holds.
+			p.err = &file.Error{Location: loc, Message: fmt.Sprintf("the number %s is too large for exact decimal arithmetic (more than 19 digits)", text)}
+			return Decimal{}, err
+		}
+	}
+	return DecimalFromFloat(n.Value)
+}
+
+func (p *decimalPatcher) Reset()             { p.applied = false }
 func (p *decimalPatcher) ShouldRepeat() bool { return p.applied }
 
 func (p *decimalPatcher) Visit(node *ast.Node) {
 	switch n := (*node).(type) {
 	case *ast.FloatNode:
-		d, err := DecimalFromFloat(n.Value)
+		d, err := p.literal(n)
 		if err != nil {
 			return
 		}
@@ -368,8 +389,13 @@ func numberOps() []expr.Option {
 		oneNumber("floor", func(x Decimal, _ []any) (any, error) { return Decimal{x.d.Floor(0)}, nil }, decimalType),
 		oneNumber("float", func(x Decimal, _ []any) (any, error) { return x.Float64(), nil }, reflect.TypeOf(0.0)),
 		oneNumber("int", func(x Decimal, _ []any) (any, error) {
-			n, _ := Decimal{x.d.Trunc(0)}.Int64()
-			return n, nil
+			// An int, the type Validate declares: the checker compiles
+			// int(x) == 49 to an int comparison.
+			n, ok := Decimal{x.d.Trunc(0)}.Int64()
+			if !ok || n != int64(int(n)) {
+				return nil, fmt.Errorf("int: %s is too large", x)
+			}
+			return int(n), nil
 		}, reflect.TypeOf(0)),
 	)
 	opts := make([]expr.Option, 0, len(fns)+5)
@@ -414,7 +440,8 @@ func genericEnv() map[string]any {
 	return map[string]any{"payload": map[string]any{}, "meta": Meta{}}
 }
 
-func exprOptions(env map[string]any, mode compileMode, asBool bool) []expr.Option {
+// compileExpr compiles code against env; asBool requires a boolean result.
+func compileExpr(code string, env map[string]any, mode compileMode, asBool bool) (*vm.Program, error) {
 	if env == nil {
 		env = genericEnv()
 	}
@@ -422,23 +449,29 @@ func exprOptions(env map[string]any, mode compileMode, asBool bool) []expr.Optio
 	if asBool {
 		opts = append(opts, expr.AsBool())
 	}
+	var patcher *decimalPatcher
 	if mode == decimalMode {
+		patcher = &decimalPatcher{src: []rune(code)}
 		opts = append(opts, decimalOptions...)
-		opts = append(opts, expr.Patch(&decimalPatcher{}))
+		opts = append(opts, expr.Patch(patcher))
 	}
-	return opts
+	prog, err := expr.Compile(code, opts...)
+	if patcher != nil && patcher.err != nil {
+		return nil, patcher.err.Bind(file.NewSource(code))
+	}
+	return prog, err
 }
 
 // compileValue compiles an expression whose result is any value.
 func compileValue(code string, env map[string]any) (*vm.Program, error) {
-	return expr.Compile(code, exprOptions(env, decimalMode, false)...)
+	return compileExpr(code, env, decimalMode, false)
 }
 
 // reportExprError maps an expr error (with its own line:col inside the
 // expression) to the file, offset by where the expression starts.
 func reportExprError(probs *config.Problems, s *config.Scalar, line, col int, err error) {
 	var fe *file.Error
-	msg := err.Error()
+	msg := friendlyMessage(err.Error())
 	l, c := line, col
 	if errors.As(err, &fe) {
 		msg = friendlyMessage(fe.Message)
@@ -460,7 +493,22 @@ func friendlyMessage(m string) string {
 	m = strings.ReplaceAll(m, "engine.Decimal", "number")
 	switch {
 	case strings.HasPrefix(m, "expected bool, but got"):
-		return "the condition must be true or false, but it " + strings.TrimPrefix(m, "expected bool, but ") + ": compare it with something, such as status == \"FILLED\""
+		what := strings.TrimPrefix(m, "expected bool, but got ")
+		switch what {
+		case "number", "int", "float64":
+			what = "a number"
+		case "string":
+			what = "text"
+		default:
+			what = "a value of type " + what
+		}
+		return "the condition must be true or false, but it gives " + what + ": compare it with something, such as status == \"FILLED\""
+	case strings.HasPrefix(m, "invalid integer literal") && strings.Contains(m, "out of range"):
+		if i := strings.Index(m, "parsing "); i >= 0 {
+			if j := strings.Index(m[i:], ": value out of range"); j >= 0 {
+				return "the number " + strings.Trim(m[i+len("parsing "):i+j], `"`) + " is too large for exact decimal arithmetic (more than 19 digits)"
+			}
+		}
 	case strings.Contains(m, "unexpected token Operator(\"=\")"):
 		return m + " (to compare, write == instead of =)"
 	case strings.HasPrefix(m, "invalid operation") && strings.Contains(m, "mismatched types number and string"),

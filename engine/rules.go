@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/parser"
 	"github.com/expr-lang/expr/vm"
@@ -101,12 +100,14 @@ func Compile(rules []*config.Rule, opt CompileOptions, probs *config.Problems) *
 		cr := &Rule{Name: r.Name, Index: len(rs.Rules), Pos: r.Pos, Sources: r.Sources, Actions: r.Do}
 		schema, known := schemaFor(r.Sources, opt)
 		env := envFor(schema)
-		if r.When == nil || strings.TrimSpace(r.When.Value) == "" {
+		if r.When == nil {
+			ok = false // the config loader reported the missing when:
+		} else if strings.TrimSpace(r.When.Value) == "" {
 			probs.Errorf(r.Pos, "rule %q has no when: write a condition such as status == \"FILLED\" (or when: true to match every event)", r.Name)
 			ok = false
 		} else {
 			cr.When = r.When.Value
-			prog, err := expr.Compile(r.When.Value, exprOptions(env, opt.mode, true)...)
+			prog, err := compileExpr(r.When.Value, env, opt.mode, true)
 			if err != nil {
 				reportExprError(probs, r.When, 1, 1, err)
 				ok = false
@@ -123,7 +124,7 @@ func Compile(rules []*config.Rule, opt CompileOptions, probs *config.Problems) *
 		}
 		if r.OncePer != nil {
 			cr.OncePer = r.OncePer.Value
-			prog, err := expr.Compile(r.OncePer.Value, exprOptions(env, opt.mode, false)...)
+			prog, err := compileExpr(r.OncePer.Value, env, opt.mode, false)
 			if err != nil {
 				reportExprError(probs, r.OncePer, 1, 1, err)
 				ok = false
@@ -200,8 +201,9 @@ func envFor(s Schema) map[string]any {
 
 // identCollector gathers top-level identifiers a condition reads.
 type identCollector struct {
-	idents []*ast.IdentifierNode
-	lets   []string
+	idents  []*ast.IdentifierNode
+	lets    []string
+	callees []ast.Node // money in money(x) is a function, not a field
 }
 
 func (c *identCollector) Visit(n *ast.Node) {
@@ -210,6 +212,8 @@ func (c *identCollector) Visit(n *ast.Node) {
 		c.idents = append(c.idents, x)
 	case *ast.VariableDeclaratorNode:
 		c.lets = append(c.lets, x.Name)
+	case *ast.CallNode:
+		c.callees = append(c.callees, x.Callee)
 	}
 }
 
@@ -223,7 +227,7 @@ func warnUnknownFields(s *config.Scalar, known []string, probs *config.Problems)
 	ast.Walk(&tree.Node, c)
 	for _, id := range c.idents {
 		name := id.Value
-		if name == "payload" || name == "meta" || slices.Contains(known, name) || slices.Contains(c.lets, name) || strings.HasPrefix(name, "$") {
+		if name == "payload" || name == "meta" || slices.Contains(known, name) || slices.Contains(c.lets, name) || strings.HasPrefix(name, "$") || slices.Contains(c.callees, ast.Node(id)) {
 			continue
 		}
 		line, col := lineCol(s.Value, id.Location().From)

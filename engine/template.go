@@ -2,6 +2,8 @@ package engine
 
 import (
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 
 	"github.com/expr-lang/expr/vm"
@@ -161,7 +163,12 @@ func FormatValue(v any) (string, error) {
 	case float64:
 		d, err := DecimalFromFloat(x)
 		if err != nil {
-			return "", err
+			if math.IsNaN(x) || math.IsInf(x, 0) {
+				return "", err
+			}
+			// A JSON number too long for a Decimal (an id of 20 digits)
+			// decodes as a float64; it still renders.
+			return strconv.FormatFloat(x, 'f', -1, 64), nil
 		}
 		return d.String(), nil
 	case fmt.Stringer:

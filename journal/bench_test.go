@@ -37,4 +37,10 @@ func BenchmarkIngest(b *testing.B) {
 	})
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+	if st := s.Stats(); st.Batches > 0 {
+		b.ReportMetric(float64(st.Ops)/float64(st.Batches), "ops/batch")
+		b.ReportMetric(float64(dbg.exec.Microseconds())/float64(st.Ops), "exec-µs/op")
+		b.ReportMetric(float64(dbg.commit.Microseconds())/float64(st.Batches), "commit-µs/batch")
+		dbg.exec, dbg.commit = 0, 0
+	}
 }

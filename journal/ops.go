@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,7 +33,7 @@ func (s *SQLite) Ingest(ctx context.Context, ev *Event, eval *Evaluation) (Inges
 	if received.IsZero() {
 		received = s.now()
 	}
-	var body, payload any // nil binds NULL
+	var body, payload driver.Value // nil binds NULL
 	if len(ev.Body) > 0 {
 		body = ev.Body
 	}
@@ -44,7 +44,7 @@ func (s *SQLite) Ingest(ctx context.Context, ev *Event, eval *Evaluation) (Inges
 
 	var res IngestResult
 	err = s.write(ctx, func(w *wtx) error {
-		res = IngestResult{} // an op body may run in a batch that is later aborted
+		res = IngestResult{} // the writer may run an op twice
 		n, err := w.execN(stInsEvent, id, source, provider, typ, recv, headers, body, payload)
 		if err != nil {
 			return err
@@ -70,17 +70,20 @@ func (s *SQLite) Replay(ctx context.Context, eventID string, eval *Evaluation) (
 	var jobs []*Job
 	err := s.write(ctx, func(w *wtx) error {
 		jobs = nil
-		var source string
-		if err := w.stmt(stEventSource).QueryRowContext(w.ctx, eventID).Scan(&source); err != nil {
-			if errors.Is(err, sql.ErrNoRows) {
-				return fmt.Errorf("journal: event %q: %w", eventID, ErrNotFound)
-			}
+		source, found := "", false
+		err := w.query(stEventSource, func(row []driver.Value) error {
+			source, found = asString(row[0]), true
+			return nil
+		}, eventID)
+		if err != nil {
 			return err
+		}
+		if !found {
+			return fmt.Errorf("journal: event %q: %w", eventID, ErrNotFound)
 		}
 		if _, err := w.exec(stDelResults, eventID); err != nil {
 			return err
 		}
-		var err error
 		jobs, _, err = s.applyEval(w, eventID, source, eval)
 		return err
 	})
@@ -119,7 +122,7 @@ func (s *SQLite) applyEval(w *wtx, eventID, source string, eval *Evaluation) (jo
 	}
 	for i, r := range eval.Results {
 		supp := r.Suppressed || (r.Matched && slices.Contains(suppressed, r.Rule))
-		if _, err := w.exec(stInsResult, eventID, i, r.Rule, r.Matched, r.Error, supp); err != nil {
+		if _, err := w.exec(stInsResult, eventID, int64(i), r.Rule, r.Matched, r.Error, supp); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -158,19 +161,12 @@ func (s *SQLite) ClaimDue(ctx context.Context, now time.Time, limit int) ([]*Job
 	var jobs []*Job
 	err := s.write(ctx, func(w *wtx) error {
 		jobs = jobs[:0]
-		rows, err := w.query(stClaim, s.now().UnixNano(), due, limit)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
+		return w.query(stClaim, func(row []driver.Value) error {
 			j := new(Job)
-			if err := scanJob(rows, j); err != nil {
-				return err
-			}
+			jobFromRow(row, j)
 			jobs = append(jobs, j)
-		}
-		return rows.Err()
+			return nil
+		}, s.now().UnixNano(), due, int64(limit))
 	})
 	if err != nil {
 		return nil, err
@@ -197,16 +193,18 @@ func (s *SQLite) Finish(ctx context.Context, jobID int64, a Attempt, next JobSta
 	}
 	started := toNanos(a.StartedAt)
 	return s.write(ctx, func(w *wtx) error {
-		now := s.now().UnixNano()
-		var attempts int
-		err := w.stmt(stFinish).QueryRowContext(w.ctx, string(next), string(next), toNanos(runAt), a.Error, now, jobID).Scan(&attempts)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("journal: no running job %d: %w", jobID, ErrNotFound)
-		}
+		attempts := int64(-1)
+		err := w.query(stFinish, func(row []driver.Value) error {
+			attempts = asInt64(row[0])
+			return nil
+		}, string(next), toNanos(runAt), a.Error, s.now().UnixNano(), jobID)
 		if err != nil {
 			return err
 		}
-		n := a.N
+		if attempts < 0 {
+			return fmt.Errorf("journal: no running job %d: %w", jobID, ErrNotFound)
+		}
+		n := int64(a.N)
 		if n == 0 {
 			n = attempts
 		}
@@ -219,22 +217,19 @@ func (s *SQLite) Finish(ctx context.Context, jobID int64, a Attempt, next JobSta
 func (s *SQLite) Retry(ctx context.Context, jobID int64) (*Job, error) {
 	var j Job
 	err := s.write(ctx, func(w *wtx) error {
-		now := s.now().UnixNano()
-		rows, err := w.query(stRetry, now, now, jobID)
+		found := false
+		err := w.query(stRetry, func(row []driver.Value) error {
+			jobFromRow(row, &j)
+			found = true
+			return nil
+		}, s.now().UnixNano(), jobID)
 		if err != nil {
 			return err
 		}
-		defer rows.Close()
-		if !rows.Next() {
-			if err := rows.Err(); err != nil {
-				return err
-			}
+		if !found {
 			return fmt.Errorf("journal: no dead or pending job %d: %w", jobID, ErrNotFound)
 		}
-		if err := scanJob(rows, &j); err != nil {
-			return err
-		}
-		return rows.Close()
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -256,7 +251,7 @@ func (s *SQLite) RecoverRunning(ctx context.Context) (int, error) {
 // pruneChunk bounds the rows one Prune op deletes, so that pruning a large
 // backlog is many short transactions interleaved with ingestion rather than
 // one long one that stalls every webhook behind it.
-const pruneChunk = 500
+var pruneChunk = 500 // a variable only so tests can exercise chunking cheaply
 
 // Prune implements [Store.Prune].
 func (s *SQLite) Prune(ctx context.Context, cutoff time.Time) (int, error) {
@@ -266,17 +261,17 @@ func (s *SQLite) Prune(ctx context.Context, cutoff time.Time) (int, error) {
 		var events, keys int64
 		err := s.write(ctx, func(w *wtx) error {
 			var err error
-			if events, err = w.execN(stPruneEvents, before, pruneChunk); err != nil {
+			if events, err = w.execN(stPruneEvents, before, int64(pruneChunk)); err != nil {
 				return err
 			}
-			keys, err = w.execN(stPruneOnce, before, pruneChunk)
+			keys, err = w.execN(stPruneOnce, before, int64(pruneChunk))
 			return err
 		})
 		if err != nil {
 			return total, err
 		}
 		total += int(events)
-		if events < pruneChunk && keys < pruneChunk {
+		if events < int64(pruneChunk) && keys < int64(pruneChunk) {
 			return total, nil
 		}
 	}
@@ -304,4 +299,34 @@ func encodeHeaders(h map[string]string) (string, error) {
 		return "", fmt.Errorf("journal: encode headers: %w", err)
 	}
 	return string(bytes.TrimSuffix(buf.Bytes(), []byte{'\n'})), nil
+}
+
+// jobFromRow fills j from a row of jobColumns as returned by the driver.
+func jobFromRow(row []driver.Value, j *Job) {
+	j.ID = asInt64(row[0])
+	j.EventID, j.Source, j.Rule, j.Action = asString(row[1]), asString(row[2]), asString(row[3]), asString(row[4])
+	j.State = JobState(asString(row[5]))
+	j.Attempts = int(asInt64(row[6]))
+	j.RunAt, j.CreatedAt, j.UpdatedAt = fromNanos(asInt64(row[7])), fromNanos(asInt64(row[8])), fromNanos(asInt64(row[9]))
+	j.LastError = asString(row[10])
+}
+
+func asInt64(v driver.Value) int64 {
+	switch x := v.(type) {
+	case int64:
+		return x
+	case float64:
+		return int64(x)
+	}
+	return 0
+}
+
+func asString(v driver.Value) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case []byte:
+		return string(x)
+	}
+	return ""
 }

@@ -22,11 +22,13 @@ const eventColumns = `id, source, provider, type, received_at, headers, body, pa
 const (
 	defaultLimit = 100
 	maxLimit     = 10000
-	// sincePage is the page size of EventsSince. Paging keeps each read
-	// transaction short: a read held open for a whole backtest would stop
-	// WAL checkpoints from completing and let the -wal file grow.
-	sincePage = 500
 )
+
+// sincePage is the page size of EventsSince. Paging keeps each read
+// transaction short: a read held open for a whole backtest would stop WAL
+// checkpoints from completing and let the -wal file grow. (A variable only so
+// tests can exercise paging with few events.)
+var sincePage = 500
 
 func clampLimit(n int) int {
 	switch {

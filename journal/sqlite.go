@@ -41,19 +41,19 @@ type Options struct {
 
 // SQLite is the embedded [Store]. It is safe for concurrent use.
 //
-// It holds two database/sql pools on the same file: the writer pool with a
-// single connection, used only by the group-commit goroutine (SQLite allows
-// one writer at a time anyway, and one connection lets prepared statements be
-// reused across batches), and a read pool opened with query_only(1), which in
-// WAL mode reads a consistent snapshot without ever blocking the writer.
+// It opens the database file twice: one write connection, used only by the
+// group-commit goroutine (SQLite allows a single writer at a time anyway, and
+// owning the connection lets its prepared statements live for the life of
+// the store), and a database/sql pool of read connections opened with
+// query_only(1), which in WAL mode read a consistent snapshot without ever
+// blocking or waiting for the writer.
 type SQLite struct {
 	path     string
-	wdb, rdb *sql.DB
+	wc       *writerConn // owned by the writer goroutine while it runs
+	rdb      *sql.DB
 	now      func() time.Time
 	maxBatch int
-
-	stmts [numStmts]*sql.Stmt // prepared on wdb
-	w     wtx                 // reused by the writer goroutine for every batch
+	stats    writerStats
 
 	faultCommit func() error
 	lock        *os.File // flock on <dir>/payramd.lock, see lockDir
@@ -68,7 +68,8 @@ var _ Store = (*SQLite)(nil)
 
 // Open opens (creating if needed) the journal in dir, migrates its schema and
 // starts the group-commit writer. dir is created with mode 0700 and the
-// database file with mode 0600, since events may carry personal data.
+// database file with mode 0600, since events may carry personal data. Only
+// one process may have a journal directory open at a time.
 //
 // Open does not require the database to be writable once the schema is
 // current: a journal on a read-only or full disk opens, serves reads, and
@@ -83,34 +84,15 @@ func Open(dir string, opts Options) (*SQLite, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	abs, err := filepath.Abs(filepath.Join(dir, FileName))
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("journal: create data dir: %w", err)
 	}
-	lock, err := lockDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	abs, err := filepath.Abs(filepath.Join(dir, FileName))
-	if err != nil {
-		if lock != nil {
-			lock.Close()
-		}
-		return nil, fmt.Errorf("journal: %w", err)
-	}
-	// Create the file ourselves so it gets 0600; SQLite would use 0644 and
-	// then copy that mode to the -wal and -shm files.
-	if f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
-		f.Close()
-	} else if !errors.Is(err, fs.ErrExist) {
-		if lock != nil {
-			lock.Close()
-		}
-		return nil, fmt.Errorf("journal: create database file: %w", err)
-	}
-
 	s := &SQLite{
 		path:        abs,
-		lock:        lock,
 		now:         opts.Now,
 		maxBatch:    opts.MaxBatch,
 		faultCommit: opts.faultCommit,
@@ -123,37 +105,36 @@ func Open(dir string, opts Options) (*SQLite, error) {
 			s.closeDBs()
 		}
 	}()
+	if s.lock, err = lockDir(dir); err != nil {
+		return nil, err
+	}
+	// Create the file ourselves so it gets 0600; SQLite would use 0644 and
+	// then copy that mode to the -wal and -shm files.
+	if f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		f.Close()
+	} else if !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("journal: create database file: %w", err)
+	}
 
-	// PRAGMAs go in the DSN so that every connection the pool ever opens
-	// gets them (a PRAGMA run with Exec applies to one connection only).
-	// _txlock=immediate makes BEGIN take the write lock up front, so a
-	// transaction never fails half-way with SQLITE_BUSY when upgrading.
-	s.wdb, err = sql.Open("sqlite", dsn(abs,
+	// PRAGMAs go in the DSN so that every connection gets them (a PRAGMA run
+	// with Exec applies to one pooled connection only). WAL lets readers run
+	// concurrently with the writer; synchronous(FULL) makes COMMIT return only
+	// once the WAL is fsynced, which is what an acknowledgement promises;
+	// temp_store(MEMORY) keeps savepoint journals off the disk.
+	writerDSN := dsn(abs,
+		"_pragma=busy_timeout(5000)",
 		"_pragma=journal_mode(WAL)",
 		"_pragma=synchronous(FULL)",
-		"_pragma=busy_timeout(5000)",
 		"_pragma=foreign_keys(1)",
 		"_pragma=journal_size_limit(67108864)",
 		"_pragma=temp_store(MEMORY)",
-		"_txlock=immediate"))
-	if err != nil {
-		return nil, fmt.Errorf("journal: open writer: %w", err)
-	}
-	s.wdb.SetMaxOpenConns(1)
-	s.wdb.SetMaxIdleConns(1)
-	s.wdb.SetConnMaxLifetime(0)
-	s.wdb.SetConnMaxIdleTime(0)
-
-	ctx := context.Background()
-	if err := migrate(ctx, s.wdb); err != nil {
+		"_txlock=immediate")
+	if err := migrateDSN(writerDSN); err != nil {
 		return nil, err
 	}
-	for id, q := range writerSQL {
-		if s.stmts[id], err = s.wdb.PrepareContext(ctx, q); err != nil {
-			return nil, fmt.Errorf("journal: prepare %q: %w", firstLine(q), err)
-		}
+	if s.wc, err = openWriterConn(writerDSN); err != nil {
+		return nil, fmt.Errorf("journal: open writer: %w", err)
 	}
-	s.w.base = &s.stmts
 
 	s.rdb, err = sql.Open("sqlite", dsn(abs,
 		"_pragma=busy_timeout(5000)",
@@ -164,13 +145,28 @@ func Open(dir string, opts Options) (*SQLite, error) {
 	}
 	s.rdb.SetMaxOpenConns(opts.ReadConns)
 	s.rdb.SetMaxIdleConns(opts.ReadConns)
-	if err := s.rdb.PingContext(ctx); err != nil {
+	if err := s.rdb.PingContext(context.Background()); err != nil {
 		return nil, fmt.Errorf("journal: open readers: %w", err)
 	}
 
 	go s.run()
 	ok = true
 	return s, nil
+}
+
+// migrateDSN runs the schema migration over a short-lived database/sql
+// handle, which is simpler than driving DDL through the raw writer connection.
+func migrateDSN(dsn string) error {
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return fmt.Errorf("journal: open: %w", err)
+	}
+	db.SetMaxOpenConns(1)
+	err = migrate(context.Background(), db)
+	if cerr := db.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("journal: close after migration: %w", cerr)
+	}
+	return err
 }
 
 // Path returns the absolute path of the database file.
@@ -199,13 +195,8 @@ func (s *SQLite) closeDBs() error {
 	if s.rdb != nil {
 		errs = append(errs, s.rdb.Close())
 	}
-	for _, st := range s.stmts {
-		if st != nil {
-			errs = append(errs, st.Close())
-		}
-	}
-	if s.wdb != nil {
-		errs = append(errs, s.wdb.Close())
+	if s.wc != nil {
+		errs = append(errs, s.wc.close())
 	}
 	if s.lock != nil {
 		errs = append(errs, s.lock.Close())
@@ -218,13 +209,6 @@ func (s *SQLite) closeDBs() error {
 func dsn(path string, params ...string) string {
 	r := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
 	return "file:" + r.Replace(path) + "?" + strings.Join(params, "&")
-}
-
-func firstLine(s string) string {
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i]
-	}
-	return s
 }
 
 // Times are stored as unix nanoseconds; 0 stands for the zero time.

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	sqlite "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -321,25 +322,11 @@ func (s *SQLite) write(ctx context.Context, fn func(w *wtx) error) error {
 func (s *SQLite) run() {
 	defer close(s.stopped)
 	w := &wtx{ctx: context.Background(), wc: s.wc}
-	batch := make([]*op, 0, s.maxBatch)
-	errs := make([]error, s.maxBatch)
-	for o := range s.ops {
-		batch = append(batch[:0], o)
-	fill:
-		for len(batch) < s.maxBatch {
-			select {
-			case o, ok := <-s.ops:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, o)
-			default:
-				break fill
-			}
-		}
-		s.commitBatch(w, batch, errs[:len(batch)])
-		for i, o := range batch {
-			err := errs[i]
+	b := &batch{ops: make([]*op, 0, s.maxBatch), errs: make([]error, 0, s.maxBatch)}
+	for first := range s.ops {
+		s.commitBatch(w, b, first)
+		for i, o := range b.ops {
+			err := b.errs[i]
 			if err == errSkipped {
 				err = o.ctx.Err()
 				if err == nil {
@@ -347,79 +334,106 @@ func (s *SQLite) run() {
 				}
 			}
 			o.done <- err
-			batch[i] = nil
-			errs[i] = nil
+			b.ops[i], b.errs[i] = nil, nil
 		}
 		s.stats.batches.Add(1)
-		s.stats.ops.Add(uint64(len(batch)))
+		s.stats.ops.Add(uint64(len(b.ops)))
+		b.ops, b.errs = b.ops[:0], b.errs[:0]
 	}
 }
 
-// commitBatch runs batch in one transaction and fills errs with each op's
-// outcome; errs[i] == nil only if op i's writes were committed.
-func (s *SQLite) commitBatch(w *wtx, batch []*op, errs []error) {
-	// Decide once which ops run at all: an op whose caller has given up is
-	// skipped (nobody would learn its outcome). The decision must survive a
-	// re-run, so it is recorded in errs.
-	live := 0
-	for i, o := range batch {
-		if !o.state.CompareAndSwap(opQueued, opRunning) || o.ctx.Err() != nil {
-			errs[i] = errSkipped
-			continue
-		}
-		live++
+// batch is the set of ops sharing one transaction. errs[i] is op i's
+// outcome; nil only if its writes were committed.
+type batch struct {
+	ops  []*op
+	errs []error
+}
+
+// add appends o, deciding once whether it runs at all: an op whose caller
+// has already given up is skipped, since nobody would learn its outcome.
+// The decision must survive a re-run, so it is recorded in errs.
+func (b *batch) add(o *op) {
+	var err error
+	if !o.state.CompareAndSwap(opQueued, opRunning) || o.ctx.Err() != nil {
+		err = errSkipped
 	}
-	if live == 0 {
-		return
-	}
-	if s.runBatch(w, batch, errs, false) {
-		s.stats.reruns.Add(1)
-		s.runBatch(w, batch, errs, true)
+	b.ops = append(b.ops, o)
+	b.errs = append(b.errs, err)
+}
+
+// next returns an op that is already queued, or nil if there is none (or
+// the queue is closed). It never waits: the batch ends, and is committed, as
+// soon as the queue is momentarily empty.
+func (s *SQLite) next() *op {
+	select {
+	case o := <-s.ops:
+		return o
+	default:
+		return nil
 	}
 }
 
-// runBatch runs one attempt at the batch transaction. Without savepoints it
-// stops at the first failing op, rolls back and returns true so the caller
-// re-runs the batch with savepoints. With savepoints it never asks for a
-// re-run. Ops whose errs entry is already errSkipped are left alone.
-func (s *SQLite) runBatch(w *wtx, batch []*op, errs []error, savepoints bool) (rerun bool) {
-	for i := range errs {
-		if errs[i] != errSkipped {
-			errs[i] = nil
-		}
-	}
+// commitBatch runs one group commit, starting with first. Rather than
+// draining the queue once up front, it keeps taking ops that are already
+// queued while it executes, so writes arriving during the batch join it
+// instead of waiting for the next fsync. It commits when the queue is empty
+// or the batch is full.
+func (s *SQLite) commitBatch(w *wtx, b *batch, first *op) {
+	b.add(first)
+	t0 := time.Now()
+	savepoints := false
+restart:
 	if _, err := w.exec(stBegin); err != nil {
 		s.rollback(w)
-		failOK(errs, unavailable("begin", err))
+		failOK(b.errs, unavailable("begin", err))
 		s.stats.failures.Add(1)
-		return false
+		return
 	}
 	committed := 0
-	for i, o := range batch {
-		if errs[i] == errSkipped {
+	for i := 0; ; i++ {
+		if i == len(b.ops) {
+			if len(b.ops) >= s.maxBatch {
+				break
+			}
+			o := s.next()
+			if o == nil {
+				break
+			}
+			b.add(o)
+		}
+		if b.errs[i] == errSkipped {
 			continue
 		}
+		o := b.ops[i]
 		if !savepoints {
 			if err := o.fn(w); err != nil {
+				// Re-run everything collected so far, one SAVEPOINT per op.
 				s.rollback(w)
-				return true
+				s.stats.reruns.Add(1)
+				savepoints = true
+				for j := range b.errs {
+					if b.errs[j] != errSkipped {
+						b.errs[j] = nil
+					}
+				}
+				goto restart
 			}
 			committed++
 			continue
 		}
 		if _, err := w.exec(stSavepoint); err != nil {
-			s.abort(w, errs, unavailable("savepoint", err))
-			return false
+			s.abort(w, b.errs, unavailable("savepoint", err))
+			return
 		}
 		if err := o.fn(w); err != nil {
-			errs[i] = classify(err)
+			b.errs[i] = classify(err)
 			if _, rerr := w.exec(stRollbackTo); rerr != nil {
 				// ROLLBACK TO fails only if the savepoint is gone, which
 				// means SQLite rolled back the whole transaction after an
 				// I/O-type error. Committing now would silently drop the
 				// earlier ops, so the whole batch fails.
-				s.abort(w, errs, unavailable("rollback to savepoint", rerr))
-				return false
+				s.abort(w, b.errs, unavailable("rollback to savepoint", rerr))
+				return
 			}
 		} else {
 			committed++
@@ -427,28 +441,29 @@ func (s *SQLite) runBatch(w *wtx, batch []*op, errs []error, savepoints bool) (r
 		// RELEASE also proves the transaction is still open: it fails with
 		// "no such savepoint" if SQLite has rolled everything back.
 		if _, err := w.exec(stRelease); err != nil {
-			s.abort(w, errs, unavailable("release savepoint", err))
-			return false
+			s.abort(w, b.errs, unavailable("release savepoint", err))
+			return
 		}
 	}
 	if committed == 0 {
 		// Nothing to make durable; skip the fsync.
 		s.rollback(w)
-		return false
+		return
 	}
 	if s.faultCommit != nil {
 		if err := s.faultCommit(); err != nil {
-			s.abort(w, errs, unavailable("commit", err))
-			return false
+			s.abort(w, b.errs, unavailable("commit", err))
+			return
 		}
 	}
+	tc := time.Now()
+	defer func() { dbg.commit += time.Since(tc); dbg.exec += tc.Sub(t0) }()
 	if _, err := w.exec(stCommit); err != nil {
 		// A failed COMMIT may leave the transaction open (SQLITE_BUSY) or
 		// already rolled back (I/O errors); either way roll back so the next
 		// batch starts clean, and report every op as not written.
-		s.abort(w, errs, unavailable("commit", err))
+		s.abort(w, b.errs, unavailable("commit", err))
 	}
-	return false
 }
 
 // rollback ends the current transaction, if any. Its error is ignored on
@@ -543,3 +558,5 @@ func firstLine(s string) string {
 	}
 	return s
 }
+
+var dbg struct{ exec, commit time.Duration }

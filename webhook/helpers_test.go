@@ -29,15 +29,9 @@ import (
 // exact to the second.
 var testNow = time.Unix(1700000000, 0)
 
-// newSource builds a config.Source from a YAML mapping the way the config
-// loader does: the common keys are read (and so declared) here, the
-// provider's own keys are left for its factory.
-func newSource(t testing.TB, name, src string) (*config.Source, *config.Problems) {
-	t.Helper()
-	probs := &config.Problems{}
-	return newSourceWith(t, name, src, probs), probs
-}
-
+// newSourceWith builds a config.Source from a YAML mapping the way the
+// config loader does: the common keys are read (and so declared) here, the
+// provider's own keys are left for its factory. Problems go to probs.
 func newSourceWith(t testing.TB, name, src string, probs *config.Problems) *config.Source {
 	t.Helper()
 	var doc yaml.Node

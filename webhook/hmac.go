@@ -38,11 +38,14 @@ var _ Provider = (*hmacProvider)(nil)
 func newHMAC(src *config.Source) (Provider, error) {
 	f := src.Fields
 	p := &hmacProvider{
-		header:   f.RequiredString("header"),
+		header:   f.String("header"),
 		prefix:   f.String("prefix"),
 		base64:   f.OneOf("encoding", "hex", "hex", "base64") == "base64",
 		tsHeader: f.String("timestamp_header"),
 		idHeader: f.String("id_header"),
+	}
+	if p.header == "" && !hasErrorAt(f.Problems(), f.KeyPos("header")) {
+		f.Errorf("header", "provider hmac needs header: the request header the signature arrives in, such as X-Hub-Signature-256")
 	}
 	switch f.OneOf("algorithm", "sha256", "sha256", "sha512", "sha1") {
 	case "sha512":

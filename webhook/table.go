@@ -65,28 +65,43 @@ func Compile(cfg *config.Config) *Table {
 		if path == "" {
 			path = "/webhooks/" + src.Name
 		}
-		if !strings.HasPrefix(path, "/") {
-			f.Errorf("path", "path must start with /, such as /webhooks/%s", src.Name)
-		} else if other, dup := t.byPath[path]; dup {
-			f.Errorf("path", "path %s is already served by source %q: give each source its own path", path, other.source)
+		// The config loader checks paths too; report only what it has not,
+		// so `check` does not say the same thing twice.
+		if !hasErrorAt(probs, f.KeyPos("path")) {
+			if !strings.HasPrefix(path, "/") {
+				f.Errorf("path", "path must start with /, such as /webhooks/%s", src.Name)
+			} else if other, dup := t.byPath[path]; dup {
+				f.Errorf("path", "path %s is already used by source %q", path, other.source)
+			}
 		}
 
 		var p Provider
+		built := false
 		switch factory := lookupFactory(src.Provider); {
 		case src.Provider == "":
 			if !hasErrorAt(probs, f.KeyPos("provider")) {
 				f.Errorf("provider", "missing required field \"provider\" (one of %s)", strings.Join(names, ", "))
 			}
 		case factory == nil:
-			f.Errorf("provider", "unknown provider %q%s (known providers: %s)", src.Provider, config.DidYouMean(src.Provider, names), strings.Join(names, ", "))
+			hint := config.DidYouMean(src.Provider, names)
+			if hint == "" {
+				hint = " (known providers: " + strings.Join(names, ", ") + ")"
+			}
+			f.Errorf("provider", "unknown provider %q%s", src.Provider, hint)
 		default:
 			var err error
+			built = true
 			if p, err = factory(src); err != nil {
 				probs.Errorf(src.Pos, "source %q: %v", src.Name, err)
 				p = nil
 			}
 		}
-		f.Done()
+		if built {
+			// With no provider known there is no telling which keys are
+			// its own; "unknown field" hints would only add noise to the
+			// one error that matters.
+			f.Done()
+		}
 
 		r := &route{source: src.Name, providerName: src.Provider, provider: p, path: path, allow: src.AllowIPs, maxBody: src.MaxBody}
 		r.methods = []string{http.MethodPost}

@@ -1,0 +1,168 @@
+package actions
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestTypes(t *testing.T) {
+	if got, want := Types(), []string{"email", "exec", "http", "log", "slack"}; !slices.Equal(got, want) {
+		t.Errorf("Types() = %v, want %v", got, want)
+	}
+}
+
+// TestConfigErrors checks that every mistake is reported at its position,
+// in words that say what to write instead.
+func TestConfigErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		src  string
+		want []string // each must be one of the problems, file:line:col first
+	}{
+		{
+			name: "missing url",
+			src:  "type: http\nmethod: POST\n",
+			want: []string{`rules.yaml:1:1: missing required field "url"`},
+		},
+		{
+			name: "bad constant url",
+			src:  "type: http\nurl: ftp://example.com/x\n",
+			want: []string{`rules.yaml:2:6: url: must start with http:// or https://, not "ftp:"`},
+		},
+		{
+			name: "bad method and expect",
+			src:  "type: http\nurl: https://example.com\nmethod: PSOT\nexpect: [200, 99]\n",
+			want: []string{`rules.yaml:3:9: method must be one of POST, PUT, PATCH, GET, DELETE, HEAD, OPTIONS, not "PSOT" (did you mean "POST"?)`, `rules.yaml:4:15: expect: "99" is not an HTTP status code (100 to 599)`},
+		},
+		{
+			name: "template syntax",
+			src:  "type: slack\nurl: https://hooks.slack.com/x\ntext: 'paid {{ reference_id'\n",
+			want: []string{`rules.yaml:3:13: placeholder opened with {{ is never closed with }}`},
+		},
+		{
+			name: "bad email address",
+			src:  "type: email\nsmtp: {host: smtp.example.com}\nfrom: not-an-address\nto: [ops@example.com, 'bad@@example']\n",
+			want: []string{`rules.yaml:3:7: from: "not-an-address" is not an email address such as ops@example.com`, `rules.yaml:4:23: to: "bad@@example" is not an email address such as ops@example.com`},
+		},
+		{
+			name: "email without smtp host",
+			src:  "type: email\nsmtp: {port: 2525}\nfrom: a@example.com\nto: b@example.com\n",
+			want: []string{`rules.yaml:2:7: missing required field "host"`},
+		},
+		{
+			name: "placeholder in sh -c",
+			src:  "type: exec\ncommand: [sh, -c, 'curl -d {{ reference_id }} https://x']\n",
+			want: []string{`rules.yaml:2:28: placeholder inside the script of sh -c: the shell would run whatever the event contains; pass data through env: instead`},
+		},
+		{
+			name: "placeholder in bash -ec, block list",
+			src:  "type: exec\ncommand:\n  - /bin/bash\n  - -ec\n  - \"echo {{ note }}\"\n",
+			want: []string{`rules.yaml:5:11: placeholder inside the script of bash -c`},
+		},
+		{
+			name: "command as a string",
+			src:  "type: exec\ncommand: /usr/bin/notify --all\n",
+			want: []string{`rules.yaml:2:10: command is a list of arguments, not a command line: write command: [/usr/bin/notify, --all]`},
+		},
+		{
+			name: "reserved env",
+			src:  "type: exec\ncommand: [/bin/true]\nenv: {PAYRAMD_RULE: x}\n",
+			want: []string{`rules.yaml:3:21: env: PAYRAMD_RULE is set by payramd`},
+		},
+		{
+			name: "unknown type",
+			src:  "type: slak\nurl: https://hooks.slack.com/x\n",
+			want: []string{`rules.yaml:1:7: unknown action type "slak" (did you mean "slack"?) (known types: email, exec, http, log, slack)`},
+		},
+		{
+			name: "unknown key",
+			src:  "type: http\nurl: https://example.com\nheaderz: {A: b}\n",
+			want: []string{`rules.yaml:3:1: unknown field "headerz" (did you mean "headers"?)`},
+		},
+		{
+			name: "unknown key in sign",
+			src:  "type: http\nurl: https://example.com\nsign: {secret: abc, schme: hmac}\n",
+			want: []string{`rules.yaml:3:21: unknown field "schme" (did you mean "scheme"?)`},
+		},
+		{
+			name: "standard-webhooks secret not base64",
+			src:  "type: http\nurl: https://example.com\nsign: {secret: 'not base64 at all!'}\n",
+			want: []string{`rules.yaml:3:16: a standard-webhooks secret is whsec_ followed by base64`},
+		},
+		{
+			name: "log level",
+			src:  "type: log\nmessage: hi\nlevel: loud\n",
+			want: []string{`rules.yaml:3:8: level must be one of debug, info, warn, error, not "loud"`},
+		},
+		{
+			name: "disabled action still rejects unknown keys",
+			src:  "type: slack\nenabled: false\ntxet: hi\n",
+			want: []string{`rules.yaml:3:1: unknown field "txet" (did you mean "text"?)`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			act, probs := compileYAML(t, "a", tt.src)
+			if act != nil && probs.HasErrors() && !strings.Contains(tt.name, "disabled") {
+				t.Errorf("an action was built despite errors")
+			}
+			got := problemStrings(probs)
+			for _, w := range tt.want {
+				if !slices.ContainsFunc(got, func(p string) bool { return strings.HasPrefix(p, w) }) {
+					t.Errorf("missing problem\n  %s\ngot\n  %s", w, strings.Join(got, "\n  "))
+				}
+			}
+			assertNoSecrets(t, []string{"not base64 at all!"}, probs)
+		})
+	}
+}
+
+func TestConfigWarnings(t *testing.T) {
+	_, probs := compileYAML(t, "a", "type: exec\ncommand: [payramd-no-such-program, x]\n")
+	if probs.HasErrors() || len(probs.List) != 1 || !probs.List[0].Warning || !strings.Contains(probs.List[0].Msg, "not found on PATH") {
+		t.Errorf("problems: %v", problemStrings(probs))
+	}
+}
+
+func TestDisabledActionMayOmitRequiredFields(t *testing.T) {
+	act, probs := compileYAML(t, "a", "type: slack\nenabled: false\ntext: hi\n")
+	if probs.HasErrors() {
+		t.Errorf("problems: %v", problemStrings(probs))
+	}
+	if act == nil {
+		t.Error("a disabled action is still compiled, for `payramd test` to show")
+	}
+}
+
+func TestSecretsNeverShown(t *testing.T) {
+	// Config errors about secrets must not quote them.
+	_, probs := compileYAML(t, "a", "type: slack\nurl: 'hooks.slack.com/services/T0/B0/sekrit'\ntext: hi\n")
+	if !probs.HasErrors() {
+		t.Error("a URL without scheme was accepted")
+	}
+	assertNoSecrets(t, []string{"sekrit"}, probs)
+}
+
+func TestLogAction(t *testing.T) {
+	act := mustCompile(t, "audit", "type: log\nlevel: warn\nmessage: 'overpaid {{ reference_id }} by {{ money(filled_amount_in_usd - amount) }}'\n")
+	var buf bytes.Buffer
+	act.(*Log).logger = slog.New(slog.NewTextHandler(&buf, nil))
+	res := act.Run(context.Background(), testJob(t, "audit"))
+	if res.Err != nil || res.Output != "overpaid ref-42 by 5.05" {
+		t.Errorf("got %v %q", res.Err, res.Output)
+	}
+	line := buf.String()
+	for _, want := range []string{"level=WARN", `msg="overpaid ref-42 by 5.05"`, "event_id=evt_123", "rule=overpaid", "action=audit"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("log line %q lacks %s", line, want)
+		}
+	}
+	rd, err := act.Render(testJob(t, "audit"))
+	if err != nil || !hasField(rd, "level", "warn") {
+		t.Errorf("render %+v %v", rd, err)
+	}
+}

@@ -1,0 +1,365 @@
+package actions
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"io"
+	"math/big"
+	"mime/quotedprintable"
+	"net"
+	netmail "net/mail"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+)
+
+// mailServer is an in-process SMTP server that keeps what it receives.
+type mailServer struct {
+	addr string
+	// Settings, fixed before the first session.
+	user, pass string     // AUTH PLAIN credentials; empty: no AUTH offered
+	rcptErr    error      // returned to every RCPT TO
+	mu         sync.Mutex // guards got
+	got        []received
+}
+
+type received struct {
+	from   string
+	to     []string
+	authed string
+	data   []byte
+}
+
+type mailSession struct {
+	srv    *mailServer
+	cur    received
+	authed string
+}
+
+func (s *mailServer) NewSession(*smtp.Conn) (smtp.Session, error) { return &mailSession{srv: s}, nil }
+
+func (m *mailSession) AuthMechanisms() []string {
+	if m.srv.user == "" {
+		return nil
+	}
+	return []string{sasl.Plain}
+}
+
+func (m *mailSession) Auth(string) (sasl.Server, error) {
+	return sasl.NewPlainServer(func(_, user, pass string) error {
+		if user != m.srv.user || pass != m.srv.pass {
+			return &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "Authentication credentials invalid"}
+		}
+		m.authed = user
+		return nil
+	}), nil
+}
+
+func (m *mailSession) Mail(from string, _ *smtp.MailOptions) error {
+	if m.srv.user != "" && m.authed == "" {
+		return &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Authentication required"}
+	}
+	m.cur = received{from: from, authed: m.authed}
+	return nil
+}
+
+func (m *mailSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if m.srv.rcptErr != nil {
+		return m.srv.rcptErr
+	}
+	m.cur.to = append(m.cur.to, to)
+	return nil
+}
+
+func (m *mailSession) Data(r io.Reader) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	m.cur.data = b
+	m.srv.mu.Lock()
+	m.srv.got = append(m.srv.got, m.cur)
+	m.srv.mu.Unlock()
+	return nil
+}
+
+func (m *mailSession) Reset()        { m.cur = received{} }
+func (m *mailSession) Logout() error { return nil }
+
+// startMailServer serves on 127.0.0.1:0. mode is "none" (plain text),
+// "starttls" (plain text offering STARTTLS) or "tls" (implicit TLS).
+func startMailServer(t *testing.T, s *mailServer, mode string, cert *tls.Certificate) *mailServer {
+	t.Helper()
+	srv := smtp.NewServer(s)
+	srv.Domain = "localhost"
+	srv.ReadTimeout, srv.WriteTimeout = 5*time.Second, 5*time.Second
+	srv.ErrorLog = silentLog{}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch mode {
+	case "starttls":
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*cert}}
+	case "tls":
+		l = tls.NewListener(l, &tls.Config{Certificates: []tls.Certificate{*cert}})
+	}
+	s.addr = l.Addr().String()
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return s
+}
+
+type silentLog struct{}
+
+func (silentLog) Printf(string, ...any) {}
+func (silentLog) Println(...any)        {}
+
+func (s *mailServer) port() string { _, p, _ := net.SplitHostPort(s.addr); return p }
+
+func (s *mailServer) only(t *testing.T) received {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.got) != 1 {
+		t.Fatalf("server received %d messages, want 1", len(s.got))
+	}
+	return s.got[0]
+}
+
+// selfSigned makes a certificate for 127.0.0.1 and writes it as a CA file.
+func selfSigned(t *testing.T) (*tls.Certificate, string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "payramd test"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
+		DNSNames:              []string{"localhost"},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, caFile
+}
+
+const smtpPassword = "hunter2-SMTP-pass"
+
+const emailFields = `
+from: "Payramd Alerts <alerts@shop.example>"
+to: [ops@shop.example, "{{ customer_email }}"]
+cc: boss@shop.example
+subject: "Overpaid {{ reference_id }}"
+body: "Over by {{ money(filled_amount_in_usd - amount) }} USD = too much.\n"
+`
+
+func TestEmailDelivers(t *testing.T) {
+	s := startMailServer(t, &mailServer{}, "none", nil)
+	act := mustCompile(t, "mail", `
+type: email
+smtp: {host: 127.0.0.1, port: `+s.port()+`, tls: none}
+`+emailFields)
+	j := testJob(t, "mail")
+	res := act.Run(context.Background(), j)
+	if res.Err != nil {
+		t.Fatalf("Run: %v", res.Err)
+	}
+	got := s.only(t)
+	if got.from != "alerts@shop.example" {
+		t.Errorf("MAIL FROM %q", got.from)
+	}
+	if strings.Join(got.to, ",") != "ops@shop.example,buyer@example.com,boss@shop.example" {
+		t.Errorf("RCPT TO %v", got.to)
+	}
+	msg, err := netmail.ReadMessage(bytes.NewReader(got.data))
+	if err != nil {
+		t.Fatalf("message: %v\n%s", err, got.data)
+	}
+	for name, want := range map[string]string{
+		"Subject":        "Overpaid ref-42",
+		"Auto-Submitted": "auto-generated",
+		"Message-Id":     "<payramd.job_7f3a@shop.example>",
+	} {
+		if v := msg.Header.Get(name); v != want {
+			t.Errorf("%s: %q, want %q", name, v, want)
+		}
+	}
+	if _, err := msg.Header.Date(); err != nil {
+		t.Errorf("Date: %v", err)
+	}
+	if !strings.Contains(msg.Header.Get("Cc"), "boss@shop.example") || !strings.Contains(msg.Header.Get("From"), "alerts@shop.example") {
+		t.Errorf("From %q Cc %q", msg.Header.Get("From"), msg.Header.Get("Cc"))
+	}
+	if ct := msg.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
+		t.Errorf("Content-Type %q", ct)
+	}
+	var body io.Reader = msg.Body
+	if strings.EqualFold(msg.Header.Get("Content-Transfer-Encoding"), "quoted-printable") {
+		body = quotedprintable.NewReader(body)
+	}
+	b, _ := io.ReadAll(body)
+	if got, want := strings.ReplaceAll(string(b), "\r\n", "\n"), "Over by 5.05 USD = too much.\n"; got != want {
+		t.Errorf("body %q, want %q", got, want)
+	}
+	rd, err := act.Render(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !hasField(rd, "to", "<ops@shop.example>, <buyer@example.com>") || !hasField(rd, "subject", "Overpaid ref-42") {
+		t.Errorf("render %+v", rd.Fields)
+	}
+}
+
+func TestEmailSTARTTLSWithAuth(t *testing.T) {
+	cert, caFile := selfSigned(t)
+	s := startMailServer(t, &mailServer{user: "payramd", pass: smtpPassword}, "starttls", cert)
+	act := mustCompile(t, "mail", `
+type: email
+smtp:
+  host: 127.0.0.1
+  port: `+s.port()+`
+  username: payramd
+  password: `+smtpPassword+`
+  ca_file: `+caFile+`
+`+emailFields)
+	j := testJob(t, "mail")
+	res := act.Run(context.Background(), j)
+	if res.Err != nil {
+		t.Fatalf("Run: %v", res.Err)
+	}
+	if got := s.only(t); got.authed != "payramd" {
+		t.Errorf("authenticated as %q", got.authed)
+	}
+	rd, _ := act.Render(j)
+	assertNoSecrets(t, []string{smtpPassword}, res, rd)
+	if !hasField(rd, "password", "<redacted>") {
+		t.Errorf("render %+v", rd.Fields)
+	}
+
+	// Without the CA, the certificate does not verify: not retryable.
+	act = mustCompile(t, "mail2", "type: email\nsmtp: {host: 127.0.0.1, port: "+s.port()+", username: payramd, password: "+smtpPassword+"}\n"+emailFields)
+	res = act.Run(context.Background(), j)
+	if res.Err == nil || res.Retryable {
+		t.Errorf("untrusted certificate: %v retryable=%v", res.Err, res.Retryable)
+	}
+	assertNoSecrets(t, []string{smtpPassword}, res)
+}
+
+func TestEmailImplicitTLS(t *testing.T) {
+	cert, caFile := selfSigned(t)
+	s := startMailServer(t, &mailServer{user: "u", pass: smtpPassword}, "tls", cert)
+	act := mustCompile(t, "mail", "type: email\nsmtp: {host: 127.0.0.1, port: "+s.port()+", tls: tls, username: u, password: "+smtpPassword+", ca_file: "+caFile+"}\n"+emailFields)
+	if res := act.Run(context.Background(), testJob(t, "mail")); res.Err != nil {
+		t.Fatalf("Run: %v", res.Err)
+	}
+	if got := s.only(t); got.authed != "u" {
+		t.Errorf("authenticated as %q", got.authed)
+	}
+}
+
+func TestEmailClassifiesFailures(t *testing.T) {
+	cert, caFile := selfSigned(t)
+	refused := func() string {
+		l, _ := net.Listen("tcp", "127.0.0.1:0")
+		defer l.Close()
+		_, p, _ := net.SplitHostPort(l.Addr().String())
+		return p
+	}()
+	tests := []struct {
+		name      string
+		server    *mailServer
+		mode      string
+		smtp      string // extra smtp: keys
+		retryable bool
+		errHas    string
+	}{
+		{"450 mailbox busy", &mailServer{rcptErr: &smtp.SMTPError{Code: 450, EnhancedCode: smtp.EnhancedCode{4, 2, 1}, Message: "Mailbox busy"}}, "none", "tls: none", true, "450"},
+		{"550 no such user", &mailServer{rcptErr: &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "No such user"}}, "none", "tls: none", false, "550"},
+		{"535 bad password", &mailServer{user: "u", pass: "the-right-one"}, "starttls", "username: u, password: " + smtpPassword + ", ca_file: " + caFile, false, "535"},
+		{"no STARTTLS offered", &mailServer{}, "none", "tls: starttls", false, "STARTTLS"},
+		{"connection refused", nil, "", "tls: none, port: " + refused, true, "refused"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			port := ""
+			if tt.server != nil {
+				port = ", port: " + startMailServer(t, tt.server, tt.mode, cert).port()
+			}
+			act := mustCompile(t, "m", "type: email\nsmtp: {host: 127.0.0.1, "+tt.smtp+port+"}\n"+emailFields)
+			res := act.Run(context.Background(), testJob(t, "m"))
+			if res.Err == nil {
+				t.Fatal("no error")
+			}
+			if res.Retryable != tt.retryable || !strings.Contains(res.Err.Error(), tt.errHas) {
+				t.Errorf("%v retryable=%v, want retryable=%v mentioning %q", res.Err, res.Retryable, tt.retryable, tt.errHas)
+			}
+			assertNoSecrets(t, []string{smtpPassword}, res)
+		})
+	}
+}
+
+func TestEmailHonorsDeadline(t *testing.T) {
+	// A server that accepts connections and never says hello.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	act := mustCompile(t, "m", "type: email\nsmtp: {host: 127.0.0.1, port: "+port+", tls: none}\n"+emailFields)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	res := act.Run(ctx, testJob(t, "m"))
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("Run took %v with a 300ms deadline", took)
+	}
+	if res.Err == nil || !res.Retryable || !errors.Is(res.Err, context.DeadlineExceeded) {
+		t.Errorf("silent server: %v retryable=%v", res.Err, res.Retryable)
+	}
+}
+
+func TestEmailRenderedAddressIsChecked(t *testing.T) {
+	act := mustCompile(t, "m", "type: email\nsmtp: {host: 127.0.0.1, tls: none}\nfrom: a@b.example\nto: '{{ note }}'\n")
+	res := act.Run(context.Background(), testJob(t, "m"))
+	if res.Err == nil || res.Retryable || !strings.Contains(res.Err.Error(), `"hello" is not an email address`) {
+		t.Errorf("got %v retryable=%v", res.Err, res.Retryable)
+	}
+}

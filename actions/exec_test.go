@@ -1,0 +1,347 @@
+//go:build unix
+
+package actions
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// script writes an executable shell script into dir.
+func script(t *testing.T, dir, name, body string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte("#!/bin/sh\n"+body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestExecStdinAndEnvironment(t *testing.T) {
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "daemon-secret") // must not reach the child
+	dir := t.TempDir()
+	sh := script(t, dir, "record.sh", `cat > "$OUT/stdin.json"`+"\n")
+	act := mustCompile(t, "rec", fmt.Sprintf(`
+type: exec
+command: [%s]
+env:
+  OUT: %s
+  REF: "{{ reference_id }}"
+`, sh, dir))
+	j := testJob(t, "rec")
+	j.Attempt = 3
+	if res := act.Run(context.Background(), j); res.Err != nil {
+		t.Fatalf("Run: %v (%s)", res.Err, res.Output)
+	}
+	var in map[string]any
+	b, err := os.ReadFile(filepath.Join(dir, "stdin.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &in); err != nil {
+		t.Fatalf("stdin %s: %v", b, err)
+	}
+	payload, _ := in["payload"].(map[string]any)
+	if in["id"] != "evt_123" || in["source"] != "payram" || in["provider"] != "payram" || in["type"] != "payment.over_filled" ||
+		in["received_at"] != "2026-11-23T10:00:00Z" || in["headers"] == nil || payload["reference_id"] != "ref-42" || payload["amount"] != 44.99 {
+		t.Errorf("stdin: %s", b)
+	}
+
+	// env(1) prints exactly the environment it was given, with nothing a
+	// shell would add.
+	act = mustCompile(t, "env", `
+type: exec
+command: [env]
+env: {REF: "{{ reference_id }}"}
+`)
+	res := act.Run(context.Background(), j)
+	if res.Err != nil {
+		t.Fatalf("Run: %v", res.Err)
+	}
+	got := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(res.Output), "\n") {
+		k, v, _ := strings.Cut(line, "=")
+		got[k] = v
+	}
+	want := map[string]string{
+		"PATH":             os.Getenv("PATH"),
+		"REF":              "ref-42",
+		"PAYRAMD_EVENT_ID": "evt_123",
+		"PAYRAMD_RULE":     "overpaid",
+		"PAYRAMD_SOURCE":   "payram",
+		"PAYRAMD_JOB_ID":   "job_7f3a",
+		"PAYRAMD_ATTEMPT":  "3",
+	}
+	if len(got) != len(want) {
+		t.Errorf("child environment %v, want exactly %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s=%q, want %q", k, got[k], v)
+		}
+	}
+}
+
+func TestExecPassesMetacharactersLiterally(t *testing.T) {
+	dir := t.TempDir()
+	pwned := filepath.Join(dir, "pwned")
+	note := fmt.Sprintf(`x"; touch %[1]s; echo $(touch %[1]s) `+"`touch %[1]s`"+` | rm -rf ~ && $HOME '%%s' \n`, pwned)
+	raw, _ := json.Marshal(map[string]any{"reference_id": "r", "note": note})
+	sh := script(t, dir, "print.sh", `printf '%s' "$1" > "$OUT/arg"`+"\n")
+	for name, command := range map[string]string{
+		"script":   fmt.Sprintf(`[%s, "{{ note }}"]`, sh),
+		"sh -c $1": `[/bin/sh, -c, 'printf "%s" "$1" > "$OUT/arg"', sh, "{{ note }}"]`,
+		"twice":    fmt.Sprintf(`[%s, "{{ note }}{{ note }}"]`, sh),
+	} {
+		t.Run(name, func(t *testing.T) {
+			os.Remove(filepath.Join(dir, "arg"))
+			act := mustCompile(t, "meta", fmt.Sprintf("type: exec\ncommand: %s\nenv: {OUT: %s}\n", command, dir))
+			j := testJob(t, "meta")
+			j.Event = testEvent(t, string(raw))
+			if res := act.Run(context.Background(), j); res.Err != nil {
+				t.Fatalf("Run: %v (%s)", res.Err, res.Output)
+			}
+			got, err := os.ReadFile(filepath.Join(dir, "arg"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := note; !strings.HasPrefix(string(got), want) {
+				t.Errorf("argument %q, want %q", got, want)
+			}
+			if _, err := os.Stat(pwned); err == nil {
+				t.Fatal("a metacharacter in the payload was executed")
+			}
+		})
+	}
+}
+
+// gone reports whether pid has exited (a zombie waiting for its reaper
+// counts: it was killed).
+func gone(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] == 'Z' || s[i+2] == 'X'
+}
+
+func waitGone(t *testing.T, pidFile string) {
+	t.Helper()
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if gone(pid) {
+			return
+		}
+	}
+	t.Errorf("child %d still runs", pid)
+}
+
+func TestExecTimeoutKillsProcessGroup(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("needs /proc")
+	}
+	dir := t.TempDir()
+	sh := script(t, dir, "fork.sh", `sleep 60 &
+echo $! > "$OUT/child.pid"
+echo started
+sleep 60
+`)
+	act := mustCompile(t, "fork", fmt.Sprintf("type: exec\ncommand: [%s]\nenv: {OUT: %s}\n", sh, dir))
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	res := act.Run(ctx, testJob(t, "fork"))
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("Run took %v with a 500ms timeout", took)
+	}
+	if res.Err == nil || !res.Retryable || !errors.Is(res.Err, context.DeadlineExceeded) || !strings.Contains(res.Err.Error(), "timed out") {
+		t.Errorf("got %v retryable=%v, want a retryable timeout", res.Err, res.Retryable)
+	}
+	if !strings.Contains(res.Output, "started") {
+		t.Errorf("output %q", res.Output)
+	}
+	waitGone(t, filepath.Join(dir, "child.pid"))
+}
+
+func TestExecLeavesNothingBehind(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("needs /proc")
+	}
+	dir := t.TempDir()
+	// The background child keeps stdout open; Run must not wait for it.
+	sh := script(t, dir, "bg.sh", `sleep 60 &
+echo $! > "$OUT/child.pid"
+echo done
+`)
+	act := mustCompile(t, "bg", fmt.Sprintf("type: exec\ncommand: [%s]\nenv: {OUT: %s}\n", sh, dir))
+	start := time.Now()
+	res := act.Run(context.Background(), testJob(t, "bg"))
+	if res.Err != nil || strings.TrimSpace(res.Output) != "done" {
+		t.Errorf("got %v, output %q", res.Err, res.Output)
+	}
+	if took := time.Since(start); took > 1500*time.Millisecond {
+		t.Errorf("Run took %v: it waited for the background child", took)
+	}
+	waitGone(t, filepath.Join(dir, "child.pid"))
+}
+
+func TestExecOutcomes(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name      string
+		body      string // script body; empty: command is used as is
+		command   string
+		ok        bool
+		retryable bool
+		errHas    string
+		outHas    string
+	}{
+		{name: "exit 0", body: "echo fine", ok: true, outHas: "fine"},
+		{name: "exit 3", body: "echo to-stdout; echo to-stderr >&2; exit 3", retryable: true, errHas: "exited with status 3", outHas: "to-stdout\nto-stderr"},
+		{name: "missing absolute", command: "[/nonexistent/payramd-test-prog]", errHas: "not found"},
+		{name: "missing on PATH", command: "[payramd-no-such-program]", errHas: "not found"},
+		{name: "not executable", command: "[" + filepath.Join(dir, "plain.txt") + "]", errHas: "cannot run"},
+		{name: "render error", command: `[echo, "{{ nope.deeper }}"]`, errHas: "rendering command[1]"},
+	}
+	os.WriteFile(filepath.Join(dir, "plain.txt"), []byte("not a program"), 0o644)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			command := tt.command
+			if tt.body != "" {
+				command = "[" + script(t, dir, strings.ReplaceAll(tt.name, " ", "_")+".sh", tt.body+"\n") + "]"
+			}
+			act := mustCompile(t, "o", "type: exec\ncommand: "+command+"\n")
+			res := act.Run(context.Background(), testJob(t, "o"))
+			if (res.Err == nil) != tt.ok || res.Retryable != tt.retryable {
+				t.Fatalf("got %v retryable=%v, want ok=%v retryable=%v", res.Err, res.Retryable, tt.ok, tt.retryable)
+			}
+			if tt.errHas != "" && !strings.Contains(res.Err.Error(), tt.errHas) {
+				t.Errorf("error %q does not mention %q", res.Err, tt.errHas)
+			}
+			if !strings.Contains(res.Output, tt.outHas) {
+				t.Errorf("output %q does not hold %q", res.Output, tt.outHas)
+			}
+		})
+	}
+}
+
+func TestExecOutputKeepsTail(t *testing.T) {
+	dir := t.TempDir()
+	sh := script(t, dir, "loud.sh", "head -c 100000 /dev/zero | tr '\\0' a; echo; echo LAST-LINE\n")
+	act := mustCompile(t, "loud", "type: exec\ncommand: ["+sh+"]\n")
+	res := act.Run(context.Background(), testJob(t, "loud"))
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	if len(res.Output) > MaxOutput || !strings.HasSuffix(res.Output, "aaa\nLAST-LINE\n") || !strings.HasPrefix(res.Output, "[… first ") {
+		t.Errorf("output of %d bytes: %q…%q", len(res.Output), res.Output[:40], res.Output[len(res.Output)-20:])
+	}
+}
+
+func TestExecConcurrencyCap(t *testing.T) {
+	dir := t.TempDir()
+	sh := script(t, dir, "slow.sh", `echo start >> "$OUT/log"
+sleep 0.2
+echo end >> "$OUT/log"
+`)
+	act := mustCompile(t, "capped", fmt.Sprintf("type: exec\ncommand: [%s]\nenv: {OUT: %s}\nmax_concurrency: 2\n", sh, dir))
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if res := act.Run(context.Background(), testJob(t, "capped")); res.Err != nil {
+				t.Error(res.Err)
+			}
+		}()
+	}
+	wg.Wait()
+	if took := time.Since(start); took < 600*time.Millisecond {
+		t.Errorf("6 runs of 200ms with 2 slots took %v", took)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "log"))
+	running, peak := 0, 0
+	for _, line := range strings.Fields(string(b)) {
+		if line == "start" {
+			running++
+		} else {
+			running--
+		}
+		peak = max(peak, running)
+	}
+	if peak != 2 {
+		t.Errorf("peak concurrency %d, want 2:\n%s", peak, b)
+	}
+
+	// Waiting for a slot gives up at the deadline.
+	act = mustCompile(t, "one", fmt.Sprintf("type: exec\ncommand: [sleep, '0.5']\nmax_concurrency: 1\nenv: {OUT: %s}\n", dir))
+	done := make(chan Result)
+	go func() { done <- act.Run(context.Background(), testJob(t, "one")) }()
+	time.Sleep(100 * time.Millisecond) // let the first take the slot
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	res := act.Run(ctx, testJob(t, "one"))
+	if res.Err == nil || !res.Retryable || !strings.Contains(res.Err.Error(), "free slot") {
+		t.Errorf("second run: %v retryable=%v", res.Err, res.Retryable)
+	}
+	if first := <-done; first.Err != nil {
+		t.Errorf("first run: %v", first.Err)
+	}
+}
+
+func TestExecRender(t *testing.T) {
+	act := mustCompile(t, "r", `
+type: exec
+command: [/usr/bin/notify, --ref, "{{ reference_id }}"]
+env: {API_TOKEN: tok-very-secret, REF: "{{ reference_id }}"}
+`)
+	rd, err := act.Render(testJob(t, "r"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !hasField(rd, "argv", `["/usr/bin/notify","--ref","ref-42"]`) || !hasField(rd, "env", "REF=ref-42") || !hasField(rd, "env", "API_TOKEN=<redacted>") {
+		t.Errorf("render %+v", rd.Fields)
+	}
+	assertNoSecrets(t, []string{"tok-very-secret"}, rd)
+}
+
+func TestShellScriptIndex(t *testing.T) {
+	tests := []struct {
+		argv []string
+		want int
+	}{
+		{[]string{"sh", "-c", "x"}, 2},
+		{[]string{"/bin/bash", "-ec", "x", "a"}, 2},
+		{[]string{"bash", "--norc", "-o", "pipefail", "-c", "x"}, 5},
+		{[]string{"/usr/bin/env", "A=1", "zsh", "-c", "x"}, 4},
+		{[]string{"sh", "-c", "--", "x"}, 3},
+		{[]string{"sh", "script.sh", "-c"}, -1},
+		{[]string{"sh", "-e", "script.sh"}, -1},
+		{[]string{"python3", "-c", "x"}, -1},
+		{[]string{"sh", "-c"}, -1},
+	}
+	for _, tt := range tests {
+		if got := shellScriptIndex(tt.argv); got != tt.want {
+			t.Errorf("shellScriptIndex(%q) = %d, want %d", tt.argv, got, tt.want)
+		}
+	}
+}

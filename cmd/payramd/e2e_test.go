@@ -1,0 +1,237 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// cfgText is a small config: a payram source and one rule posting to a sink.
+func cfgText(dataDir, sinkURL, ruleName, when string) string {
+	return fmt.Sprintf(`server:
+  data_dir: %s
+  shutdown_timeout: 5s
+sources:
+  payram:
+    provider: payram
+    secret: test-api-key
+actions:
+  sink:
+    type: http
+    url: %s/hook
+    retry: {attempts: 4, initial: 50ms, max: 200ms}
+rules:
+  - name: %s
+    when: %s
+    do: [sink]
+`, dataDir, sinkURL, ruleName, when)
+}
+
+func ruleNames(t *testing.T, p *proc) []string {
+	var cfg struct {
+		Rules []struct {
+			Name string `json:"name"`
+		} `json:"rules"`
+	}
+	p.getJSON("/api/config", &cfg)
+	var out []string
+	for _, r := range cfg.Rules {
+		out = append(out, r.Name)
+	}
+	return out
+}
+
+func waitRules(t *testing.T, p *proc, want ...string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if slices.Equal(ruleNames(t, p), want) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("rules are %v, want %v", ruleNames(t, p), want)
+}
+
+func send(t *testing.T, p *proc, cfg, event string) string {
+	t.Helper()
+	code, out, errOut := runCLI(t, nil, "send", "-c", cfg, "--source", "payram", "--url", p.Public+"/webhooks/payram", event)
+	if code != 0 {
+		t.Fatalf("payramd send exited %d: %s %s", code, out, errOut)
+	}
+	return out
+}
+
+// TestWalkthrough is the README's walk-through: run, send a signed PayRam
+// webhook, see the rule fire, inspect it with the CLI.
+func TestWalkthrough(t *testing.T) {
+	dir := t.TempDir()
+	s := newSink(t, nil)
+	cfg := writeFile(t, dir, "rules.yaml", cfgText(filepath.Join(dir, "data"), s.URL, "fulfil", `status == "FILLED"`))
+	t0 := time.Now()
+	p := startDaemon(t, cfg)
+	t.Logf("started after %s", time.Since(t0))
+
+	out := send(t, p, cfg, "../../testdata/events/filled.json")
+	if !strings.Contains(out, "200 OK") || !strings.Contains(out, `"status":"accepted"`) {
+		t.Fatalf("send output: %s", out)
+	}
+	t.Logf("sent after %s", time.Since(t0))
+	reqs := s.waitCount(t, 1, 10*time.Second)
+	t.Logf("delivered after %s", time.Since(t0))
+	raw, _ := os.ReadFile("../../testdata/events/filled.json")
+	if reqs[0].Body != string(raw) {
+		t.Errorf("the http action's default body must be the raw payload received\n got %q\nwant %q", reqs[0].Body, raw)
+	}
+	if reqs[0].Header.Get("Idempotency-Key") == "" {
+		t.Error("no Idempotency-Key header")
+	}
+	// The same delivery again is a duplicate and runs nothing.
+	if out := send(t, p, cfg, "../../testdata/events/filled.json"); !strings.Contains(out, `"status":"duplicate"`) {
+		t.Errorf("second send: %s", out)
+	}
+	// An event that matches no rule is accepted and runs nothing.
+	send(t, p, cfg, "../../testdata/events/open.json")
+	time.Sleep(300 * time.Millisecond)
+	if n := len(s.requests()); n != 1 {
+		t.Errorf("sink got %d requests, want 1", n)
+	}
+	code, evOut, errOut := runCLI(t, nil, "events", "-c", cfg, "--admin", p.Admin)
+	if code != 0 || !strings.Contains(evOut, "payment.filled") || !strings.Contains(evOut, "payment.open") {
+		t.Errorf("payramd events: %d %s %s", code, evOut, errOut)
+	}
+	code, jobsOut, _ := runCLI(t, nil, "jobs", "-c", cfg, "--admin", p.Admin, "--json")
+	var jobs struct {
+		Jobs []struct {
+			State string `json:"state"`
+			Rule  string `json:"rule"`
+		} `json:"jobs"`
+	}
+	if code != 0 || json.Unmarshal([]byte(jobsOut), &jobs) != nil || len(jobs.Jobs) != 1 || jobs.Jobs[0].State != "succeeded" || jobs.Jobs[0].Rule != "fulfil" {
+		t.Errorf("payramd jobs --json: %d %s", code, jobsOut)
+	}
+	if got := p.metric(`payramd_rule_matches_total{rule="fulfil"}`); got != 1 {
+		t.Errorf("payramd_rule_matches_total{rule=fulfil} = %v, want 1", got)
+	}
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(10 * time.Second); code != 0 {
+		t.Errorf("exit code after SIGTERM = %d, want 0", code)
+	}
+}
+
+// TestHotReload edits the config the ways editors, sed and Kubernetes do and
+// checks the daemon follows each, keeps the old rules through a broken edit,
+// and reloads on SIGHUP.
+func TestHotReload(t *testing.T) {
+	s := newSink(t, nil)
+	cases := []struct {
+		name string
+		edit func(t *testing.T, dir, cfgPath, content string)
+	}{
+		{"in-place write", func(t *testing.T, dir, cfgPath, content string) {
+			f, err := os.OpenFile(cfgPath, os.O_WRONLY|os.O_TRUNC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.WriteString(content)
+			f.Close()
+		}},
+		{"write and rename (vim, VS Code)", func(t *testing.T, dir, cfgPath, content string) {
+			tmp := filepath.Join(dir, ".rules.yaml.swp")
+			os.WriteFile(tmp, []byte(content), 0o644)
+			if err := os.Rename(tmp, cfgPath); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"delete and recreate", func(t *testing.T, dir, cfgPath, content string) {
+			os.Remove(cfgPath)
+			time.Sleep(50 * time.Millisecond)
+			os.WriteFile(cfgPath, []byte(content), 0o644)
+		}},
+		{"kubernetes symlink swap", nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			data := filepath.Join(dir, "data")
+			v1 := cfgText(data, s.URL, "v1", `status == "FILLED"`)
+			v2 := cfgText(data, s.URL, "v2", `status == "FILLED"`)
+			var cfgPath string
+			edit := tc.edit
+			if edit == nil {
+				// ConfigMap layout: rules.yaml -> ..data/rules.yaml, ..data -> ..2024_v1
+				os.MkdirAll(filepath.Join(dir, "..v1"), 0o755)
+				writeFile(t, dir, "..v1/rules.yaml", v1)
+				os.Symlink("..v1", filepath.Join(dir, "..data"))
+				cfgPath = filepath.Join(dir, "rules.yaml")
+				os.Symlink("..data/rules.yaml", cfgPath)
+				edit = func(t *testing.T, dir, cfgPath, content string) {
+					os.MkdirAll(filepath.Join(dir, "..v2"), 0o755)
+					writeFile(t, dir, "..v2/rules.yaml", content)
+					os.Symlink("..v2", filepath.Join(dir, "..data_tmp"))
+					if err := os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")); err != nil {
+						t.Fatal(err)
+					}
+					os.RemoveAll(filepath.Join(dir, "..v1"))
+				}
+			} else {
+				cfgPath = writeFile(t, dir, "rules.yaml", v1)
+			}
+			p := startDaemon(t, cfgPath)
+			waitRules(t, p, "v1")
+			edit(t, dir, cfgPath, v2)
+			waitRules(t, p, "v2")
+			p.waitLog(5*time.Second, "config reloaded", "file change")
+			// And a second edit works too: watches survive renames.
+			edit(t, dir, cfgPath, v1)
+			waitRules(t, p, "v1")
+		})
+	}
+
+	t.Run("invalid edit keeps the old rules, then a fix applies", func(t *testing.T) {
+		dir := t.TempDir()
+		data := filepath.Join(dir, "data")
+		cfgPath := writeFile(t, dir, "rules.yaml", cfgText(data, s.URL, "good", `status == "FILLED"`))
+		p := startDaemon(t, cfgPath)
+		if got := p.metric("payramd_config_last_reload_successful"); got != 1 {
+			t.Fatalf("payramd_config_last_reload_successful = %v at start", got)
+		}
+		broken := strings.Replace(cfgText(data, s.URL, "broken", `status == "FILLED"`), "when:", "whne:", 1)
+		os.WriteFile(cfgPath, []byte(broken), 0o644)
+		line := p.waitLog(5*time.Second, "config error", `unknown field \"whne\" (did you mean \"when\"?)`)
+		if !strings.Contains(line, "rules.yaml:15:5") {
+			t.Errorf("the error must carry file:line:col, got %s", line)
+		}
+		p.waitLog(5*time.Second, "config reload refused")
+		if got := p.metric("payramd_config_last_reload_successful"); got != 0 {
+			t.Errorf("payramd_config_last_reload_successful = %v after a broken edit, want 0", got)
+		}
+		if got := ruleNames(t, p); !slices.Equal(got, []string{"good"}) {
+			t.Errorf("rules after a broken edit = %v, want the old [good]", got)
+		}
+		before := len(s.requests())
+		sendCfg := writeFile(t, t.TempDir(), "send.yaml", cfgText(data, s.URL, "x", "true"))
+		send(t, p, sendCfg, "../../testdata/events/filled.json")
+		s.waitCount(t, before+1, 10*time.Second)
+
+		os.WriteFile(cfgPath, []byte(cfgText(data, s.URL, "fixed", `status == "FILLED"`)), 0o644)
+		waitRules(t, p, "fixed")
+		if got := p.metric("payramd_config_last_reload_successful"); got != 1 {
+			t.Errorf("payramd_config_last_reload_successful = %v after the fix, want 1", got)
+		}
+	})
+
+	t.Run("SIGHUP", func(t *testing.T) {
+		dir := t.TempDir()
+		cfgPath := writeFile(t, dir, "rules.yaml", cfgText(filepath.Join(dir, "data"), s.URL, "v1", `status == "FILLED"`))
+		p := startDaemon(t, cfgPath)
+		p.signal(syscall.SIGHUP)
+		p.waitLog(5*time.Second, "config reloaded", "SIGHUP")
+	})
+}

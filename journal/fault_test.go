@@ -1,0 +1,335 @@
+package journal
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// execWriter runs raw SQL on the writer connection, inside the group commit.
+func execWriter(t *testing.T, s *SQLite, q string) {
+	t.Helper()
+	err := s.write(context.Background(), func(w *wtx) error {
+		_, err := w.wc.conn.(driver.ExecerContext).ExecContext(w.ctx, q, nil)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+}
+
+// holdWriter blocks the writer goroutine inside an op until the returned
+// release function is called, so that ops submitted meanwhile are queued and
+// end up in the same batch as the blocker.
+func holdWriter(t *testing.T, s *SQLite) (release func()) {
+	t.Helper()
+	started, unblock, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	var once sync.Once
+	go func() {
+		done <- s.write(context.Background(), func(*wtx) error {
+			once.Do(func() { close(started) }) // ops must be re-runnable
+			<-unblock
+			return nil
+		})
+	}()
+	<-started
+	return func() {
+		close(unblock)
+		if err := <-done; err != nil {
+			t.Errorf("blocker op: %v", err)
+		}
+	}
+}
+
+// waitQueued waits until n ops are waiting for the writer.
+func waitQueued(t *testing.T, s *SQLite, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for len(s.ops) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d ops queued", len(s.ops), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestCommitFailureIsNeverAcked injects a COMMIT failure: every write in the
+// batch must fail with ErrUnavailable and none may be visible afterwards.
+func TestCommitFailureIsNeverAcked(t *testing.T) {
+	ctx := context.Background()
+	var fail atomic.Bool
+	s, _ := openTest(t, Options{faultCommit: func() error {
+		if fail.Load() {
+			return errors.New("injected: disk I/O error")
+		}
+		return nil
+	}})
+	mustIngest(t, s, testEvent("before"), evalFor("r", "a"))
+
+	fail.Store(true)
+	const n = 32
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = s.Ingest(ctx, testEvent(idOf("lost", i)), evalFor("r", "a"))
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if !errors.Is(err, ErrUnavailable) {
+			t.Errorf("ingest %d during commit failure: %v, want ErrUnavailable", i, err)
+		}
+	}
+	if err := s.Ping(ctx); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Ping during commit failure: %v", err)
+	}
+	if _, err := s.ClaimDue(ctx, time.Now(), 10); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("ClaimDue during commit failure: %v", err)
+	}
+
+	fail.Store(false)
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping after recovery: %v", err)
+	}
+	for i := range n {
+		if _, err := s.Event(ctx, idOf("lost", i)); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("event of a failed commit is visible: %v", err)
+		}
+		// Not a duplicate either: nothing of it was written.
+		if res := mustIngest(t, s, testEvent(idOf("lost", i)), evalFor("r", "a")); res.Duplicate {
+			t.Fatal("retried event reported as duplicate")
+		}
+	}
+	if got := count(t, s, `SELECT count(*) FROM jobs WHERE state = 'pending'`); got != n+1 {
+		t.Errorf("%d pending jobs, want %d", got, n+1)
+	}
+	if st := s.Stats(); st.Failures == 0 {
+		t.Errorf("stats did not count the failures: %+v", st)
+	}
+}
+
+// TestDiskFull makes SQLite itself run out of space (max_page_count), which
+// works even as root: Ingest must fail with ErrUnavailable, write nothing,
+// and work again once there is room.
+func TestDiskFull(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTest(t, Options{})
+	mustIngest(t, s, testEvent("before"), evalFor("r", "a"))
+	execWriter(t, s, `PRAGMA max_page_count = 1`) // clamps to the current size
+
+	big := testEvent("too-big")
+	big.Body = make([]byte, 64<<10)
+	_, err := s.Ingest(ctx, big, evalFor("r", "a"))
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Ingest on a full database: %v, want ErrUnavailable", err)
+	}
+	t.Logf("disk full error: %v", err)
+	if _, err := s.Event(ctx, "too-big"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("event written despite the error: %v", err)
+	}
+
+	execWriter(t, s, `PRAGMA max_page_count = 1073741823`)
+	if res := mustIngest(t, s, big, evalFor("r", "a")); res.Duplicate || len(res.Jobs) != 1 {
+		t.Fatalf("after freeing space: %+v", res)
+	}
+}
+
+// TestReadOnlyDatabase is the real read-only case: the database file and its
+// directory lose write permission. Root ignores permission bits, so it cannot
+// be tested as root; TestDiskFull and TestCommitFailureIsNeverAcked cover the
+// same code paths there.
+func TestReadOnlyDatabase(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("running as root: file permissions do not stop root from writing, so a read-only journal cannot be simulated; covered by TestDiskFull and TestCommitFailureIsNeverAcked")
+	}
+	for _, tt := range []struct {
+		name     string
+		readOnly func(dir string) []string // paths made read-only
+	}{
+		{"database file", func(dir string) []string { return []string{filepath.Join(dir, FileName)} }},
+		{"data dir and files", func(dir string) []string {
+			return []string{filepath.Join(dir, FileName), filepath.Join(dir, "payramd.lock"), dir}
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			dir := t.TempDir()
+			s, err := Open(dir, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			mustIngest(t, s, testEvent("before"), evalFor("r", "a"))
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range tt.readOnly(dir) {
+				fi, err := os.Stat(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chmod(p, fi.Mode().Perm()&^0o222); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { os.Chmod(p, fi.Mode().Perm()) })
+			}
+
+			s, err = Open(dir, Options{})
+			if err != nil {
+				// Refusing to start is also acceptable: nothing can be acked.
+				t.Logf("Open of a read-only journal failed (acceptable): %v", err)
+				return
+			}
+			defer s.Close()
+			_, err = s.Ingest(ctx, testEvent("after"), evalFor("r", "a"))
+			if !errors.Is(err, ErrUnavailable) {
+				t.Fatalf("Ingest into a read-only journal: %v, want ErrUnavailable", err)
+			}
+			t.Logf("Ingest: %v", err)
+			if err := s.Ping(ctx); !errors.Is(err, ErrUnavailable) {
+				t.Errorf("Ping of a read-only journal: %v, want ErrUnavailable", err)
+			}
+			if _, err := s.Event(ctx, "before"); err != nil {
+				t.Logf("reads fail too: %v", err)
+			}
+			if _, err := s.Event(ctx, "after"); err == nil {
+				t.Errorf("failed ingest is visible")
+			}
+		})
+	}
+}
+
+// TestOpFailureIsolation puts succeeding and failing ops in one batch: the
+// failing ones get their own errors and leave nothing behind, the others
+// commit.
+func TestOpFailureIsolation(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTest(t, Options{})
+	release := holdWriter(t, s)
+	before := s.Stats()
+
+	boom := errors.New("boom")
+	var wg sync.WaitGroup
+	results := map[string]error{}
+	var mu sync.Mutex
+	submit := func(name string, f func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := f()
+			mu.Lock()
+			results[name] = err
+			mu.Unlock()
+		}()
+	}
+	for i := range 10 {
+		submit(idOf("good", i), func() error {
+			_, err := s.Ingest(ctx, testEvent(idOf("good", i)), evalFor("r", "a"))
+			return err
+		})
+	}
+	submit("half-written", func() error {
+		// Writes an event, then fails: the write must be undone.
+		return s.write(ctx, func(w *wtx) error {
+			if _, err := w.exec(stInsEvent, "half", "s", "p", "t", int64(1), "{}", nil, nil); err != nil {
+				return err
+			}
+			return boom
+		})
+	})
+	submit("retry-missing", func() error {
+		_, err := s.Retry(ctx, 424242)
+		return err
+	})
+	submit("finish-missing", func() error {
+		return s.Finish(ctx, 424242, Attempt{}, Succeeded, time.Time{})
+	})
+	waitQueued(t, s, 13)
+	release()
+	wg.Wait()
+
+	for i := range 10 {
+		if err := results[idOf("good", i)]; err != nil {
+			t.Errorf("good ingest %d: %v", i, err)
+		}
+		if _, err := s.Event(ctx, idOf("good", i)); err != nil {
+			t.Errorf("good event %d missing: %v", i, err)
+		}
+	}
+	if err := results["half-written"]; !errors.Is(err, boom) || errors.Is(err, ErrUnavailable) {
+		t.Errorf("failing op: %v, want boom", err)
+	}
+	if _, err := s.Event(ctx, "half"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("failed op's write survived: %v", err)
+	}
+	for _, name := range []string{"retry-missing", "finish-missing"} {
+		if err := results[name]; !errors.Is(err, ErrNotFound) {
+			t.Errorf("%s: %v, want ErrNotFound", name, err)
+		}
+	}
+	after := s.Stats()
+	if after.Batches-before.Batches != 1 || after.Reruns-before.Reruns != 1 {
+		t.Errorf("want the blocker and all 13 ops in one batch, re-run once with savepoints: before %+v after %+v", before, after)
+	}
+}
+
+// TestCanceledBeforeRun: a caller that gives up while its write is still
+// queued gets its context error at once, and the write never happens.
+func TestCanceledBeforeRun(t *testing.T) {
+	s, _ := openTest(t, Options{})
+	release := holdWriter(t, s)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Ingest(ctx, testEvent("canceled"), evalFor("r", "a"))
+		done <- err
+	}()
+	waitQueued(t, s, 1)
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Ingest: %v, want context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Ingest did not return after its context was canceled")
+	}
+	release()
+	if err := s.Ping(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Event(context.Background(), "canceled"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("abandoned write was committed: %v", err)
+	}
+	if _, err := s.Ingest(context.Background(), testEvent("x"), nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestClassify checks which errors count as "journal unavailable".
+func TestClassify(t *testing.T) {
+	tests := []struct {
+		err  error
+		want bool
+	}{
+		{ErrNotFound, false},
+		{fmt.Errorf("wrapped: %w", ErrNotFound), false},
+		{errors.New("UNIQUE constraint failed"), false},
+		{driver.ErrBadConn, true},
+		{ErrClosed, true},
+	}
+	for _, tt := range tests {
+		if got := errors.Is(classify(tt.err), ErrUnavailable); got != tt.want {
+			t.Errorf("classify(%v) unavailable=%v, want %v", tt.err, got, tt.want)
+		}
+	}
+}
