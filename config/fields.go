@@ -513,8 +513,10 @@ func (f *Fields) Secrets(key, plural string) []Secret {
 
 func (f *Fields) secrets(key, plural string, nonEmpty bool) []Secret {
 	var out []Secret
+	var at []Pos // where each secret was written, for the empty-secret error
 	if v := f.scalarNode(key); v != nil {
 		out = append(out, Secret(v.Value))
+		at = append(at, f.nodePos(v))
 	}
 	if plural != "" {
 		_, v := f.lookup(plural)
@@ -528,6 +530,7 @@ func (f *Fields) secrets(key, plural string, nonEmpty bool) []Secret {
 						continue
 					}
 					out = append(out, Secret(item.Value))
+					at = append(at, f.nodePos(item))
 				}
 			}
 		}
@@ -542,20 +545,18 @@ func (f *Fields) secrets(key, plural string, nonEmpty bool) []Secret {
 			f.probs.Errorf(f.nodePos(v), "%s_file: cannot read the secret: %v", key, trimPathErr(err))
 		} else {
 			out = append(out, Secret(strings.TrimRight(string(b), "\r\n")))
+			at = append(at, f.nodePos(v))
 		}
 	}
+	kept := out[:0]
 	for i, s := range out {
-		if strings.TrimSpace(string(s)) == "" {
-			if !nonEmpty {
-				out = slices.Delete(out, i, i+1)
-				break
-			}
-			f.Errorf(key, "%s is empty: an empty secret would accept anything signed with no key", key)
-			out = slices.Delete(out, i, i+1)
-			break
+		if strings.TrimSpace(string(s)) != "" {
+			kept = append(kept, s)
+		} else if nonEmpty {
+			f.probs.Errorf(at[i], "%s is empty: an empty secret would accept anything signed with no key", key)
 		}
 	}
-	return out
+	return kept
 }
 
 // Prefixes reads a list of CIDRs (a bare address counts as a single host).

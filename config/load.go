@@ -219,6 +219,11 @@ func (l *loader) checkTags(path string, n *yaml.Node) {
 	}
 	if n.Kind == yaml.AliasNode {
 		l.probs.Errorf(Pos{File: path, Line: n.Line, Col: n.Column}, "a value starting with * is read by YAML as a reference to an anchor, not as text; put the whole value in quotes")
+		if n.Alias != nil && n.Alias.Kind == yaml.ScalarNode {
+			// Read it as the text that was meant, so that the field is not
+			// reported again as missing or as not a single value.
+			n.Kind, n.Tag, n.Value, n.Alias = yaml.ScalarNode, "!!str", "*"+n.Value, nil
+		}
 	}
 	for _, c := range n.Content {
 		l.checkTags(path, c)
@@ -368,7 +373,7 @@ func (l *loader) server(f *Fields, top *Fields) {
 	if s.Workers < 1 || s.Workers > 1024 {
 		f.Errorf("workers", "workers must be between 1 and 1024")
 	}
-	if s.AdminListen != "" && s.AdminToken == "" && !isLoopback(s.AdminListen) {
+	if s.AdminListen != "" && s.AdminListen != "off" && s.AdminToken == "" && !isLoopback(s.AdminListen) {
 		f.Errorf("admin_listen", "admin_listen %q is not a loopback address, so admin_token is required (the admin API can replay events and retry jobs)", s.AdminListen)
 	}
 	f.Done()

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/http/pprof"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -29,6 +31,12 @@ func (d *Daemon) adminHandler() http.Handler {
 	mux.Handle("POST /api/jobs/{id}/retry", d.auth(http.HandlerFunc(d.apiRetry)))
 	mux.Handle("POST /api/reload", d.auth(http.HandlerFunc(d.apiReload)))
 	mux.Handle("GET /api/config", d.auth(http.HandlerFunc(d.apiConfig)))
+	if os.Getenv("PAYRAMD_PPROF") == "1" {
+		// Profiling for performance work only: behind the admin token, off
+		// unless asked for.
+		mux.Handle("GET /debug/pprof/", d.auth(http.HandlerFunc(pprof.Index)))
+		mux.Handle("GET /debug/pprof/profile", d.auth(http.HandlerFunc(pprof.Profile)))
+	}
 	return mux
 }
 

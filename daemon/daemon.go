@@ -44,7 +44,8 @@ type Daemon struct {
 	// addresses and the data dir need a restart to change.
 	server config.Server
 
-	wake chan struct{}
+	wake   chan struct{}
+	events *eventCache
 
 	reloadMu   sync.Mutex
 	lastReload reloadStatus
@@ -69,7 +70,7 @@ func New(o Options) (*Daemon, error) {
 	if o.Notify == nil {
 		o.Notify = nopNotifier{}
 	}
-	d := &Daemon{opts: o, log: o.Logger, metrics: NewMetrics(), notify: o.Notify, wake: make(chan struct{}, 1)}
+	d := &Daemon{opts: o, log: o.Logger, metrics: NewMetrics(), notify: o.Notify, wake: make(chan struct{}, 1), events: newEventCache(8192)}
 	snap, probs := Load(o.Load)
 	for _, p := range probs.List {
 		if p.Warning {
@@ -264,6 +265,7 @@ func (d *Daemon) accept(ctx context.Context, ev *engine.Event) (bool, error) {
 	d.metrics.Ingest.Observe(time.Since(start).Seconds())
 	d.countResults(ev, eval)
 	if len(res.Jobs) > 0 {
+		d.events.put(ev)
 		d.kick()
 	}
 	return false, nil

@@ -54,6 +54,9 @@ func (d *Daemon) Reload(trigger string) bool {
 		d.log.Warn("listen, admin_listen, data_dir and tls settings change only on restart; keeping the running values")
 		ns.Listen, ns.AdminListen, ns.DataDir, ns.TLSCert, ns.TLSKey = cur.Listen, cur.AdminListen, cur.DataDir, cur.TLSCert, cur.TLSKey
 	}
+	// Rate-limit buckets carry over, or every reload would hand each
+	// source a full burst.
+	snap.Table.InheritLimits(old.Table)
 	d.snap.Store(snap)
 	status.OK = true
 	d.lastReload = status

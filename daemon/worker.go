@@ -184,6 +184,9 @@ func backoff(r config.Retry, n int) time.Duration {
 
 // loadEvent rebuilds the event a job belongs to from the journal.
 func (d *Daemon) loadEvent(ctx context.Context, id string) (*engine.Event, error) {
+	if ev := d.events.get(id); ev != nil {
+		return ev, nil
+	}
 	det, err := d.store.Event(ctx, id)
 	if err != nil {
 		return nil, err

@@ -862,3 +862,34 @@ func TestCloseDrainsQueue(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenReadOnlyWhileRunning: a backtest can read the journal of a running
+// daemon without disturbing it.
+func TestOpenReadOnlyWhileRunning(t *testing.T) {
+	ctx := context.Background()
+	s, dir := openTest(t, Options{})
+	for i := range 3 {
+		mustIngest(t, s, testEvent(idOf("ro", i)), evalFor("r", "a"))
+	}
+	r, err := OpenReadOnly(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var seen []string
+	err = r.EventsSince(ctx, time.Time{}, func(ev Event) error {
+		seen = append(seen, ev.ID)
+		// The daemon keeps writing while the backtest reads.
+		_, err := s.Ingest(ctx, testEvent("during-"+ev.ID), nil)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) < 3 || seen[0] != idOf("ro", 0) {
+		t.Errorf("read-only EventsSince saw %v", seen)
+	}
+	if _, err := OpenReadOnly(filepath.Join(dir, "missing")); err == nil {
+		t.Error("OpenReadOnly of a missing journal succeeded")
+	}
+}

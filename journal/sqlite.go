@@ -13,12 +13,13 @@ import (
 	"sync"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	sqlite "modernc.org/sqlite" // also registers the "sqlite" database/sql driver
 )
 
 // FileName is the journal's file name inside the data directory. SQLite keeps
-// FileName+"-wal" and FileName+"-shm" next to it while the database is open;
-// back up all three, or use `sqlite3 payramd.db .backup copy.db`.
+// FileName+"-wal" and FileName+"-shm" next to it while the database is open,
+// so copying the file of a running daemon is not a backup; use
+// `sqlite3 payramd.db ".backup copy.db"` (or VACUUM INTO) instead.
 const FileName = "payramd.db"
 
 // Options tunes a [SQLite] journal. The zero value is ready to use.
@@ -32,6 +33,14 @@ type Options struct {
 	// Now is the clock used for created_at/updated_at, for events with a
 	// zero ReceivedAt, and for Retry's "run now". Default time.Now.
 	Now func() time.Time
+	// Fdatasync makes SQLite sync commits with fdatasync(2) instead of
+	// fsync(2). Durability is the same (the stock SQLite build on Linux does
+	// this by default; modernc.org/sqlite keeps fsync unless asked), and a
+	// commit can be markedly faster on ext4 because the inode timestamp
+	// update is not forced through the file-system journal. The setting is
+	// process-wide (modernc.org/sqlite.Fdatasync) and is left on at Close.
+	// A seccomp filter must allow fdatasync (systemd's @sync group has it).
+	Fdatasync bool
 
 	// faultCommit, when set, runs just before each COMMIT; an error aborts
 	// the batch as if COMMIT had failed. Tests use it to prove that a failed
@@ -83,6 +92,11 @@ func Open(dir string, opts Options) (*SQLite, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.Fdatasync {
+		if _, err := sqlite.Fdatasync(true); err != nil && !errors.Is(err, sqlite.ErrFdatasyncUnavailable) {
+			return nil, fmt.Errorf("journal: enable fdatasync: %w", err)
+		}
 	}
 	abs, err := filepath.Abs(filepath.Join(dir, FileName))
 	if err != nil {

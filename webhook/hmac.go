@@ -66,9 +66,9 @@ func newHMAC(src *config.Source) (Provider, error) {
 
 func (p *hmacProvider) sensitiveHeaders() []string { return []string{p.header} }
 
-// signedContent is what the MAC covers: the body, or "<timestamp>.<body>"
-// with the timestamp exactly as received (re-formatting it would break
-// signatures made over, say, a leading zero).
+// mac computes the MAC over the body, or over "<timestamp>.<body>" with the
+// timestamp exactly as received (re-formatting it would break signatures
+// made over, say, a leading zero).
 func (p *hmacProvider) mac(secret []byte, ts string, body []byte) []byte {
 	m := hmac.New(p.newHash, secret)
 	if p.tsHeader != "" {

@@ -206,6 +206,16 @@ func TestPayramGETOverHTTP(t *testing.T) {
 	if res2.body["status"] != "accepted" || res2.body["id"] == res.body["id"] {
 		t.Fatalf("second GET with other parameters: %s", res2.raw)
 	}
+	// A GET may also carry the JSON body, signed like a POST.
+	body := []byte(`{"reference_id":"r3","payment_state":"FILLED","filled_amount":18}`)
+	res3 := e.do(http.MethodGet, "/webhooks/payram", payramHeader(newSecret, body), body)
+	if res3.status != 200 || e.journal.last().Type != "payment.filled" || string(e.journal.last().Raw) != string(body) {
+		t.Fatalf("GET with JSON body: %d %s", res3.status, res3.raw)
+	}
+	// A GET with neither is not a delivery.
+	if res4 := e.do(http.MethodGet, "/webhooks/payram", http.Header{"Api-Key": {newSecret}}, nil); res4.status != 400 {
+		t.Fatalf("empty GET: %d %s", res4.status, res4.raw)
+	}
 }
 
 // TestPayramSchema makes sure the schema lists the fields rules use most.

@@ -15,12 +15,15 @@ import (
 )
 
 type backtestRule struct {
-	Rule     string         `json:"rule"`
-	Matched  int            `json:"matched"`
-	Errors   int            `json:"errors"`
-	Actions  map[string]int `json:"actions"`
-	Examples []string       `json:"examples,omitempty"`
-	FirstErr string         `json:"first_error,omitempty"`
+	Rule    string `json:"rule"`
+	Matched int    `json:"matched"`
+	// Suppressed counts matches once_per would have stopped: the key had
+	// already fired earlier in the window.
+	Suppressed int            `json:"suppressed_by_once_per"`
+	Errors     int            `json:"errors"`
+	Actions    map[string]int `json:"actions"`
+	Examples   []string       `json:"examples,omitempty"`
+	FirstErr   string         `json:"first_error,omitempty"`
 }
 
 // backtest evaluates a (candidate) config against the journaled events of a
@@ -50,6 +53,7 @@ func backtest(c *common, since time.Duration, dataDir string, stdout, stderr io.
 		stats[i] = &backtestRule{Rule: r.Name, Actions: map[string]int{}}
 	}
 	events, skipped := 0, 0
+	fired := map[string]bool{} // rule + "\x00" + once_per key, within the window
 	err = store.EventsSince(context.Background(), time.Now().Add(-since), func(je journal.Event) error {
 		payload, err := engine.DecodeObject(je.Payload)
 		if err != nil {
@@ -68,6 +72,14 @@ func backtest(c *common, since time.Duration, dataDir string, stdout, stderr io.
 				continue
 			}
 			st.Matched++
+			if res.HasOnce {
+				k := res.Rule.Name + "\x00" + res.OnceKey
+				if fired[k] {
+					st.Suppressed++
+					continue
+				}
+				fired[k] = true
+			}
 			if len(st.Examples) < 3 {
 				st.Examples = append(st.Examples, ev.ID)
 			}
@@ -85,16 +97,16 @@ func backtest(c *common, since time.Duration, dataDir string, stdout, stderr io.
 		writeJSONOut(stdout, map[string]any{"config": opts.Path, "since": since.String(), "events": events, "skipped": skipped, "rules": stats})
 		return 0
 	}
-	fmt.Fprintf(stdout, "backtest of %s over %d event(s) from the last %s (nothing was run)\n", opts.Path, events, since)
+	fmt.Fprintf(stdout, "backtest of %s over %d event(s) from the last %s (nothing was run; once_per counts only keys fired within the window)\n", opts.Path, events, since)
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "RULE\tMATCHED\tERRORS\tWOULD RUN")
+	fmt.Fprintln(tw, "RULE\tMATCHED\tSUPPRESSED\tERRORS\tWOULD RUN")
 	for _, st := range stats {
 		var acts []string
 		for a, n := range st.Actions {
 			acts = append(acts, fmt.Sprintf("%s×%d", a, n))
 		}
 		slices.Sort(acts)
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", st.Rule, st.Matched, st.Errors, strings.Join(acts, ", "))
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", st.Rule, st.Matched, st.Suppressed, st.Errors, strings.Join(acts, ", "))
 	}
 	tw.Flush()
 	for _, st := range stats {

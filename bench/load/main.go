@@ -1,0 +1,332 @@
+// Command load measures payramd on loopback against a bare net/http handler
+// in the same run, and prints ratios (the machine is shared and noisy, so
+// absolute numbers mean little; ratios do).
+//
+// Three servers run in turn, each in its own process so that the load
+// generator never shares a process with what it measures:
+//
+//   - bare: a net/http handler that reads the body and answers 200;
+//   - listener: payramd's webhook handler with PayRam signature checks,
+//     decoding and N rules evaluated, but no journal (issue 3's measure);
+//   - daemon: the real payramd binary with fsync'd group commit, rules
+//     evaluated and jobs created and run as fast as events arrive.
+//
+// Usage: go run ./bench/load [-duration 30s] [-c 64] [-scale 1,8,64,256] [-rules 100]
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/payramd/payramd/daemon"
+	"github.com/payramd/payramd/engine"
+	"github.com/payramd/payramd/webhook"
+)
+
+const secret = "bench-api-key"
+
+func main() {
+	serve := flag.String("serve", "", "internal: run a server (bare or listener) on -addr")
+	addr := flag.String("addr", "127.0.0.1:0", "internal: listen address")
+	cfgPath := flag.String("config", "", "internal: config for -serve listener")
+	duration := flag.Duration("duration", 30*time.Second, "how long each measurement runs")
+	conc := flag.Int("c", 64, "concurrent connections for the main comparison")
+	scale := flag.String("scale", "1,8,64,256", "concurrency levels for the daemon scaling table (empty: skip)")
+	rules := flag.Int("rules", 100, "rules in the config")
+	target := flag.String("target", "", "only drive this already running server URL (for profiling)")
+	printConfig := flag.String("print-config", "", "only print the bench config, with this data_dir")
+	flag.Parse()
+	if *printConfig != "" {
+		fmt.Print(benchConfig(*rules, *printConfig))
+		return
+	}
+	if *target != "" {
+		r := drive(*target, *conc, *duration)
+		fmt.Printf("req/s %.0f p50 %s p99 %s errors %d\n", r.rps, ms(r.p50), ms(r.p99), r.errors)
+		return
+	}
+
+	switch *serve {
+	case "bare":
+		serveBare(*addr)
+		return
+	case "listener":
+		serveListener(*addr, *cfgPath)
+		return
+	}
+
+	dir, err := os.MkdirTemp("", "payramd-load")
+	check(err)
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "payramd")
+	fmt.Fprintln(os.Stderr, "building payramd…")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/payramd")
+	build.Stderr = os.Stderr
+	check(build.Run())
+	self, err := os.Executable()
+	check(err)
+	cfg := filepath.Join(dir, "rules.yaml")
+	check(os.WriteFile(cfg, []byte(benchConfig(*rules, filepath.Join(dir, "data"))), 0o644))
+
+	fmt.Printf("# payramd load test: %s per run, %d rules, GOMAXPROCS=%d, %d CPUs, %s\n", *duration, *rules, runtime.GOMAXPROCS(0), runtime.NumCPU(), time.Now().UTC().Format(time.RFC3339))
+	fmt.Printf("# command: go run ./bench/load -duration %s -c %d -rules %d -scale %q\n\n", *duration, *conc, *rules, *scale)
+
+	bare := measureServer([]string{self, "-serve", "bare"}, "/webhooks/payram", *conc, *duration)
+	listener := measureServer([]string{self, "-serve", "listener", "-config", cfg}, "/webhooks/payram", *conc, *duration)
+	daemonRes := measureServer([]string{bin, "run", "-c", cfg, "--log-format", "json"}, "/webhooks/payram", *conc, *duration)
+
+	fmt.Printf("| server (c=%d) | req/s | p50 | p99 | errors | req/s vs bare | p99 vs bare | peak RSS |\n|---|---|---|---|---|---|---|---|\n", *conc)
+	for _, r := range []struct {
+		name string
+		res  result
+	}{{"bare net/http handler", bare}, {"payramd listener: verify + decode + rules, no journal", listener}, {"payramd daemon: durable journal (fsync), jobs run", daemonRes}} {
+		fmt.Printf("| %s | %.0f | %s | %s | %d | %.2f | %.1f× | %s |\n", r.name, r.res.rps, ms(r.res.p50), ms(r.res.p99), r.res.errors,
+			r.res.rps/bare.rps, float64(r.res.p99)/float64(bare.p99), mib(r.res.rss))
+	}
+	if *scale == "" {
+		return
+	}
+	fmt.Printf("\n| daemon scaling | req/s | p50 | p99 | req/s vs bare at same c | peak RSS |\n|---|---|---|---|---|---|\n")
+	for _, f := range strings.Split(*scale, ",") {
+		c, err := strconv.Atoi(strings.TrimSpace(f))
+		check(err)
+		d := max(*duration/3, 5*time.Second)
+		b := measureServer([]string{self, "-serve", "bare"}, "/webhooks/payram", c, d)
+		r := measureServer([]string{bin, "run", "-c", cfg, "--log-format", "json"}, "/webhooks/payram", c, d)
+		fmt.Printf("| c=%d | %.0f | %s | %s | %.2f | %s |\n", c, r.rps, ms(r.p50), ms(r.p99), r.rps/b.rps, mib(r.rss))
+	}
+}
+
+func check(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "load:", err)
+		os.Exit(1)
+	}
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
+
+func mib(b int64) string {
+	if b <= 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20))
+}
+
+// benchConfig is a merchant-like config with n rules, most keyed on status,
+// some on customers, all running cheap log actions (at debug level, which
+// --log-level warn discards) so jobs are created and run for real.
+func benchConfig(n int, dataDir string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "server:\n  data_dir: %s\n  retention: 1h\n  workers: 16\nsources:\n  payram:\n    provider: payram\n    secret: %s\nactions:\n  note:\n    type: log\n    level: debug\n    message: \"{{ reference_id }} {{ status }}\"\nrules:\n", dataDir, secret)
+	statuses := []string{"FILLED", "OVER_FILLED", "PARTIALLY_FILLED", "OPEN", "CANCELLED", "UNDEFINED"}
+	for i := 0; i < n; i++ {
+		var when string
+		switch {
+		case i%10 == 9:
+			when = fmt.Sprintf(`customer_id == "cust_%d" && amount > %d`, i, i%50)
+		case i%25 == 24:
+			when = fmt.Sprintf(`amount > %d.5`, 1000+i)
+		default:
+			// Thresholds grow with i, so an event matches one or two rules,
+			// as a merchant's alerts do.
+			when = fmt.Sprintf(`status == %q && filled_amount_in_usd - amount > %d.%02d`, statuses[i%len(statuses)], i, i%100)
+		}
+		fmt.Fprintf(&b, "  - name: rule-%d\n    when: '%s'\n    do: [note]\n", i, when)
+	}
+	return b.String()
+}
+
+func serveBare(addr string) {
+	ln, err := net.Listen("tcp", addr)
+	check(err)
+	fmt.Println("listening " + ln.Addr().String())
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"accepted","id":"x"}`))
+	}), ReadHeaderTimeout: 5 * time.Second}
+	check(srv.Serve(ln))
+}
+
+// serveListener runs the webhook handler and the rules without a journal.
+func serveListener(addr, cfgPath string) {
+	snap, probs := daemon.Load(daemon.LoadOptions{Path: cfgPath})
+	if snap == nil {
+		check(probs.Err())
+	}
+	h := webhook.NewHandler(webhook.Options{
+		Table: func() *webhook.Table { return snap.Table },
+		Accept: func(ctx context.Context, ev *engine.Event) (bool, error) {
+			_ = snap.Rules.Evaluate(ev, false)
+			_, err := engine.EncodeJSON(ev.Payload)
+			return false, err
+		},
+		MaxBody: snap.Config.Server.MaxBody,
+	})
+	ln, err := net.Listen("tcp", addr)
+	check(err)
+	fmt.Println("listening " + ln.Addr().String())
+	check(webhook.NewServer(addr, h).Serve(ln))
+}
+
+
+type result struct {
+	rps      float64
+	p50, p99 time.Duration
+	errors   int64
+	rss      int64
+}
+
+// measureServer starts argv, finds its address, drives it with c clients
+// for d, and stops it.
+func measureServer(argv []string, path string, c int, d time.Duration) result {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), "PAYRAMD_LISTEN=127.0.0.1:0", "PAYRAMD_ADMIN_LISTEN=127.0.0.1:0")
+	out, err := cmd.StdoutPipe()
+	check(err)
+	errPipe, err := cmd.StderrPipe()
+	check(err)
+	check(cmd.Start())
+	addrCh := make(chan string, 1)
+	scan := func(r io.Reader) {
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			line := sc.Text()
+			if a, ok := strings.CutPrefix(line, "listening "); ok {
+				addrCh <- a
+			}
+			var m map[string]any
+			if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == "payramd started" {
+				addrCh <- fmt.Sprint(m["listen"])
+			}
+			if strings.Contains(line, `"level":"ERROR"`) {
+				fmt.Fprintln(os.Stderr, "server:", line)
+			}
+		}
+	}
+	go scan(out)
+	go scan(errPipe)
+	var addr string
+	select {
+	case addr = <-addrCh:
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		check(fmt.Errorf("%s did not start", argv[0]))
+	}
+	res := drive("http://"+addr+path, c, d)
+	res.rss = peakRSS(cmd.Process.Pid)
+	_ = cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(40 * time.Second):
+		_ = cmd.Process.Kill()
+	}
+	return res
+}
+
+// peakRSS reads VmHWM (peak resident set) of a running process.
+func peakRSS(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(f), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+var seq atomic.Int64
+
+// drive sends signed, distinct PayRam events from c keep-alive clients.
+func drive(url string, c int, d time.Duration) result {
+	tr := &http.Transport{MaxIdleConnsPerHost: c, MaxConnsPerHost: c, DisableCompression: true}
+	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	defer tr.CloseIdleConnections()
+	statuses := []string{"FILLED", "OVER_FILLED", "PARTIALLY_FILLED", "OPEN", "CANCELLED"}
+	deadline := time.Now().Add(d)
+	warmup := time.Now().Add(min(d/10, 2*time.Second))
+	var wg sync.WaitGroup
+	lats := make([][]time.Duration, c)
+	var errs atomic.Int64
+	var counted atomic.Int64
+	for i := 0; i < c; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			mac := hmac.New(sha256.New, []byte(secret))
+			var body bytes.Buffer
+			sig := make([]byte, 0, 71)
+			for time.Now().Before(deadline) {
+				n := seq.Add(1)
+				body.Reset()
+				fmt.Fprintf(&body, `{"reference_id":"ref_%d","invoice_id":"inv_%d","customer_id":"cust_%d","customer_email":"buyer%d@example.com","status":%q,"amount":"%d.99","filled_amount":"%d.50","filled_amount_in_usd":"%d.50","currency":"USDC","timestamp":%d}`,
+					n, n, n%500, n%500, statuses[n%int64(len(statuses))], 40+n%20, 45+n%20, 45+n%20, time.Now().Unix())
+				mac.Reset()
+				mac.Write(body.Bytes())
+				sig = append(sig[:0], "sha256="...)
+				sig = hex.AppendEncode(sig, mac.Sum(nil))
+				req, _ := http.NewRequest("POST", url, bytes.NewReader(body.Bytes()))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("X-Payram-Signature", string(sig))
+				start := time.Now()
+				resp, err := client.Do(req)
+				if err != nil {
+					errs.Add(1)
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				lat := time.Since(start)
+				if resp.StatusCode != 200 {
+					errs.Add(1)
+					continue
+				}
+				if start.After(warmup) {
+					lats[i] = append(lats[i], lat)
+					counted.Add(1)
+				}
+			}
+		}(i)
+	}
+	wg.Wait()
+	var all []time.Duration
+	for _, l := range lats {
+		all = append(all, l...)
+	}
+	slices.Sort(all)
+	res := result{errors: errs.Load()}
+	if len(all) == 0 {
+		return res
+	}
+	res.rps = float64(len(all)) / deadline.Sub(warmup).Seconds()
+	res.p50 = all[len(all)/2]
+	res.p99 = all[len(all)*99/100]
+	return res
+}
