@@ -55,7 +55,13 @@ func DecimalFromFloat(f float64) (Decimal, error) {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
 		return Decimal{}, fmt.Errorf("%v is not a finite number", f)
 	}
-	return ParseDecimal(strconv.FormatFloat(f, 'f', -1, 64))
+	d, err := ParseDecimal(strconv.FormatFloat(f, 'f', -1, 64))
+	if err != nil {
+		// Only a number beyond 19 digits fails (a JSON number that long
+		// decodes as a float64).
+		return d, fmt.Errorf("the number %v is too large for exact decimal arithmetic (more than 19 digits)", f)
+	}
+	return d, nil
 }
 
 // String renders the number in plain notation with its own precision

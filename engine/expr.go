@@ -121,6 +121,16 @@ func (p *decimalPatcher) Visit(node *ast.Node) {
 			p.applied = true
 		}
 	case *ast.BinaryNode:
+		if n.Operator == "in" {
+			// amount in [10, 19.99] compares numbers by value, as == does
+			// (expr's own in would find 20.00 unequal to 20).
+			lt, rt := staticType(n.Left), n.Right.Type()
+			if (isDecimal(lt) || isAny(lt) || isNativeNumber(lt)) && (isAny(rt) || rt.Kind() == reflect.Slice || rt.Kind() == reflect.Array) {
+				ast.Patch(node, &ast.CallNode{Callee: &ast.IdentifierNode{Value: "_dec_in"}, Arguments: []ast.Node{n.Left, n.Right}})
+				p.applied = true
+			}
+			return
+		}
 		fn, ok := opFuncs[n.Operator]
 		if !ok {
 			return
@@ -308,6 +318,25 @@ func numberOps() []expr.Option {
 		{Name: "_dec_ge", Validate: boolResult, Func: compare(">=", func(c int) bool { return c >= 0 })},
 		{Name: "_dec_eq", Validate: boolResult, Func: func(args ...any) (any, error) { return equal(args[0], args[1]), nil }},
 		{Name: "_dec_ne", Validate: boolResult, Func: func(args ...any) (any, error) { return !equal(args[0], args[1]), nil }},
+		{Name: "_dec_in", Validate: boolResult, Func: func(args ...any) (any, error) {
+			if list, ok := args[1].([]any); ok {
+				for _, e := range list {
+					if equal(args[0], e) {
+						return true, nil
+					}
+				}
+				return false, nil
+			}
+			if v := reflect.ValueOf(args[1]); v.Kind() == reflect.Slice || v.Kind() == reflect.Array {
+				for i := range v.Len() {
+					if equal(args[0], v.Index(i).Interface()) {
+						return true, nil
+					}
+				}
+				return false, nil
+			}
+			return runtime.In(args[0], args[1]), nil
+		}},
 		{Name: "_dec_neg", Validate: func(args []reflect.Type) (reflect.Type, error) {
 			return arithType(args)
 		}, Func: func(args ...any) (any, error) {

@@ -190,7 +190,6 @@ func serveListener(addr, cfgPath string) {
 	check(webhook.NewServer(addr, h).Serve(ln))
 }
 
-
 type result struct {
 	rps      float64
 	p50, p99 time.Duration

@@ -89,4 +89,3 @@ func baseURL(listen string, tls bool) string {
 	}
 	return scheme + "://" + net.JoinHostPort(host, port)
 }
-
