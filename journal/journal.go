@@ -133,6 +133,10 @@ type EventDetail struct {
 }
 
 // JobDetail is a job with its attempts, oldest first.
+//
+// Beware: the Attempts slice shadows the embedded Job.Attempts counter, so
+// write jd.Job.Attempts for the counter, and note that encoding/json
+// marshals only the slice under "Attempts" (the shallower field wins).
 type JobDetail struct {
 	Job
 	Attempts []Attempt
@@ -174,6 +178,10 @@ type Store interface {
 	// claimed in the once table first; if it was already claimed (by an
 	// earlier event, or earlier in the same batch) no jobs are created for
 	// that match and its result is recorded with Suppressed=true.
+	//
+	// A nil error means the write is durable and may be acknowledged. ev and
+	// eval are not retained: once Ingest returns, even with a context error,
+	// the journal no longer reads them.
 	Ingest(ctx context.Context, ev *Event, eval *Evaluation) (IngestResult, error)
 	// Replay stores a fresh evaluation of an existing event: the new results
 	// replace the old ones and the new jobs are added, with the same once_per

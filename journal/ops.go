@@ -101,12 +101,14 @@ func (s *SQLite) Replay(ctx context.Context, eventID string, eval *Evaluation) (
 // events with the same key gets jobs.
 func (s *SQLite) applyEval(w *wtx, eventID, source string, eval *Evaluation) (jobs []*Job, suppressed []string, err error) {
 	now := s.now().UnixNano()
+	// Box the values every row repeats once, not once per statement.
+	idV, srcV, nowV := driver.Value(eventID), driver.Value(source), driver.Value(now)
 	var skip []bool // skip[i]: match i is suppressed; allocated only if some match has a once key
 	for i, m := range eval.Matches {
 		if !m.HasOnce {
 			continue
 		}
-		n, err := w.execN(stInsOnce, m.Rule, m.OnceKey, eventID, now)
+		n, err := w.execN(stInsOnce, m.Rule, m.OnceKey, idV, nowV)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -122,7 +124,7 @@ func (s *SQLite) applyEval(w *wtx, eventID, source string, eval *Evaluation) (jo
 	}
 	for i, r := range eval.Results {
 		supp := r.Suppressed || (r.Matched && slices.Contains(suppressed, r.Rule))
-		if _, err := w.exec(stInsResult, eventID, int64(i), r.Rule, r.Matched, r.Error, supp); err != nil {
+		if _, err := w.exec(stInsResult, idV, int64(i), r.Rule, r.Matched, r.Error, supp); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -131,7 +133,7 @@ func (s *SQLite) applyEval(w *wtx, eventID, source string, eval *Evaluation) (jo
 			continue
 		}
 		for _, action := range m.Actions {
-			res, err := w.exec(stInsJob, eventID, source, m.Rule, action, now, now, now)
+			res, err := w.exec(stInsJob, idV, srcV, m.Rule, action, nowV, nowV, nowV)
 			if err != nil {
 				return nil, nil, err
 			}

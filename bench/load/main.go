@@ -25,12 +25,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -54,6 +57,7 @@ func main() {
 	scale := flag.String("scale", "1,8,64,256", "concurrency levels for the daemon scaling table (empty: skip)")
 	rules := flag.Int("rules", 100, "rules in the config")
 	target := flag.String("target", "", "only drive this already running server URL (for profiling)")
+	cpuProfile := flag.String("cpuprofile", "", "internal: with -serve listener, write a CPU profile until interrupted")
 	printConfig := flag.String("print-config", "", "only print the bench config, with this data_dir")
 	flag.Parse()
 	if *printConfig != "" {
@@ -71,6 +75,19 @@ func main() {
 		serveBare(*addr)
 		return
 	case "listener":
+		if *cpuProfile != "" {
+			f, err := os.Create(*cpuProfile)
+			check(err)
+			check(pprof.StartCPUProfile(f))
+			go func() {
+				sig := make(chan os.Signal, 1)
+				signal.Notify(sig, os.Interrupt)
+				<-sig
+				pprof.StopCPUProfile()
+				f.Close()
+				os.Exit(0)
+			}()
+		}
 		serveListener(*addr, *cfgPath)
 		return
 	}
@@ -183,6 +200,8 @@ func serveListener(addr, cfgPath string) {
 			return false, err
 		},
 		MaxBody: snap.Config.Server.MaxBody,
+		// Like the daemon's: JSON lines into a buffer, not a write per line.
+		Logger: slog.New(slog.NewJSONHandler(bufio.NewWriterSize(os.Stderr, 64<<10), nil)),
 	})
 	ln, err := net.Listen("tcp", addr)
 	check(err)

@@ -177,6 +177,18 @@ func loadOptions(flagValue string) daemon.LoadOptions {
 	return daemon.LoadOptions{Path: path}
 }
 
+// newLoggerTo builds the logger writing to w; term is the real stream,
+// used to decide whether "auto" means text (a terminal) or JSON.
+func newLoggerTo(format, level string, w, term io.Writer) (*slog.Logger, error) {
+	if format == "auto" {
+		format = "json"
+		if f, ok := term.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+			format = "text"
+		}
+	}
+	return newLogger(format, level, w)
+}
+
 func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
@@ -202,7 +214,13 @@ func cmdRun(args []string, stderr io.Writer) int {
 	if _, err := c.parse(args); err != nil {
 		return 2
 	}
-	log, err := newLogger(c.logFormat, c.logLevel, stderr)
+	logOut := stderr
+	if f, ok := stderr.(*os.File); !ok || !isatty.IsTerminal(f.Fd()) {
+		buf := newBufferedLog(stderr)
+		defer buf.Close()
+		logOut = buf
+	}
+	log, err := newLoggerTo(c.logFormat, c.logLevel, logOut, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "payramd:", err)
 		return 2

@@ -1,0 +1,54 @@
+package daemon
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/payramd/payramd/config"
+	"github.com/payramd/payramd/engine"
+)
+
+func TestBackoffGrowsWithJitterAndCap(t *testing.T) {
+	r := config.Retry{Attempts: 10, Initial: time.Second, Max: 10 * time.Second}
+	cases := []struct {
+		attempt  int
+		min, max time.Duration
+	}{
+		{1, 800 * time.Millisecond, 1200 * time.Millisecond},
+		{2, 1600 * time.Millisecond, 2400 * time.Millisecond},
+		{3, 3200 * time.Millisecond, 4800 * time.Millisecond},
+		{4, 6400 * time.Millisecond, 9600 * time.Millisecond},
+		{5, 10 * time.Second, 10 * time.Second}, // capped
+		{9, 10 * time.Second, 10 * time.Second},
+	}
+	for _, tc := range cases {
+		seen := map[time.Duration]bool{}
+		for i := 0; i < 50; i++ {
+			d := backoff(r, tc.attempt)
+			if d < tc.min || d > tc.max {
+				t.Fatalf("backoff(attempt %d) = %s, want within [%s, %s]", tc.attempt, d, tc.min, tc.max)
+			}
+			seen[d] = true
+		}
+		if tc.min != tc.max && len(seen) < 5 {
+			t.Errorf("backoff(attempt %d) shows no jitter: %v", tc.attempt, seen)
+		}
+	}
+}
+
+func TestEventCacheEvictsOldest(t *testing.T) {
+	c := newEventCache(3)
+	for i := 0; i < 5; i++ {
+		c.put(&engine.Event{ID: fmt.Sprint(i)})
+	}
+	for i, want := range []bool{false, false, true, true, true} {
+		if got := c.get(fmt.Sprint(i)) != nil; got != want {
+			t.Errorf("event %d cached = %v, want %v", i, got, want)
+		}
+	}
+	c.put(&engine.Event{ID: "4"}) // already there: no eviction
+	if c.get("2") == nil {
+		t.Error("re-putting a cached event evicted another")
+	}
+}
