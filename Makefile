@@ -62,11 +62,19 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./engine/ ./webhook/ ./journal/
 	$(GO) run ./bench/load -duration 30s
 
+# The unit uses Type=notify-reload (systemd 253+); on an older systemd it is
+# installed with Type=notify and an ExecReload that sends SIGHUP instead.
+# rules.yaml is 0644: the service runs as a DynamicUser, which must read it
+# (secrets go in payramd.env, 0600, which systemd reads as root).
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/payramd
 	install -D -m 0644 contrib/payramd.service $(DESTDIR)/etc/systemd/system/payramd.service
+	@v=$$(systemctl --version 2>/dev/null | awk 'NR==1 {print $$2}'); \
+	if [ -n "$$v" ] && [ "$$v" -lt 253 ] 2>/dev/null; then \
+		sed -i 's|^Type=notify-reload$$|Type=notify\nExecReload=/bin/kill -HUP $$MAINPID|' $(DESTDIR)/etc/systemd/system/payramd.service; \
+		echo "systemd $$v is older than 253: installed the unit with Type=notify and ExecReload"; fi
 	@if [ ! -e $(DESTDIR)/etc/payramd/rules.yaml ]; then \
-		install -D -m 0640 rules.example.yaml $(DESTDIR)/etc/payramd/rules.yaml; \
+		install -D -m 0644 rules.example.yaml $(DESTDIR)/etc/payramd/rules.yaml; \
 		echo "installed /etc/payramd/rules.yaml from the example: edit it"; fi
 	@if [ ! -e $(DESTDIR)/etc/payramd/payramd.env ]; then \
 		install -D -m 0600 contrib/payramd.env $(DESTDIR)/etc/payramd/payramd.env; \

@@ -50,11 +50,11 @@ type Scalar struct {
 	folded []int
 }
 
-// blockLayout measures a block scalar whose indicator is on line (1-based):
-// the indentation of its content and the widths of the content lines that
-// fold into one line (a run at the same indentation with no blank line).
-func blockLayout(src []byte, line int) (indent int, widths []int) {
-	lines := strings.Split(string(src), "\n")
+// blockLayout measures a block scalar whose indicator is on line (1-based)
+// of a file's lines: the indentation of its content and the widths of the
+// content lines that fold into one line (a run at the same indentation with
+// no blank line).
+func blockLayout(lines []string, line int) (indent int, widths []int) {
 	i := line // the line after the indicator, 0-based
 	for i < len(lines) && strings.TrimSpace(lines[i]) == "" {
 		i++
@@ -117,14 +117,14 @@ type Fields struct {
 	known []string
 	probs *Problems
 	dir   string // for resolving relative paths (secret_file)
-	src   []byte // the file's text when known, to place errors in block scalars
+	lines []string // the file's lines when known, to place errors in block scalars
 }
 
 // scalar wraps a scalar node with its position.
 func (f *Fields) scalar(n *yaml.Node) *Scalar {
 	s := &Scalar{Value: n.Value, Pos: f.nodePos(n), Style: n.Style, Comment: n.LineComment}
-	if n.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0 && f.src != nil {
-		s.indent, s.folded = blockLayout(f.src, n.Line)
+	if n.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0 && f.lines != nil {
+		s.indent, s.folded = blockLayout(f.lines, n.Line)
 	}
 	return s
 }
@@ -479,7 +479,7 @@ func (f *Fields) Map(key string) *Fields {
 		f.probs.Errorf(f.nodePos(v), "%s must be a mapping (key: value lines indented under it), not %s", key, kindName(v))
 		return nil
 	}
-	return &Fields{file: f.file, node: v, probs: f.probs, dir: f.dir, src: f.src}
+	return &Fields{file: f.file, node: v, probs: f.probs, dir: f.dir, lines: f.lines}
 }
 
 // Node returns key's raw value node (declaring it), for callers with their

@@ -130,7 +130,7 @@ func TestScalarAt(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			l := &loader{probs: &Problems{}, cfg: &Config{}, srcs: map[string][]byte{}}
+			l := &loader{probs: &Problems{}, cfg: &Config{}, lines: map[string][]string{}}
 			root := l.parse("r.yaml", []byte(tt.yaml))
 			if root == nil {
 				t.Fatalf("parse: %v", l.probs.List)
@@ -163,7 +163,7 @@ func TestScalarAt(t *testing.T) {
 }
 
 func TestFieldsTypes(t *testing.T) {
-	l := &loader{probs: &Problems{}, cfg: &Config{}, srcs: map[string][]byte{}}
+	l := &loader{probs: &Problems{}, cfg: &Config{}, lines: map[string][]string{}}
 	root := l.parse("r.yaml", []byte(`x:
   flag: yes
   off: ""

@@ -45,7 +45,7 @@ func Load(path string, opt Options) (*Config, *Problems) {
 // resolve relative include and event paths.
 func LoadBytes(path string, data []byte, opt Options) (*Config, *Problems) {
 	probs := &Problems{}
-	l := &loader{opt: opt, probs: probs, cfg: &Config{Path: path}, srcs: map[string][]byte{}}
+	l := &loader{opt: opt, probs: probs, cfg: &Config{Path: path}, lines: map[string][]string{}}
 	l.cfg.Files = append(l.cfg.Files, path)
 	root := l.parse(path, data)
 	if root != nil {
@@ -59,13 +59,13 @@ type loader struct {
 	opt   Options
 	probs *Problems
 	cfg   *Config
-	srcs  map[string][]byte // each file's text, for positions in block scalars
+	lines map[string][]string // each file's lines, for positions in block scalars
 }
 
 // fields is NewFields that also knows the file's text.
 func (l *loader) fields(file string, node *yaml.Node) *Fields {
 	f := NewFields(file, node, l.probs)
-	f.src = l.srcs[file]
+	f.lines = l.lines[file]
 	return f
 }
 
@@ -75,7 +75,7 @@ var unknownAnchorRE = regexp.MustCompile(`unknown anchor '([^']*)' referenced`)
 // parse turns YAML text into the top mapping node, reporting syntax errors
 // in words a merchant can act on.
 func (l *loader) parse(path string, data []byte) *yaml.Node {
-	l.srcs[path] = data
+	l.lines[path] = strings.Split(string(data), "\n")
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		l.yamlError(path, data, err)
@@ -153,18 +153,15 @@ func (l *loader) yamlError(path string, data []byte, err error) {
 	l.probs.Errorf(Pos{File: path, Line: 1, Col: 1}, "YAML syntax error: %s", strings.TrimPrefix(msg, "yaml: "))
 }
 
-// maxProblemScan bounds the prefixes problemLine parses, so that a syntax
-// error in a huge file costs milliseconds, not seconds.
-const maxProblemScan = 200
-
 // problemLine finds the line a YAML syntax error is on. yaml.v3 reports the
 // line before the start of the enclosing block for parser errors (often
-// line 1 for a badly indented key far below), so parse ever longer prefixes
-// of the file from the reported line on: the first that fails with the
-// same message ends at the offending line.
+// line 1 for a badly indented key far below), so find the shortest prefix
+// of the file, from the reported line on, that fails with the same message:
+// it ends at the offending line. A prefix that includes that line fails the
+// same way whatever follows, so a binary search needs a dozen parses even
+// for a long file.
 func problemLine(data []byte, detail string, reported int) int {
-	start := max(1, reported)
-	ends := []int{}
+	var ends []int // ends[k-1] is where line k ends
 	for i, b := range data {
 		if b == '\n' {
 			ends = append(ends, i)
@@ -173,14 +170,23 @@ func problemLine(data []byte, detail string, reported int) int {
 	if len(data) > 0 && data[len(data)-1] != '\n' {
 		ends = append(ends, len(data))
 	}
-	for k := start; k <= len(ends) && k < start+maxProblemScan; k++ {
+	fails := func(k int) bool {
 		var doc yaml.Node
 		err := yaml.Unmarshal(data[:ends[k-1]], &doc)
-		if err != nil && strings.HasSuffix(err.Error(), ": "+detail) {
-			return k
+		return err != nil && strings.HasSuffix(err.Error(), ": "+detail)
+	}
+	lo, hi := max(1, reported), len(ends)
+	if lo > hi || !fails(hi) {
+		return reported
+	}
+	for lo < hi {
+		if mid := (lo + hi) / 2; fails(mid) {
+			hi = mid
+		} else {
+			lo = mid + 1
 		}
 	}
-	return reported
+	return lo
 }
 
 // trapAt returns the 1-based column of a ! or * that starts a plain value
@@ -358,8 +364,10 @@ func (l *loader) server(f *Fields, top *Fields) {
 	if v, ok := l.opt.lookup("PAYRAMD_LISTEN"); ok && v != "" {
 		s.Listen = v
 	}
+	adminFrom := "admin_listen"
 	if v, ok := l.opt.lookup("PAYRAMD_ADMIN_LISTEN"); ok && v != "" {
 		s.AdminListen = v
+		adminFrom = "admin_listen (from PAYRAMD_ADMIN_LISTEN)"
 	}
 	if v, ok := l.opt.lookup("PAYRAMD_DATA_DIR"); ok && v != "" {
 		s.DataDir = v
@@ -374,7 +382,7 @@ func (l *loader) server(f *Fields, top *Fields) {
 		f.Errorf("workers", "workers must be between 1 and 1024")
 	}
 	if s.AdminListen != "" && s.AdminListen != "off" && s.AdminToken == "" && !isLoopback(s.AdminListen) {
-		f.Errorf("admin_listen", "admin_listen %q is not a loopback address, so admin_token is required (the admin API can replay events and retry jobs)", s.AdminListen)
+		f.Errorf("admin_listen", "%s %q is not a loopback address, so admin_token is required (the admin API can replay events and retry jobs)", adminFrom, s.AdminListen)
 	}
 	f.Done()
 }

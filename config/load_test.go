@@ -96,6 +96,17 @@ func TestLoadProblems(t *testing.T) {
 			want: []string{"rules.yaml:4:2: YAML syntax error: did not find expected key; check the indentation of this line against the lines above"},
 		},
 		{
+			name: "yaml indentation error deep in a long file",
+			files: map[string]string{"rules.yaml": head + "rules:\n" + strings.Repeat(`  - name: r
+    when: "true"
+    do: [ops-slack]
+`, 1500) + `  - name: last
+    when: "true"
+     do: [ops-slack]
+`},
+			want: []string{"rules.yaml:4511:6: YAML syntax error: did not find expected key; check the indentation of this line against the lines above"},
+		},
+		{
 			name: "yaml colon inside an unquoted value",
 			files: map[string]string{"rules.yaml": head + `rules:
   - name: a
@@ -731,7 +742,7 @@ func TestLoadServerDefaultsAndOverrides(t *testing.T) {
 			file:   file,
 			env:    map[string]string{"PAYRAMD_ADMIN_LISTEN": "0.0.0.0:8081"},
 			listen: "127.0.0.1:8080", adminListen: "0.0.0.0:8081", dataDir: "./data",
-			wantProbs: []string{`rules.yaml:3:17: admin_listen "0.0.0.0:8081" is not a loopback address, so admin_token is required (the admin API can replay events and retry jobs)`},
+			wantProbs: []string{`rules.yaml:3:17: admin_listen (from PAYRAMD_ADMIN_LISTEN) "0.0.0.0:8081" is not a loopback address, so admin_token is required (the admin API can replay events and retry jobs)`},
 		},
 	}
 	for _, tt := range tests {

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -60,10 +61,18 @@ func (p *pool) run(ctx context.Context) {
 					p.wg.Add(1)
 					go p.exec(ctx, j)
 				}
-				if len(jobs) == free {
+				switch {
+				case err != nil:
+					// The journal cannot take writes (disk full, read-only):
+					// due jobs stay due, so asking again at once would spin
+					// and flood the log.
+					wait = maxWait
+				case len(jobs) == free:
 					wait = 0 // more may be due
-				} else if t, ok, err := p.d.store.NextRunAt(ctx); err == nil && ok {
-					wait = min(max(time.Until(t), 0), maxWait)
+				default:
+					if t, ok, err := p.d.store.NextRunAt(ctx); err == nil && ok {
+						wait = min(max(time.Until(t), 0), maxWait)
+					}
 				}
 			}
 		}
@@ -95,14 +104,40 @@ func (p *pool) exec(ctx context.Context, j *journal.Job) {
 	act := snap.Actions[j.Action]
 	finish := func(next journal.JobState, runAt time.Time, outcome, errMsg, output string) {
 		a := journal.Attempt{JobID: j.ID, N: j.Attempts, StartedAt: start, Duration: time.Since(start), Outcome: outcome, Error: errMsg, Output: output}
-		// The record must land even while shutting down, or the attempt
-		// would silently repeat; it gets its own short deadline.
-		fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := d.store.Finish(fctx, j.ID, a, next, runAt); err != nil {
-			d.log.Error("recording a job attempt failed; the job will run again", "job", j.ID, "err", err)
-		}
 		d.metrics.ActionAttempts.WithLabelValues(j.Action, outcome).Inc()
+		// Until the record lands the job is "running" in the journal, and
+		// nothing but a restart would run it again. So while the journal
+		// cannot take writes (disk full, read-only), keep the worker and
+		// keep trying; only shutdown gives up, leaving the job for
+		// RecoverRunning at the next start.
+		wait := 100 * time.Millisecond
+		for try := 1; ; try++ {
+			// The record must land even while shutting down, or the
+			// attempt would silently repeat; it gets its own deadline.
+			fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			err := d.store.Finish(fctx, j.ID, a, next, runAt)
+			cancel()
+			if err == nil {
+				if try > 1 {
+					d.log.Info("job attempt recorded after the journal recovered", "job", j.ID, "tries", try)
+				}
+				return
+			}
+			if !errors.Is(err, journal.ErrUnavailable) || ctx.Err() != nil {
+				d.log.Error("recording a job attempt failed; the job will run again at the next start", "job", j.ID, "err", err)
+				return
+			}
+			if try == 1 {
+				d.log.Error("recording a job attempt failed; retrying until the journal is writable", "job", j.ID, "outcome", outcome, "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				d.log.Error("shutting down before a job attempt could be recorded; the job will run again at the next start", "job", j.ID)
+				return
+			case <-time.After(wait):
+			}
+			wait = min(2*wait, 5*time.Second)
+		}
 	}
 	if cfgAct == nil || act == nil {
 		msg := fmt.Sprintf("action %q is no longer in the config", j.Action)
@@ -146,7 +181,7 @@ func (p *pool) exec(ctx context.Context, j *journal.Job) {
 		finish(journal.Dead, time.Time{}, "failed", res.Err.Error(), res.Output)
 		return
 	}
-	if j.Attempts >= cfgAct.Retry.Attempts {
+	if j.Attempts >= cfgAct.Retry.Attempts && d.budgetSpent(ctx, j, cfgAct.Retry.Attempts) {
 		log.Error("action failed on its last attempt; the job is dead (payramd retry can revive it)", "err", res.Err, "attempts", j.Attempts)
 		finish(journal.Dead, time.Time{}, "dead", res.Err.Error(), res.Output)
 		return
@@ -154,6 +189,31 @@ func (p *pool) exec(ctx context.Context, j *journal.Job) {
 	delay := max(backoff(cfgAct.Retry, j.Attempts), res.RetryAfter)
 	log.Warn("action failed; will retry", "err", res.Err, "retry_in", delay.Round(time.Millisecond).String())
 	finish(journal.Pending, time.Now().Add(delay), "retry", res.Err.Error(), res.Output)
+}
+
+// budgetSpent reports whether a job has used its retry.attempts since it
+// last went dead: a job revived by hand (payramd retry) gets a fresh set of
+// attempts, not a single one. It reads the attempt history, which only
+// happens for jobs at or past their budget.
+func (d *Daemon) budgetSpent(ctx context.Context, j *journal.Job, budget int) bool {
+	det, err := d.store.Event(ctx, j.EventID)
+	if err != nil {
+		return true
+	}
+	for _, jd := range det.Jobs {
+		if jd.ID != j.ID {
+			continue
+		}
+		since := 1 // this attempt, not yet recorded
+		for i := len(jd.Attempts) - 1; i >= 0; i-- {
+			if o := jd.Attempts[i].Outcome; o == "dead" || o == "failed" {
+				break
+			}
+			since++
+		}
+		return since >= budget
+	}
+	return true
 }
 
 // jobKey is the idempotency key actions send: stable across attempts of one

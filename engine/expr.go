@@ -87,8 +87,9 @@ func (p *decimalPatcher) literal(n *ast.FloatNode) (Decimal, error) {
 		text := strings.ReplaceAll(string(p.src[loc.From:loc.To]), "_", "")
 		if d, err := ParseDecimal(text); err == nil {
 			return d, nil
-		} else if _, ferr := strconv.ParseFloat(text, 64); ferr == nil {
-			// The text is the literal: it has more digits than a Decimal holds.
+		} else if f, ferr := strconv.ParseFloat(text, 64); ferr == nil && math.Abs(f) >= 1 {
+			// The text is the literal, with more integer digits than a
+			// Decimal holds (a tiny one, 1e-400, rounds to zero below).
 			p.err = &file.Error{Location: loc, Message: fmt.Sprintf("the number %s is too large for exact decimal arithmetic (more than 19 digits)", text)}
 			return Decimal{}, err
 		}

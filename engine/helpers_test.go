@@ -109,10 +109,3 @@ func problemStrings(probs *config.Problems) []string {
 	}
 	return out
 }
-
-// compileOne compiles one payram rule, returning the problems as printed.
-func compileOne(when string) (*RuleSet, []string) {
-	probs := &config.Problems{}
-	rs := Compile([]*config.Rule{rule("r", when, 3)}, payramOptions, probs)
-	return rs, problemStrings(probs)
-}

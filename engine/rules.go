@@ -441,6 +441,7 @@ func (rs *RuleSet) Evaluate(ev *Event, all bool) []Result {
 	defer rs.vmPool.Put(m)
 	var out []Result
 	if all {
+		out = make([]Result, 0, len(rs.Rules))
 		for _, r := range rs.Rules {
 			out = append(out, rs.evalRule(m, r, ev, env))
 		}

@@ -893,3 +893,31 @@ func TestOpenReadOnlyWhileRunning(t *testing.T) {
 		t.Error("OpenReadOnly of a missing journal succeeded")
 	}
 }
+
+// TestViews: the *_v views that make the file readable in the sqlite3 CLI
+// work and render times as ISO-8601.
+func TestViews(t *testing.T) {
+	clk := newClock()
+	s, _ := openTest(t, Options{Now: clk.Now})
+	j := mustIngest(t, s, testEvent("e1"), evalFor("r", "a")).Jobs[0]
+	if _, err := s.ClaimDue(context.Background(), clk.Now(), 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Finish(context.Background(), j.ID, Attempt{Outcome: "retry"}, Pending, clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	var received, runAt string
+	var started sql.NullString
+	if err := s.rdb.QueryRow(`SELECT received FROM events_v`).Scan(&received); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.rdb.QueryRow(`SELECT run_at FROM jobs_v`).Scan(&runAt); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.rdb.QueryRow(`SELECT started FROM attempts_v`).Scan(&started); err != nil {
+		t.Fatal(err)
+	}
+	if received != "2023-11-14T22:13:20.000Z" || runAt != "2026-11-23T12:00:00.000Z" || started.Valid {
+		t.Errorf("views: received %q run_at %q started %v", received, runAt, started)
+	}
+}

@@ -18,8 +18,8 @@ const applicationID = 0x7079726d
 // already run it.
 //
 // Design notes, so the file stays easy to inspect with the stock sqlite3 CLI:
-//   - Times are INTEGER unix nanoseconds (UTC). The *_v views render them as
-//     ISO-8601 text.
+//   - Times are INTEGER unix nanoseconds (UTC), 0 meaning "unset". The *_v
+//     views render them as ISO-8601 text (NULL when unset).
 //   - headers and payload are JSON text, so json_extract() works on them;
 //     body is the raw BLOB as received.
 //   - Foreign keys (enforced: the DSN sets foreign_keys(1)) cascade deletes
@@ -99,21 +99,21 @@ CREATE TABLE meta (
 
 CREATE VIEW events_v AS
 SELECT id, source, provider, type,
-       strftime('%Y-%m-%dT%H:%M:%fZ', received_at / 1e9, 'unixepoch') AS received,
+       strftime('%Y-%m-%dT%H:%M:%fZ', nullif(received_at, 0) / 1e9, 'unixepoch') AS received,
        headers, length(body) AS body_bytes, payload
 FROM events;
 
 CREATE VIEW jobs_v AS
 SELECT id, event_id, source, rule, action, state, attempts,
-       strftime('%Y-%m-%dT%H:%M:%fZ', run_at / 1e9, 'unixepoch')     AS run_at,
-       strftime('%Y-%m-%dT%H:%M:%fZ', created_at / 1e9, 'unixepoch') AS created,
-       strftime('%Y-%m-%dT%H:%M:%fZ', updated_at / 1e9, 'unixepoch') AS updated,
+       strftime('%Y-%m-%dT%H:%M:%fZ', nullif(run_at, 0) / 1e9, 'unixepoch')     AS run_at,
+       strftime('%Y-%m-%dT%H:%M:%fZ', nullif(created_at, 0) / 1e9, 'unixepoch') AS created,
+       strftime('%Y-%m-%dT%H:%M:%fZ', nullif(updated_at, 0) / 1e9, 'unixepoch') AS updated,
        last_error
 FROM jobs;
 
 CREATE VIEW attempts_v AS
 SELECT job_id, n,
-       strftime('%Y-%m-%dT%H:%M:%fZ', started_at / 1e9, 'unixepoch') AS started,
+       strftime('%Y-%m-%dT%H:%M:%fZ', nullif(started_at, 0) / 1e9, 'unixepoch') AS started,
        duration_ns / 1e6 AS duration_ms, outcome, error, output
 FROM attempts;
 `,

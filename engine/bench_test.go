@@ -1,0 +1,109 @@
+package engine
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/payramd/payramd/config"
+)
+
+// merchantRules is a realistic rule set of n rules: mostly a status and an
+// amount condition, some keyed on one customer or payment, and one in a
+// hundred the index cannot narrow (amount > 1000).
+func merchantRules(n int) []*config.Rule {
+	amountConds := []string{
+		`amount > %d`,
+		`filled_amount_in_usd - amount > %d`,
+		`amount >= %d && amount < 500.50`,
+		`currency == "USDC" && amount > %d.99`,
+	}
+	rules := make([]*config.Rule, 0, n)
+	for i := range n {
+		var when string
+		switch {
+		case i%100 == 99:
+			when = `amount > 1000`
+		case i%10 == 1:
+			when = fmt.Sprintf(`customer_id == "cust_%d" && amount > 20`, i%500)
+		case i%20 == 2:
+			when = fmt.Sprintf(`reference_id == "ref_%d"`, i)
+		default:
+			when = fmt.Sprintf(`status == %q && `, testStatuses[i%len(testStatuses)]) + fmt.Sprintf(amountConds[i%len(amountConds)], i%50)
+		}
+		rules = append(rules, rule(fmt.Sprintf("rule-%d", i), when, 2*i+2))
+	}
+	return rules
+}
+
+func compileBench(b *testing.B, n int, opt CompileOptions) *RuleSet {
+	probs := &config.Problems{}
+	rs := Compile(merchantRules(n), opt, probs)
+	if rs == nil {
+		b.Fatalf("compile: %v", problemStrings(probs))
+	}
+	return rs
+}
+
+var benchEvents = []string{"over_filled.json", "filled.json", "partially_filled.json", "open.json", "cancelled.json", "over_filled_small.json"}
+
+// BenchmarkEvaluate measures one event against n rules: exact decimals
+// (as payramd runs, with the PayRam schema) against the same rules with
+// expr's native float64 arithmetic, and, for 10,000 rules, without the
+// index. One op is one event.
+func BenchmarkEvaluate(b *testing.B) {
+	var decEvents, floatEvents []*Event
+	for _, name := range benchEvents {
+		ev := readEvent(b, name)
+		decEvents = append(decEvents, ev)
+		fev := floatEvent(b, string(ev.Raw))
+		fev.Source, fev.Type = ev.Source, ev.Type
+		floatEvents = append(floatEvents, fev)
+	}
+	run := func(b *testing.B, rs *RuleSet, events []*Event, all bool) {
+		b.ReportAllocs()
+		matched := 0
+		i := 0
+		for b.Loop() {
+			for _, r := range rs.Evaluate(events[i%len(events)], all) {
+				if r.Matched {
+					matched++
+				}
+			}
+			i++
+		}
+		b.ReportMetric(float64(matched)/float64(i), "matches/event")
+	}
+	for _, n := range []int{1, 100, 1000, 10000} {
+		dec := compileBench(b, n, payramOptions)
+		flt := compileBench(b, n, CompileOptions{Sources: []string{"payram"}, mode: floatMode})
+		b.Run(fmt.Sprintf("rules=%d/decimal", n), func(b *testing.B) { run(b, dec, decEvents, false) })
+		b.Run(fmt.Sprintf("rules=%d/float", n), func(b *testing.B) { run(b, flt, floatEvents, false) })
+		if n == 10000 {
+			b.Run(fmt.Sprintf("rules=%d/decimal-noindex", n), func(b *testing.B) { run(b, dec, decEvents, true) })
+			b.Run(fmt.Sprintf("rules=%d/float-noindex", n), func(b *testing.B) { run(b, flt, floatEvents, true) })
+		}
+	}
+}
+
+// BenchmarkCompile measures compiling 1,000 rules, the engine's share of a
+// reload.
+func BenchmarkCompile(b *testing.B) {
+	rules := merchantRules(1000)
+	b.ReportAllocs()
+	for b.Loop() {
+		if Compile(rules, payramOptions, &config.Problems{}) == nil {
+			b.Fatal("compile failed")
+		}
+	}
+}
+
+func BenchmarkTemplate(b *testing.B) {
+	tmpl := CompileTemplate(&config.Scalar{Value: "Overpaid {{ reference_id }} by {{ money(filled_amount_in_usd - amount) }} USD (customer {{ customer_email }})"}, &config.Problems{})
+	env := readEvent(b, "over_filled.json").Env()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := tmpl.Render(env); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

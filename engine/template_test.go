@@ -1,0 +1,181 @@
+package engine
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/payramd/payramd/config"
+)
+
+func TestTemplateRender(t *testing.T) {
+	ev := payramEvent(t, `{"reference_id":"ref_2Bv6NcX9","status":"OVER_FILLED","amount":"44.99","filled_amount_in_usd":"52.50",
+		"note":null,"tags":["vip","eu"],"count":3,"ok":true,"html":"<b>&</b>",
+		"payment_info":[{"tx":"0xabc","block_number":21438012,"fee":0.10}]}`)
+	env := ev.Env()
+	tests := []struct {
+		name, tmpl, want string
+	}{
+		{"no placeholder", "plain text, no braces", "plain text, no braces"},
+		{"placeholders", "Overpaid {{ reference_id }} by {{ money(filled_amount_in_usd - amount) }} USD", "Overpaid ref_2Bv6NcX9 by 7.51 USD"},
+		{"no spaces", "{{reference_id}}/{{status}}", "ref_2Bv6NcX9/OVER_FILLED"},
+		{"}} inside a string literal", `{{ "}}" }} and {{ '}}' + "{{" }}`, "}} and }}{{"},
+		{"escaped quote inside a string literal", `{{ "a\"}}" }}!`, `a"}}!`},
+		{"single braces are text", "{ {{ status }} }", "{ OVER_FILLED }"},
+		{"nil renders empty", "[{{ note }}][{{ missing }}][{{ meta.headers.nope }}]", "[][][]"},
+		{"decimals render plain, as sent", "{{ amount }} {{ filled_amount_in_usd }} {{ amount * 2 }} {{ 1/4 }} {{ 0.0000001 }} {{ -amount }}", "44.99 52.50 89.98 0.25 0.0000001 -44.99"},
+		{"numbers of other types", "{{ len(tags) }} {{ float(amount) }} {{ int(amount) }}", "2 44.99 44"},
+		{"booleans", "{{ ok }} {{ amount > 5 }}", "true true"},
+		{"lists render as JSON", "{{ tags }}", `["vip","eu"]`},
+		{"maps render as JSON with decimals as numbers", "{{ payment_info[0] }}", `{"block_number":21438012,"fee":0.10,"tx":"0xabc"}`},
+		{"no HTML escaping in JSON", "{{ [html] }}", `["<b>&</b>"]`},
+		{"text is not escaped", "{{ html }}", "<b>&</b>"},
+		{"toJSON", "{{ toJSON(tags) }}", "[\n  \"vip\",\n  \"eu\"\n]"},
+		{"meta", "{{ meta.id }} {{ meta.source }} {{ meta.type }} {{ meta.headers['content-type'] }}", "evt_1 payram payment.over_filled application/json"},
+		{"conditional", `{{ amount > 40 ? "big" : "small" }}`, "big"},
+		{"payload by name", `{{ payload["reference_id"] }}`, "ref_2Bv6NcX9"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			probs := &config.Problems{}
+			tmpl := CompileTemplate(&config.Scalar{Value: tt.tmpl, Pos: config.Pos{File: "rules.yaml", Line: 5, Col: 11}}, probs)
+			if tmpl == nil || len(probs.List) > 0 {
+				t.Fatalf("compile: %v", problemStrings(probs))
+			}
+			got, err := tmpl.Render(env)
+			if err != nil || got != tt.want {
+				t.Errorf("Render(%q) = %q, %v\n want %q", tt.tmpl, got, err, tt.want)
+			}
+			if tmpl.Source() != tt.tmpl {
+				t.Errorf("Source() = %q", tmpl.Source())
+			}
+			if tmpl.IsConstant() != !strings.Contains(tt.tmpl, "{{") {
+				t.Errorf("IsConstant() = %v", tmpl.IsConstant())
+			}
+		})
+	}
+}
+
+func TestTemplateRenderErrors(t *testing.T) {
+	env := payramEvent(t, `{"amount":"44.99","note":null}`).Env()
+	tests := []struct{ tmpl, wantErr string }{
+		{"x {{ amount / 0 }}", "{{ amount / 0 }}: division by zero (1:9)"},
+		{"{{ note - 1 }}", "{{ note - 1 }}: invalid operation -: nil (the field is missing or null) is not a number (1:7)"},
+		{"{{ money(note) }}{{ upper(note) }}", "{{ upper(note) }}: "},
+	}
+	for _, tt := range tests {
+		tmpl := CompileTemplate(&config.Scalar{Value: tt.tmpl}, &config.Problems{})
+		got, err := tmpl.Render(env)
+		if err == nil || !strings.HasPrefix(err.Error(), tt.wantErr) {
+			t.Errorf("Render(%q) = %q, %v; want error %q", tt.tmpl, got, err, tt.wantErr)
+		}
+	}
+	var none *Template
+	if got, err := none.Render(env); got != "" || err != nil {
+		t.Errorf("nil template renders %q, %v", got, err)
+	}
+	if got, err := CompileTemplate(nil, &config.Problems{}).Render(env); got != "" || err != nil {
+		t.Errorf("absent template renders %q, %v", got, err)
+	}
+}
+
+// TestTemplateProblems checks messages and their file positions.
+func TestTemplateProblems(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string // an action's fields, the text field on line 3
+		want []string
+	}{
+		{
+			name: "unclosed placeholder",
+			yaml: "a:\n  type: log\n  text: \"Paid {{ reference_id }} by {{ amount\"\n",
+			want: []string{"rules.yaml:3:37: placeholder opened with {{ is never closed with }}"},
+		},
+		{
+			name: "empty placeholder",
+			yaml: "a:\n  type: log\n  text: paid {{ }} now\n",
+			want: []string{"rules.yaml:3:14: empty placeholder {{ }}: put an expression inside, such as {{ reference_id }}"},
+		},
+		{
+			name: "syntax error inside a placeholder",
+			yaml: "a:\n  type: log\n  text: 'status {{ status = 1 }}'\n",
+			want: []string{`rules.yaml:3:27: unexpected token Operator("=") (to compare, write == instead of =)`},
+		},
+		{
+			name: "every placeholder is checked",
+			yaml: "a:\n  type: log\n  text: '{{ a +}} and {{ b[ }}'\n",
+			want: []string{
+				"rules.yaml:3:15: unexpected token EOF",
+				"rules.yaml:3:28: unexpected token EOF",
+			},
+		},
+		{
+			name: "error on a later line of a literal block",
+			yaml: "a:\n  type: email\n  text: |\n    Hello {{ customer_email }},\n    you paid {{ money(amount }} USD.\n",
+			want: []string{"rules.yaml:5:29: unexpected token EOF"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, probs := config.LoadBytes("rules.yaml", []byte("actions:\n"+indent(tt.yaml)), config.Options{Getenv: func(string) (string, bool) { return "", false }})
+			if probs.HasErrors() {
+				t.Fatal(probs.List)
+			}
+			// The YAML is shifted down one line and right two columns by
+			// the actions: wrapper; shift the wanted positions the same way.
+			tmpl := CompileTemplate(cfg.Actions[0].Fields.Scalar("text"), probs)
+			if tmpl != nil {
+				t.Error("a template with an error must compile to nil")
+			}
+			var want []string
+			for _, w := range tt.want {
+				want = append(want, shift(w))
+			}
+			if got := problemStrings(probs); strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Errorf("problems:\n got: %s\nwant: %s", strings.Join(got, "\n      "), strings.Join(want, "\n      "))
+			}
+		})
+	}
+}
+
+func indent(s string) string {
+	lines := strings.SplitAfter(s, "\n")
+	for i, l := range lines {
+		if l != "" {
+			lines[i] = "  " + l
+		}
+	}
+	return strings.Join(lines, "")
+}
+
+// shift moves "rules.yaml:L:C:" one line down and two columns right.
+func shift(p string) string {
+	parts := strings.SplitN(p, ":", 4)
+	line, _ := strconv.Atoi(parts[1])
+	col, _ := strconv.Atoi(parts[2])
+	return parts[0] + ":" + strconv.Itoa(line+1) + ":" + strconv.Itoa(col+2) + ":" + parts[3]
+}
+
+func TestFormatValue(t *testing.T) {
+	tests := []struct {
+		in   any
+		want string
+	}{
+		{nil, ""},
+		{"text", "text"},
+		{MustDecimal("25.00"), "25.00"},
+		{MustDecimal("-0.5"), "-0.5"},
+		{7, "7"},
+		{int64(-7), "-7"},
+		{true, "true"},
+		{0.1, "0.1"},
+		{1e21, "1000000000000000000000"},
+		{[]any{MustDecimal("1.50"), nil, "x"}, `[1.50,null,"x"]`},
+		{map[string]any{"b": 1, "a": []any{}}, `{"a":[],"b":1}`},
+	}
+	for _, tt := range tests {
+		if got, err := FormatValue(tt.in); err != nil || got != tt.want {
+			t.Errorf("FormatValue(%#v) = %q, %v; want %q", tt.in, got, err, tt.want)
+		}
+	}
+}
