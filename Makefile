@@ -76,6 +76,10 @@ install: build
 	@if [ ! -e $(DESTDIR)/etc/payramd/rules.yaml ]; then \
 		install -D -m 0644 rules.example.yaml $(DESTDIR)/etc/payramd/rules.yaml; \
 		echo "installed /etc/payramd/rules.yaml from the example: edit it"; fi
+	@if [ ! -e $(DESTDIR)/etc/payramd/testdata ]; then \
+		install -d -m 0755 $(DESTDIR)/etc/payramd/testdata/events; \
+		install -m 0644 testdata/events/*.json $(DESTDIR)/etc/payramd/testdata/events/; \
+		echo "installed sample events in /etc/payramd/testdata/events (rules.yaml's tests: use them)"; fi
 	@if [ ! -e $(DESTDIR)/etc/payramd/payramd.env ]; then \
 		install -D -m 0600 contrib/payramd.env $(DESTDIR)/etc/payramd/payramd.env; \
 		echo "installed /etc/payramd/payramd.env: put your secrets there"; fi

@@ -116,7 +116,7 @@ type Fields struct {
 	node  *yaml.Node
 	known []string
 	probs *Problems
-	dir   string // for resolving relative paths (secret_file)
+	dir   string   // for resolving relative paths (secret_file)
 	lines []string // the file's lines when known, to place errors in block scalars
 }
 

@@ -113,7 +113,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.store = store
 	defer store.Close()
-	if n, err := 0, error(nil); err != nil {
+	if n, err := store.RecoverRunning(ctx); err != nil {
 		return fmt.Errorf("recovering jobs: %w", err)
 	} else if n > 0 {
 		d.log.Info("jobs interrupted by the last stop will run again", "jobs", n)

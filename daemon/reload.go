@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"crypto/sha256"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -23,7 +24,10 @@ func (d *Daemon) Reload(trigger string) bool {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
 	d.notify.Reloading()
-	defer d.notify.Ready("payramd serving")
+	// READY=1 ends the reload either way; its STATUS (systemctl status)
+	// says when the edit was refused and the previous config still runs.
+	readyStatus := "payramd serving"
+	defer func() { d.notify.Ready(readyStatus) }()
 	start := time.Now()
 	old := d.snap.Load()
 	snap, probs := Load(d.opts.Load)
@@ -40,6 +44,7 @@ func (d *Daemon) Reload(trigger string) bool {
 			}
 		}
 		d.log.Error("config reload refused: the previous config keeps running", "trigger", trigger, "errors", countErrors(probs.List))
+		readyStatus = fmt.Sprintf("payramd serving the previous config: reload refused (%d errors, see the log or run payramd check)", countErrors(probs.List))
 		d.metrics.ReloadOK.Set(0)
 		d.lastReload = status
 		return false
@@ -118,10 +123,11 @@ func (d *Daemon) watch(ctx context.Context) {
 		if h == last {
 			return
 		}
+		// last is the content this reload reads (or newer): hashing again
+		// after the reload could record an edit made meanwhile as seen.
 		last = h
 		if d.Reload(trigger) {
 			addDirs(d.Snapshot())
-			last = hashFiles(d.Snapshot())
 		}
 	}
 	for {

@@ -19,21 +19,26 @@ import (
 // in memory: the pool claims what is due, and a job's next attempt time is
 // a column, so a restart loses no retry.
 type pool struct {
-	d        *Daemon
-	size     int
-	running  atomic.Int64
-	freed    chan struct{}
-	wg       sync.WaitGroup
-	claiming atomic.Bool
+	d       *Daemon
+	size    int
+	running atomic.Int64
+	freed   chan struct{}
+	wg      sync.WaitGroup
+	// mu orders claiming (which adds to wg) before stopClaiming returns,
+	// so that waiting for the running jobs never races a new one starting.
+	mu       sync.Mutex
+	claiming bool
 }
 
 func newPool(d *Daemon, size int) *pool {
-	p := &pool{d: d, size: size, freed: make(chan struct{}, 1)}
-	p.claiming.Store(true)
-	return p
+	return &pool{d: d, size: size, freed: make(chan struct{}, 1), claiming: true}
 }
 
-func (p *pool) stopClaiming() { p.claiming.Store(false) }
+func (p *pool) stopClaiming() {
+	p.mu.Lock()
+	p.claiming = false
+	p.mu.Unlock()
+}
 
 // idle is closed once every running job has finished.
 func (p *pool) idle() <-chan struct{} {
@@ -49,7 +54,8 @@ func (p *pool) run(ctx context.Context) {
 	defer timer.Stop()
 	for {
 		wait := maxWait
-		if p.claiming.Load() {
+		p.mu.Lock()
+		if p.claiming {
 			free := p.size - int(p.running.Load())
 			if free > 0 {
 				jobs, err := p.d.store.ClaimDue(ctx, time.Now(), free)
@@ -76,6 +82,7 @@ func (p *pool) run(ctx context.Context) {
 				}
 			}
 		}
+		p.mu.Unlock()
 		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
