@@ -46,6 +46,7 @@ type Daemon struct {
 
 	wake   chan struct{}
 	events *eventCache
+	pool   *pool
 
 	reloadMu   sync.Mutex
 	lastReload reloadStatus
@@ -156,6 +157,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		admin = &http.Server{Handler: d.adminHandler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second}
 	}
 
+	d.pool = newPool(d, srv.Workers)
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- ignoreClosed(public.Serve(publicLn)) }()
 	if admin != nil {
@@ -164,7 +166,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	workCtx, stopWork := context.WithCancel(context.Background())
 	defer stopWork()
-	pool := newPool(d, srv.Workers)
+	pool := d.pool
 	poolDone := make(chan struct{})
 	go func() { pool.run(workCtx); close(poolDone) }()
 
@@ -255,17 +257,23 @@ func (d *Daemon) accept(ctx context.Context, ev *engine.Event) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	// Jobs are inserted already claimed and handed to the pool with the
+	// event in memory, unless the pool is behind or stopping: then they are
+	// pending and the dispatcher claims them from the journal.
+	eval.Claim = len(eval.Matches) > 0 && d.pool.canTake()
 	res, err := d.store.Ingest(ctx, jev, eval)
-	if err != nil {
-		return false, err
-	}
-	if res.Duplicate {
-		return true, nil
+	if err != nil || res.Duplicate {
+		return res.Duplicate, err
 	}
 	d.metrics.Ingest.Observe(time.Since(start).Seconds())
 	d.countResults(ev, eval)
 	if len(res.Jobs) > 0 {
+		// Retries and jobs left pending read their event from this cache
+		// first, the journal second.
 		d.events.put(ev)
+		if eval.Claim {
+			d.pool.submit(res.Jobs, ev)
+		}
 		d.kick()
 	}
 	return false, nil

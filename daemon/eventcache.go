@@ -22,11 +22,12 @@ func newEventCache(size int) *eventCache {
 	return &eventCache{m: make(map[string]*engine.Event, size), ring: make([]string, size)}
 }
 
-func (c *eventCache) put(ev *engine.Event) {
+// put caches ev and reports whether it was added (false: already cached).
+func (c *eventCache) put(ev *engine.Event) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.m[ev.ID]; ok {
-		return
+		return false
 	}
 	if old := c.ring[c.next]; old != "" {
 		delete(c.m, old)
@@ -34,6 +35,14 @@ func (c *eventCache) put(ev *engine.Event) {
 	c.ring[c.next] = ev.ID
 	c.m[ev.ID] = ev
 	c.next = (c.next + 1) % len(c.ring)
+	return true
+}
+
+// remove forgets an event that did not make it into the journal.
+func (c *eventCache) remove(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, id)
 }
 
 func (c *eventCache) get(id string) *engine.Event {

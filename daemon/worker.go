@@ -26,8 +26,39 @@ type pool struct {
 	wg      sync.WaitGroup
 	// mu orders claiming (which adds to wg) before stopClaiming returns,
 	// so that waiting for the running jobs never races a new one starting.
+	// It also guards backlog.
 	mu       sync.Mutex
 	claiming bool
+	// backlog holds claimed jobs waiting for a free worker: those claimed
+	// from the journal, and those inserted already claimed at ingest, which
+	// carry their event so it need not be read back.
+	backlog []queued
+}
+
+type queued struct {
+	job *journal.Job
+	ev  *engine.Event // nil: read it from the journal
+}
+
+// maxBacklog bounds the jobs claimed ahead of the workers. Beyond it,
+// ingest stores new jobs as pending and the dispatcher claims them later.
+const maxBacklog = 4096
+
+// canTake reports whether ingest may insert jobs already claimed for this
+// pool (see journal.Evaluation.Claim).
+func (p *pool) canTake() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.claiming && len(p.backlog) < maxBacklog
+}
+
+// submit queues jobs that ingest inserted already claimed.
+func (p *pool) submit(jobs []*journal.Job, ev *engine.Event) {
+	p.mu.Lock()
+	for _, j := range jobs {
+		p.backlog = append(p.backlog, queued{job: j, ev: ev})
+	}
+	p.mu.Unlock()
 }
 
 func newPool(d *Daemon, size int) *pool {
@@ -47,6 +78,13 @@ func (p *pool) idle() <-chan struct{} {
 	return ch
 }
 
+// claimBatch is how many jobs one claim may take. Claiming is a journal
+// write that waits for a group commit, so claiming a few at a time would
+// cap the job rate at (workers / commit latency); claimed jobs wait in the
+// dispatcher's backlog for a free worker. A crash leaves them "running",
+// and RecoverRunning makes them pending again at the next start.
+const claimBatch = 256
+
 // run is the dispatcher loop. ctx cancels running jobs (shutdown timeout).
 func (p *pool) run(ctx context.Context) {
 	const maxWait = time.Second
@@ -56,24 +94,23 @@ func (p *pool) run(ctx context.Context) {
 		wait := maxWait
 		p.mu.Lock()
 		if p.claiming {
-			free := p.size - int(p.running.Load())
-			if free > 0 {
-				jobs, err := p.d.store.ClaimDue(ctx, time.Now(), free)
+			p.startQueued(ctx)
+			if room := claimBatch - len(p.backlog); room > 0 {
+				jobs, err := p.d.store.ClaimDue(ctx, time.Now(), room)
 				if err != nil && ctx.Err() == nil {
 					p.d.log.Error("claiming jobs failed", "err", err)
 				}
 				for _, j := range jobs {
-					p.running.Add(1)
-					p.wg.Add(1)
-					go p.exec(ctx, j)
+					p.backlog = append(p.backlog, queued{job: j})
 				}
+				p.startQueued(ctx)
 				switch {
 				case err != nil:
 					// The journal cannot take writes (disk full, read-only):
 					// due jobs stay due, so asking again at once would spin
 					// and flood the log.
 					wait = maxWait
-				case len(jobs) == free:
+				case len(jobs) == room && int(p.running.Load()) < p.size:
 					wait = 0 // more may be due
 				default:
 					if t, ok, err := p.d.store.NextRunAt(ctx); err == nil && ok {
@@ -95,15 +132,37 @@ func (p *pool) run(ctx context.Context) {
 	}
 }
 
-func (p *pool) exec(ctx context.Context, j *journal.Job) {
-	defer func() {
-		p.running.Add(-1)
-		p.wg.Done()
-		select {
-		case p.freed <- struct{}{}:
-		default:
-		}
-	}()
+// startQueued starts backlog jobs while workers are free. p.mu is held.
+func (p *pool) startQueued(ctx context.Context) {
+	for len(p.backlog) > 0 && int(p.running.Load()) < p.size {
+		q := p.backlog[0]
+		p.backlog[0] = queued{}
+		p.backlog = p.backlog[1:]
+		p.running.Add(1)
+		p.wg.Add(1)
+		go p.exec(ctx, q.job, q.ev)
+	}
+	if len(p.backlog) == 0 {
+		p.backlog = nil // let the array go
+	}
+}
+
+func (p *pool) exec(ctx context.Context, j *journal.Job, ev *engine.Event) {
+	// The worker slot is released as soon as the action is done; recording
+	// the attempt (a journal write waiting for a group commit) continues in
+	// this goroutine without holding up the next job.
+	var once sync.Once
+	release := func() {
+		once.Do(func() {
+			p.running.Add(-1)
+			select {
+			case p.freed <- struct{}{}:
+			default:
+			}
+		})
+	}
+	defer p.wg.Done()
+	defer release()
 	d := p.d
 	snap := d.Snapshot()
 	start := time.Now()
@@ -111,6 +170,7 @@ func (p *pool) exec(ctx context.Context, j *journal.Job) {
 	act := snap.Actions[j.Action]
 	finish := func(next journal.JobState, runAt time.Time, outcome, errMsg, output string) {
 		a := journal.Attempt{JobID: j.ID, N: j.Attempts, StartedAt: start, Duration: time.Since(start), Outcome: outcome, Error: errMsg, Output: output}
+		release()
 		d.metrics.ActionAttempts.WithLabelValues(j.Action, outcome).Inc()
 		// Until the record lands the job is "running" in the journal, and
 		// nothing but a restart would run it again. So while the journal
@@ -158,7 +218,10 @@ func (p *pool) exec(ctx context.Context, j *journal.Job) {
 		finish(journal.Dead, time.Time{}, "dead", msg, "")
 		return
 	}
-	ev, err := d.loadEvent(ctx, j.EventID)
+	var err error
+	if ev == nil {
+		ev, err = d.loadEvent(ctx, j.EventID)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return

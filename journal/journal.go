@@ -102,6 +102,12 @@ type Match struct {
 type Evaluation struct {
 	Results []RuleResult
 	Matches []Match
+	// Claim inserts the jobs already claimed (running, attempt 1) for a
+	// caller that runs them straight away from memory. It saves a claim
+	// write per job; a crash before they finish leaves them running, and
+	// RecoverRunning makes them pending at the next start, as for any
+	// claimed job.
+	Claim bool
 }
 
 // Job is one action to run for one event.

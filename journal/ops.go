@@ -133,7 +133,11 @@ func (s *SQLite) applyEval(w *wtx, eventID, source string, eval *Evaluation) (jo
 			continue
 		}
 		for _, action := range m.Actions {
-			res, err := w.exec(stInsJob, idV, srcV, m.Rule, action, nowV, nowV, nowV)
+			st, state, attempts := stInsJob, Pending, 0
+			if eval.Claim {
+				st, state, attempts = stInsJobClaimed, Running, 1
+			}
+			res, err := w.exec(st, idV, srcV, m.Rule, action, nowV, nowV, nowV)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -144,7 +148,7 @@ func (s *SQLite) applyEval(w *wtx, eventID, source string, eval *Evaluation) (jo
 			t := fromNanos(now)
 			jobs = append(jobs, &Job{
 				ID: jobID, EventID: eventID, Source: source, Rule: m.Rule, Action: action,
-				State: Pending, RunAt: t, CreatedAt: t, UpdatedAt: t,
+				State: state, Attempts: attempts, RunAt: t, CreatedAt: t, UpdatedAt: t,
 			})
 		}
 	}

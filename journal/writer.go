@@ -78,6 +78,7 @@ const (
 	stDelResults
 	stInsOnce
 	stInsJob
+	stInsJobClaimed
 	stEventSource
 	stClaim
 	stFinish
@@ -107,6 +108,10 @@ var writerSQL = [numStmts]string{
 		ON CONFLICT (rule, key) DO NOTHING`,
 	stInsJob: `INSERT INTO jobs (event_id, source, rule, action, state, attempts, run_at, created_at, updated_at)
 		VALUES (?, ?, ?, ?, 'pending', 0, ?, ?, ?)`,
+	// A job inserted already claimed (running, first attempt) by a daemon
+	// that runs it at once from memory; see Evaluation.Claim.
+	stInsJobClaimed: `INSERT INTO jobs (event_id, source, rule, action, state, attempts, run_at, created_at, updated_at)
+		VALUES (?, ?, ?, ?, 'running', 1, ?, ?, ?)`,
 	stEventSource: `SELECT source FROM events WHERE id = ?`,
 	stClaim: `UPDATE jobs SET state = 'running', attempts = attempts + 1, updated_at = ?
 		WHERE id IN (SELECT id FROM jobs WHERE state = 'pending' AND run_at <= ? ORDER BY run_at, id LIMIT ?)

@@ -66,8 +66,8 @@ func payment(ref string, ts int64, pad int) []byte {
 	return append(b, '}')
 }
 
-// eventID is the id payramd gives a PayRam body (PayRam sends none).
-func eventID(body []byte) string { return webhook.DefaultID("payram", body) }
+// payramEventID is the id payramd gives a PayRam body (PayRam sends none).
+func payramEventID(body []byte) string { return webhook.DefaultID("payram", body) }
 
 // webhookAnswer is the listener's JSON answer.
 type webhookAnswer struct {
@@ -114,14 +114,14 @@ func mustAccept(t *testing.T, p *proc, body []byte) string {
 	if err != nil || code != 200 || a.Status != "accepted" {
 		t.Fatalf("POST: %d %+v %v", code, a, err)
 	}
-	if a.ID != eventID(body) {
-		t.Fatalf("answered id %s, want %s", a.ID, eventID(body))
+	if a.ID != payramEventID(body) {
+		t.Fatalf("answered id %s, want %s", a.ID, payramEventID(body))
 	}
 	return a.ID
 }
 
 // paySink is a loopback receiver for the http action that keys what it
-// gets by the payment's reference_id. Its behaviour can change at any time.
+// gets by the payment's reference_id; behave decides each answer.
 type paySink struct {
 	srv *httptest.Server
 	URL string
@@ -174,22 +174,10 @@ func newPaySink(t *testing.T, behave func(ref string, n int) (int, time.Duration
 	return s
 }
 
-func (s *paySink) setBehave(f func(ref string, n int) (int, time.Duration)) {
-	s.mu.Lock()
-	s.behave = f
-	s.mu.Unlock()
-}
-
 func (s *paySink) triesOf(ref string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.tries[ref]
-}
-
-func (s *paySink) okOf(ref string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.ok[ref]
 }
 
 // missing returns the refs with no completed 2xx delivery.
@@ -357,9 +345,9 @@ func kill9(t *testing.T, p *proc) {
 	durClient.CloseIdleConnections()
 }
 
-// stop stops the daemon with SIGTERM and requires exit status 0 (which also
-// proves the race detector found nothing: it would exit 66).
-func stop(t *testing.T, p *proc) {
+// stopClean stops the daemon with SIGTERM and requires exit status 0
+// (which also proves the race detector found nothing: it would exit 66).
+func stopClean(t *testing.T, p *proc) {
 	t.Helper()
 	p.signal(syscall.SIGTERM)
 	if code := p.wait(15 * time.Second); code != 0 {
@@ -441,7 +429,7 @@ func TestDurableWhileEndpointDown(t *testing.T) {
 	t.Logf("all 300 delivered %s after start", time.Since(t0).Round(time.Millisecond))
 	s.report(t, refs)
 	checkSucceeded(t, p, ids, 10*time.Second)
-	stop(t, p)
+	stopClean(t, p)
 }
 
 // TestDurableKill9DuringIngest (Done-when 2): 16 senders post distinct
@@ -475,8 +463,8 @@ func TestDurableKill9DuringIngest(t *testing.T) {
 			for !stopping.Load() {
 				code, a, err := postSigned(*base.Load(), body)
 				if code == 200 {
-					if a.ID != "" && a.ID != eventID(body) {
-						t.Errorf("answered id %s for %s, want %s", a.ID, ref, eventID(body))
+					if a.ID != "" && a.ID != payramEventID(body) {
+						t.Errorf("answered id %s for %s, want %s", a.ID, ref, payramEventID(body))
 					}
 					if a.Status == "duplicate" {
 						// The earlier attempt was journaled but its answer
@@ -484,7 +472,7 @@ func TestDurableKill9DuringIngest(t *testing.T) {
 						dupAcks.Add(1)
 					}
 					mu.Lock()
-					acked[ref] = eventID(body)
+					acked[ref] = payramEventID(body)
 					mu.Unlock()
 					break
 				}
@@ -553,7 +541,7 @@ func TestDurableKill9DuringIngest(t *testing.T) {
 	t.Logf("all acknowledged events delivered %s after the first start", time.Since(t0).Round(time.Millisecond))
 	s.report(t, refs)
 	checkSucceeded(t, p, ids, 10*time.Second)
-	stop(t, p)
+	stopClean(t, p)
 }
 
 // TestRetryCounts (Done-when 3): a receiver failing three times then
@@ -631,7 +619,7 @@ func TestRetryCounts(t *testing.T) {
 	if got := p.metric(`payramd_action_attempts_total{action="refusing",outcome="failed"}`); got != 1 {
 		t.Errorf("refusing failed attempts metric = %v, want 1", got)
 	}
-	stop(t, p)
+	stopClean(t, p)
 }
 
 // TestDeadJobAndRetry (Done-when 4): exhausted retries make a job dead,
@@ -703,7 +691,7 @@ func TestDeadJobAndRetry(t *testing.T) {
 	if code, _, errOut := runCLI(t, nil, "retry", strconv.FormatInt(job, 10), "-c", cfg, "--admin", p.Admin); code == 0 {
 		t.Errorf("payramd retry of a succeeded job exited 0: %s", errOut)
 	}
-	stop(t, p)
+	stopClean(t, p)
 }
 
 func waitMetric(t *testing.T, p *proc, series string, want float64, timeout time.Duration) {
@@ -776,7 +764,7 @@ func TestOncePerAcrossDeliveries(t *testing.T) {
 			t.Errorf("after restart: %s delivered %d times, want %d", ref, got, want)
 		}
 	}
-	stop(t, p)
+	stopClean(t, p)
 }
 
 // TestSIGTERMLeavesPendingJobs (Done-when 6): SIGTERM with jobs pending
@@ -852,7 +840,7 @@ func TestSIGTERMLeavesPendingJobs(t *testing.T) {
 	s.waitDelivered(t, refs, 15*time.Second)
 	checkSucceeded(t, p, ids, 5*time.Second)
 	s.report(t, refs)
-	stop(t, p)
+	stopClean(t, p)
 }
 
 // TestUnwritableJournal (Done-when 7): while the data dir cannot be written
@@ -988,6 +976,7 @@ func unwritable(t *testing.T, dir, data string, breakIt, fix func(), busy bool) 
 	}
 
 	breakIt()
+	broke := time.Now()
 	if code := p.getJSON("/readyz", nil); code != 503 {
 		t.Errorf("/readyz = %d once the data dir is unwritable, want 503", code)
 	}
@@ -1013,6 +1002,15 @@ func unwritable(t *testing.T, dir, data string, breakIt, fix func(), busy bool) 
 
 	fix()
 	up.Store(true)
+	// The dispatcher cannot claim jobs meanwhile; it must back off rather
+	// than spin (and flood the log on a full disk). A job finishing frees a
+	// worker and may prompt one more claim each.
+	logs, window := p.Logs(), time.Since(broke)
+	claimErrs, unrecorded := strings.Count(logs, "claiming jobs failed"), strings.Count(logs, "recording a job attempt failed")
+	t.Logf("unwritable for %s: %d failed job claims, %d job results not recorded at first", window.Round(time.Millisecond), claimErrs, unrecorded)
+	if limit := 5 + int(3*window.Seconds()) + unrecorded; claimErrs > limit {
+		t.Errorf("%d failed job claims in %s: the dispatcher spins while the journal is unwritable", claimErrs, window)
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for p.getJSON("/readyz", nil) != 200 {
 		if time.Now().After(deadline) {
@@ -1031,7 +1029,6 @@ func unwritable(t *testing.T, dir, data string, breakIt, fix func(), busy bool) 
 	}
 	// Delivered by this same process: jobs whose results could not be
 	// recorded while the journal was unwritable must not stay stuck.
-	t.Logf("job results that could not be recorded while unwritable: %d", strings.Count(p.Logs(), "recording a job attempt failed"))
 	s.waitDelivered(t, refs, 20*time.Second)
 	checkSucceeded(t, p, ids, 10*time.Second)
 
@@ -1040,5 +1037,5 @@ func unwritable(t *testing.T, dir, data string, breakIt, fix func(), busy bool) 
 	p = startDur(t, cfg)
 	checkSucceeded(t, p, ids, 10*time.Second)
 	s.report(t, refs)
-	stop(t, p)
+	stopClean(t, p)
 }
