@@ -520,21 +520,28 @@ func (l *loader) action(file, name string, v *yaml.Node, inline bool) *Action {
 	return a
 }
 
-func (l *loader) rules(file string, n *yaml.Node) {
+// eachMapping calls fn for every item of a list of mappings (rules:,
+// tests:), reporting a list that is not one and items that are not mappings.
+func (l *loader) eachMapping(file string, n *yaml.Node, listHint, itemHint string, fn func(pos Pos, f *Fields)) {
 	if n == nil || n.Tag == "!!null" {
 		return
 	}
 	if n.Kind != yaml.SequenceNode {
-		l.probs.Errorf(Pos{File: file, Line: n.Line, Col: n.Column}, "rules must be a list, each rule starting with '- name:', not %s", kindName(n))
+		l.probs.Errorf(Pos{File: file, Line: n.Line, Col: n.Column}, "%s, not %s", listHint, kindName(n))
 		return
 	}
 	for _, item := range n.Content {
 		pos := Pos{File: file, Line: item.Line, Col: item.Column}
 		if item.Kind != yaml.MappingNode {
-			l.probs.Errorf(pos, "each rule must be a mapping with name:, when: and do:, not %s", kindName(item))
+			l.probs.Errorf(pos, "%s, not %s", itemHint, kindName(item))
 			continue
 		}
-		f := l.fields(file, item)
+		fn(pos, l.fields(file, item))
+	}
+}
+
+func (l *loader) rules(file string, n *yaml.Node) {
+	l.eachMapping(file, n, "rules must be a list, each rule starting with '- name:'", "each rule must be a mapping with name:, when: and do:", func(pos Pos, f *Fields) {
 		r := &Rule{Pos: pos}
 		r.Name = f.RequiredString("name")
 		if r.Name != "" {
@@ -560,7 +567,7 @@ func (l *loader) rules(file string, n *yaml.Node) {
 		l.ruleDo(file, r, f)
 		f.Done()
 		l.cfg.Rules = append(l.cfg.Rules, r)
-	}
+	})
 }
 
 func (l *loader) ruleDo(file string, r *Rule, f *Fields) {
@@ -597,20 +604,7 @@ func (l *loader) ruleDo(file string, r *Rule, f *Fields) {
 }
 
 func (l *loader) tests(file string, n *yaml.Node) {
-	if n == nil || n.Tag == "!!null" {
-		return
-	}
-	if n.Kind != yaml.SequenceNode {
-		l.probs.Errorf(Pos{File: file, Line: n.Line, Col: n.Column}, "tests must be a list, each test starting with '- event:', not %s", kindName(n))
-		return
-	}
-	for _, item := range n.Content {
-		pos := Pos{File: file, Line: item.Line, Col: item.Column}
-		if item.Kind != yaml.MappingNode {
-			l.probs.Errorf(pos, "each test must be a mapping with event:, source: and expect:, not %s", kindName(item))
-			continue
-		}
-		f := l.fields(file, item)
+	l.eachMapping(file, n, "tests must be a list, each test starting with '- event:'", "each test must be a mapping with event:, source: and expect:", func(pos Pos, f *Fields) {
 		t := &Test{Pos: pos}
 		t.Event = f.RequiredString("event")
 		if t.Event != "" && !filepath.IsAbs(t.Event) {
@@ -631,7 +625,7 @@ func (l *loader) tests(file string, n *yaml.Node) {
 		}
 		f.Done()
 		l.cfg.Tests = append(l.cfg.Tests, t)
-	}
+	})
 }
 
 func (l *loader) sourceNames() []string {

@@ -123,16 +123,7 @@ func (p *hmacProvider) Verify(r *Request) error {
 		}
 		return errSignature("%s is not valid %s", p.header, p.encodingName())
 	}
-	match := false
-	for _, s := range p.secrets {
-		want := p.mac(s, ts, r.Body)
-		for _, got := range sigs {
-			if macEqual(got, want) {
-				match = true
-			}
-		}
-	}
-	if !match {
+	if !anyMACMatches(p.secrets, sigs, func(s []byte) []byte { return p.mac(s, ts, r.Body) }) {
 		return errSignature("%s does not match the body", p.header)
 	}
 	return nil

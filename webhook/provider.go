@@ -226,6 +226,22 @@ func headerValue(h http.Header, name string) (string, bool) {
 // whether the lengths differ, which is public (the algorithm fixes it).
 func macEqual(a, b []byte) bool { return hmac.Equal(a, b) }
 
+// anyMACMatches reports whether any received signature equals the MAC that
+// any secret gives (secrets rotate, senders may send several signatures).
+// It compares every pair, in constant time each, without stopping early.
+func anyMACMatches(secrets [][]byte, sigs [][]byte, mac func(secret []byte) []byte) bool {
+	match := false
+	for _, s := range secrets {
+		want := mac(s)
+		for _, got := range sigs {
+			if macEqual(got, want) {
+				match = true
+			}
+		}
+	}
+	return match
+}
+
 // checkTimestamp parses a Unix-seconds timestamp and refuses one more than
 // tol in the past or the future. Exactly tol is accepted. The future bound
 // matters as much as the past one: a signature over a far-future timestamp

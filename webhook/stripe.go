@@ -82,16 +82,7 @@ func (p *stripe) Verify(r *Request) error {
 	if len(sigs) == 0 {
 		return errSignature("%s holds no v1 signature", p.header)
 	}
-	match := false
-	for _, s := range p.secrets {
-		want := p.mac(s, ts, r.Body)
-		for _, got := range sigs {
-			if macEqual(got, want) {
-				match = true
-			}
-		}
-	}
-	if !match {
+	if !anyMACMatches(p.secrets, sigs, func(s []byte) []byte { return p.mac(s, ts, r.Body) }) {
 		return errSignature("%s does not match the body", p.header)
 	}
 	return nil
