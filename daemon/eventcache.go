@@ -38,13 +38,6 @@ func (c *eventCache) put(ev *engine.Event) bool {
 	return true
 }
 
-// remove forgets an event that did not make it into the journal.
-func (c *eventCache) remove(id string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.m, id)
-}
-
 func (c *eventCache) get(id string) *engine.Event {
 	c.mu.Lock()
 	defer c.mu.Unlock()

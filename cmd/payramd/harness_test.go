@@ -119,7 +119,7 @@ func startDaemon(t *testing.T, cfg string, env ...string) *proc {
 }
 
 func baseEnv() []string {
-	return []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "GORACE=halt_on_error=1"}
+	return []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "GORACE=halt_on_error=1 atexit_sleep_ms=0"}
 }
 
 // Logs returns everything the daemon logged so far.
