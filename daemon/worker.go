@@ -86,6 +86,8 @@ func (p *pool) idle() <-chan struct{} {
 const claimBatch = 256
 
 // run is the dispatcher loop. ctx cancels running jobs (shutdown timeout).
+// It never holds p.mu across a journal call: ingest takes p.mu for every
+// event (canTake, submit), and a claim waits for a group commit.
 func (p *pool) run(ctx context.Context) {
 	const maxWait = time.Second
 	timer := time.NewTimer(0)
@@ -93,33 +95,41 @@ func (p *pool) run(ctx context.Context) {
 	for {
 		wait := maxWait
 		p.mu.Lock()
-		if p.claiming {
+		claiming := p.claiming
+		room := 0
+		if claiming {
 			p.startQueued(ctx)
-			if room := claimBatch - len(p.backlog); room > 0 {
-				jobs, err := p.d.store.ClaimDue(ctx, time.Now(), room)
-				if err != nil && ctx.Err() == nil {
-					p.d.log.Error("claiming jobs failed", "err", err)
-				}
-				for _, j := range jobs {
-					p.backlog = append(p.backlog, queued{job: j})
-				}
+			room = claimBatch - len(p.backlog)
+		}
+		p.mu.Unlock()
+		if room > 0 {
+			jobs, err := p.d.store.ClaimDue(ctx, time.Now(), room)
+			if err != nil && ctx.Err() == nil {
+				p.d.log.Error("claiming jobs failed", "err", err)
+			}
+			p.mu.Lock()
+			for _, j := range jobs {
+				p.backlog = append(p.backlog, queued{job: j})
+			}
+			if p.claiming {
 				p.startQueued(ctx)
-				switch {
-				case err != nil:
-					// The journal cannot take writes (disk full, read-only):
-					// due jobs stay due, so asking again at once would spin
-					// and flood the log.
-					wait = maxWait
-				case len(jobs) == room && int(p.running.Load()) < p.size:
-					wait = 0 // more may be due
-				default:
-					if t, ok, err := p.d.store.NextRunAt(ctx); err == nil && ok {
-						wait = min(max(time.Until(t), 0), maxWait)
-					}
+			}
+			busy := int(p.running.Load()) >= p.size
+			p.mu.Unlock()
+			switch {
+			case err != nil:
+				// The journal cannot take writes (disk full, read-only):
+				// due jobs stay due, so asking again at once would spin
+				// and flood the log.
+				wait = maxWait
+			case len(jobs) == room && !busy:
+				wait = 0 // more may be due
+			default:
+				if t, ok, err := p.d.store.NextRunAt(ctx); err == nil && ok {
+					wait = min(max(time.Until(t), 0), maxWait)
 				}
 			}
 		}
-		p.mu.Unlock()
 		timer.Reset(wait)
 		select {
 		case <-ctx.Done():

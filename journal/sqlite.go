@@ -71,6 +71,7 @@ type SQLite struct {
 	closed  bool
 	ops     chan *op
 	stopped chan struct{}
+	ckpt    *checkpointer
 }
 
 var _ Store = (*SQLite)(nil)
@@ -142,6 +143,7 @@ func Open(dir string, opts Options) (*SQLite, error) {
 		"_pragma=foreign_keys(1)",
 		"_pragma=journal_size_limit(67108864)",
 		"_pragma=temp_store(MEMORY)",
+		"_pragma=wal_autocheckpoint(0)", // see checkpointer
 		"_txlock=immediate")
 	if err := migrateDSN(writerDSN); err != nil {
 		return nil, err
@@ -161,6 +163,10 @@ func Open(dir string, opts Options) (*SQLite, error) {
 	s.rdb.SetMaxIdleConns(opts.ReadConns)
 	if err := s.rdb.PingContext(context.Background()); err != nil {
 		return nil, fmt.Errorf("journal: open readers: %w", err)
+	}
+
+	if s.ckpt, err = startCheckpointer(dsn(abs, "_pragma=busy_timeout(5000)", "_pragma=synchronous(FULL)")); err != nil {
+		return nil, fmt.Errorf("journal: open checkpointer: %w", err)
 	}
 
 	go s.run()
@@ -206,6 +212,9 @@ func (s *SQLite) Close() error {
 // the -wal and -shm files.
 func (s *SQLite) closeDBs() error {
 	var errs []error
+	if s.ckpt != nil {
+		errs = append(errs, s.ckpt.close())
+	}
 	if s.rdb != nil {
 		errs = append(errs, s.rdb.Close())
 	}

@@ -300,3 +300,14 @@ func (s *sink) waitCount(t *testing.T, n int, timeout time.Duration) []sinkReq {
 	t.Fatalf("sink received %d requests, want %d, within %s", len(s.requests()), n, timeout)
 	return nil
 }
+
+// newSinkWith starts a loopback server calling fn for every request; it
+// answers 200 and returns the server's URL.
+func newSinkWith(t *testing.T, fn func(r *http.Request)) string {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fn(r)
+		w.WriteHeader(200)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
