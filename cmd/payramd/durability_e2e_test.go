@@ -977,21 +977,46 @@ func unwritable(t *testing.T, dir, data string, breakIt, fix func(), busy bool) 
 
 	breakIt()
 	broke := time.Now()
-	if code := p.getJSON("/readyz", nil); code != 503 {
-		t.Errorf("/readyz = %d once the data dir is unwritable, want 503", code)
-	}
-	for i := range 30 {
-		body := payment(fmt.Sprintf("during_%02d", i), 1763900000+int64(i), 8000)
-		code, a, err := postSigned(p.Public, body)
-		if code != 503 || a.Error != "unavailable" {
-			t.Errorf("POST while the journal is unwritable: %d %+v %v; want 503 {\"error\":\"unavailable\"}", code, a, err)
+	// SQLite may still fit small commits into WAL space it allocated
+	// earlier; such a commit is on disk, and acknowledging it is right. So
+	// the guarantee checked is: every 200 is durable (it joins the acked
+	// set, checked after a kill -9 below), and the journal soon refuses
+	// with 503 — never anything else.
+	refused := 0
+	for i := range 3000 {
+		ref := fmt.Sprintf("during_%04d", i)
+		code, a, err := postSigned(p.Public, payment(ref, 1763900000+int64(i), 8000))
+		switch {
+		case code == 200 && a.Status == "accepted":
+			acked[ref] = a.ID
+		case code == 503 && a.Error == "unavailable":
+			refused++
+		default:
+			t.Fatalf("POST while the journal is unwritable: %d %+v %v; want 503 {\"error\":\"unavailable\"} (or 200 for a commit that still fit)", code, a, err)
+		}
+		if refused >= 30 {
+			break
 		}
 	}
+	if refused < 30 {
+		t.Fatalf("the journal kept accepting %d events on an unwritable data dir", len(acked))
+	}
+	t.Logf("accepted %d events into already-allocated space before refusing", len(acked)-len(before))
 	var ready struct {
 		Error string `json:"error"`
 	}
-	if code := p.getJSON("/readyz", &ready); code != 503 {
-		t.Errorf("/readyz = %d while the journal is unwritable, want 503", code)
+	// Like an ingest, the readiness probe's tiny write may still fit in
+	// allocated space now and then; it must report the outage, not hide it.
+	sawNotReady := false
+	for range 20 {
+		if p.getJSON("/readyz", &ready) == 503 {
+			sawNotReady = true
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !sawNotReady {
+		t.Errorf("/readyz never answered 503 while the journal refused events")
 	}
 	t.Logf("/readyz while unwritable: %s", ready.Error)
 	// Events journaled before are still readable.
