@@ -96,7 +96,6 @@ func (p *hmacProvider) Verify(r *Request) error {
 		if err := checkTimestamp(ts, r.Now, p.tol); err != nil {
 			return err
 		}
-		ts = strings.TrimSpace(ts)
 	}
 	split := func(c rune) bool { return c == ',' || c == ' ' || c == '\t' }
 	if strings.ContainsAny(p.prefix, ", \t") {

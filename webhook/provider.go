@@ -246,8 +246,11 @@ func anyMACMatches(secrets [][]byte, sigs [][]byte, mac func(secret []byte) []by
 // tol in the past or the future. Exactly tol is accepted. The future bound
 // matters as much as the past one: a signature over a far-future timestamp
 // would otherwise be replayable until that time.
+//
+// The value is taken exactly as received, not trimmed: the signature covers
+// those bytes, so a timestamp that only parses after cleaning up would let
+// a header that was not signed verify.
 func checkTimestamp(raw string, now time.Time, tol time.Duration) error {
-	raw = strings.TrimSpace(raw)
 	if raw == "" {
 		return errSignature("missing timestamp")
 	}
