@@ -60,7 +60,7 @@ lint: lint-basic
 # handler measured in the same run; see BENCHMARKS.md.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./engine/ ./webhook/ ./journal/
-	$(GO) run ./bench/load -duration 30s
+	$(GO) run ./bench/load -duration 20s -rounds 3
 
 # The unit uses Type=notify-reload (systemd 253+); on an older systemd it is
 # installed with Type=notify and an ExecReload that sends SIGHUP instead.

@@ -56,6 +56,7 @@ func main() {
 	conc := flag.Int("c", 64, "concurrent connections for the main comparison")
 	scale := flag.String("scale", "1,8,64,256", "concurrency levels for the daemon scaling table (empty: skip)")
 	rules := flag.Int("rules", 100, "rules in the config")
+	rounds := flag.Int("rounds", 3, "interleaved rounds of the main comparison (medians are reported)")
 	target := flag.String("target", "", "only drive this already running server URL (for profiling)")
 	cpuProfile := flag.String("cpuprofile", "", "internal: with -serve listener, write a CPU profile until interrupted")
 	printConfig := flag.String("print-config", "", "only print the bench config, with this data_dir")
@@ -106,11 +107,21 @@ func main() {
 	check(os.WriteFile(cfg, []byte(benchConfig(*rules, filepath.Join(dir, "data"))), 0o644))
 
 	fmt.Printf("# payramd load test: %s per run, %d rules, GOMAXPROCS=%d, %d CPUs, %s\n", *duration, *rules, runtime.GOMAXPROCS(0), runtime.NumCPU(), time.Now().UTC().Format(time.RFC3339))
-	fmt.Printf("# command: go run ./bench/load -duration %s -c %d -rules %d -scale %q\n\n", *duration, *conc, *rules, *scale)
+	fmt.Printf("# command: go run ./bench/load -duration %s -c %d -rules %d -rounds %d -scale %q\n\n", *duration, *conc, *rules, *rounds, *scale)
 
-	bare := measureServer([]string{self, "-serve", "bare"}, "/webhooks/payram", *conc, *duration)
-	listener := measureServer([]string{self, "-serve", "listener", "-config", cfg}, "/webhooks/payram", *conc, *duration)
-	daemonRes := measureServer([]string{bin, "run", "-c", cfg, "--log-format", "json"}, "/webhooks/payram", *conc, *duration)
+	// The three servers run in interleaved rounds and each reports its
+	// median round, so that a burst of noise from a neighbour on the shared
+	// machine lands in one round of one server rather than in the ratio.
+	var bares, listeners, daemons []result
+	for r := 0; r < *rounds; r++ {
+		fmt.Fprintf(os.Stderr, "round %d/%d\n", r+1, *rounds)
+		bares = append(bares, measureServer([]string{self, "-serve", "bare"}, "/webhooks/payram", *conc, *duration))
+		listeners = append(listeners, measureServer([]string{self, "-serve", "listener", "-config", cfg}, "/webhooks/payram", *conc, *duration))
+		daemons = append(daemons, measureServer([]string{bin, "run", "-c", cfg, "--log-format", "json"}, "/webhooks/payram", *conc, *duration))
+	}
+	bare, listener, daemonRes := median(bares), median(listeners), median(daemons)
+	fmt.Printf("rounds: %d of %s each, interleaved; medians by req/s. Per round, listener/bare: %s; daemon/bare: %s\n\n",
+		*rounds, *duration, ratios(listeners, bares), ratios(daemons, bares))
 
 	fmt.Printf("| server (c=%d) | req/s | p50 | p99 | errors | req/s vs bare | p99 vs bare | peak RSS |\n|---|---|---|---|---|---|---|---|\n", *conc)
 	for _, r := range []struct {
@@ -207,6 +218,29 @@ func serveListener(addr, cfgPath string) {
 	check(err)
 	fmt.Println("listening " + ln.Addr().String())
 	check(webhook.NewServer(addr, h).Serve(ln))
+}
+
+// median returns the result with the median req/s.
+func median(rs []result) result {
+	s := slices.Clone(rs)
+	slices.SortFunc(s, func(a, b result) int {
+		switch {
+		case a.rps < b.rps:
+			return -1
+		case a.rps > b.rps:
+			return 1
+		}
+		return 0
+	})
+	return s[len(s)/2]
+}
+
+func ratios(a, b []result) string {
+	var parts []string
+	for i := range a {
+		parts = append(parts, fmt.Sprintf("%.2f", a[i].rps/b[i].rps))
+	}
+	return strings.Join(parts, ", ")
 }
 
 type result struct {
