@@ -144,6 +144,9 @@ func compileOne(a *config.Action) Action {
 		// Done is skipped on purpose: with the type unknown, every other
 		// key would be reported too, burying the one line that matters.
 		if a.Type == "" {
+			if a.Fields.Problems().HasErrorAt(a.Fields.KeyPos("type")) {
+				return nil // the config loader reported the missing type
+			}
 			a.Fields.Errorf("type", "action %q has no type: write type: and one of %s", a.Name, strings.Join(types, ", "))
 		} else {
 			a.Fields.Errorf("type", "unknown action type %q%s (known types: %s)", a.Type, config.DidYouMean(a.Type, types), strings.Join(types, ", "))

@@ -77,7 +77,7 @@ type Retry struct {
 var DefaultRetry = Retry{Attempts: 10, Initial: time.Second, Max: 10 * time.Minute}
 
 // Action is one configured action, named in actions: or inline in a rule's
-// do: (named "<rule>/do[<index>]").
+// do: (named "<rule>/do[<index>]:<type>").
 type Action struct {
 	Name    string
 	Pos     Pos

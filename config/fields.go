@@ -552,7 +552,8 @@ func (f *Fields) secrets(key, plural string, nonEmpty bool) []Secret {
 	for i, s := range out {
 		if strings.TrimSpace(string(s)) != "" {
 			kept = append(kept, s)
-		} else if nonEmpty {
+		} else if nonEmpty && !f.probs.hasAt(at[i]) {
+			// An unset ${VAR} was reported here already; this is its echo.
 			f.probs.Errorf(at[i], "%s is empty: an empty secret would accept anything signed with no key", key)
 		}
 	}

@@ -381,14 +381,14 @@ func (l *loader) server(f *Fields, top *Fields) {
 	if s.Workers < 1 || s.Workers > 1024 {
 		f.Errorf("workers", "workers must be between 1 and 1024")
 	}
-	if s.AdminListen != "" && s.AdminListen != "off" && s.AdminToken == "" && !isLoopback(s.AdminListen) {
+	if s.AdminListen != "" && s.AdminListen != "off" && s.AdminToken == "" && !IsLoopback(s.AdminListen) {
 		f.Errorf("admin_listen", "%s %q is not a loopback address, so admin_token is required (the admin API can replay events and retry jobs)", adminFrom, s.AdminListen)
 	}
 	f.Done()
 }
 
-// isLoopback reports whether a listen address only accepts local connections.
-func isLoopback(addr string) bool {
+// IsLoopback reports whether a listen address only accepts local connections.
+func IsLoopback(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return false
@@ -591,7 +591,10 @@ func (l *loader) ruleDo(file string, r *Rule, f *Fields) {
 			r.Do = append(r.Do, it.Value)
 			r.DoPos = append(r.DoPos, pos)
 		case yaml.MappingNode:
-			name := fmt.Sprintf("%s/do[%d]", r.Name, i)
+			// Jobs find their action by name when they run; the type in
+			// the name keeps an edit that reorders do: from sending a
+			// pending retry to an action of another kind.
+			name := fmt.Sprintf("%s/do[%d]:%s", r.Name, i, mappingValue(it, "type"))
 			if a := l.action(file, name, it, true); a != nil {
 				l.cfg.Actions = append(l.cfg.Actions, a)
 				r.Do = append(r.Do, name)
@@ -661,6 +664,16 @@ func ruleLabel(name string) string {
 		return "this rule"
 	}
 	return fmt.Sprintf("rule %q", name)
+}
+
+// mappingValue is the scalar value of key in a mapping node, or "".
+func mappingValue(n *yaml.Node, key string) string {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key && n.Content[i+1].Kind == yaml.ScalarNode {
+			return n.Content[i+1].Value
+		}
+	}
+	return ""
 }
 
 func orDefault(s, def string) string {

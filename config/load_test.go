@@ -271,7 +271,6 @@ sources:
 `},
 			want: []string{
 				`rules.yaml:4:13: environment variable PAYRAM_API_KEY is not set; set it (systemd: EnvironmentFile=) or give a default: ${PAYRAM_API_KEY:-value}`,
-				`rules.yaml:4:13: secret is empty: an empty secret would accept anything signed with no key`,
 			},
 		},
 		{
@@ -573,7 +572,6 @@ tests:
 				`rules.yaml:2:14: retention: "30d" is not a duration: write a number and a unit, such as 30s, 5m or 720h; days are written in hours (720h is 30 days)`,
 				`rules.yaml:3:3: unknown field "listn" (did you mean "listen"?)`,
 				`rules.yaml:7:13: environment variable PAYRAM_API_KEY is not set; set it (systemd: EnvironmentFile=) or give a default: ${PAYRAM_API_KEY:-value}`,
-				`rules.yaml:7:13: secret is empty: an empty secret would accept anything signed with no key`,
 				`rules.yaml:8:29: allow_ips: "10.0.0.300" is not an IP address or CIDR`,
 				`rules.yaml:12:14: timeout: "5 s" is not a duration: write a number and a unit, such as 30s, 5m or 720h`,
 				`rules.yaml:15:13: unknown source "payrm" (did you mean "payram"?)`,
@@ -824,8 +822,8 @@ tests:
 	if want := []string{dir + "/rules.d/*.yaml", dir + "/extra.yaml", dir + "/missing/*.yaml"}; !slices.Equal(cfg.IncludePatterns, want) {
 		t.Errorf("include patterns = %q, want %q (absolute, kept even when nothing matches yet)", cfg.IncludePatterns, want)
 	}
-	if a := cfg.Action("a-rule/do[1]"); a == nil || !a.Inline || a.Type != "log" {
-		t.Errorf("inline action = %+v, want an inline log action named a-rule/do[1]", a)
+	if a := cfg.Action("a-rule/do[1]:log"); a == nil || !a.Inline || a.Type != "log" {
+		t.Errorf("inline action = %+v, want an inline log action named a-rule/do[1]:log", a)
 	}
 	if cfg.Action("b-log") == nil {
 		t.Error("an include's named action is missing")

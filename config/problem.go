@@ -64,6 +64,10 @@ func (ps *Problems) Warnf(pos Pos, format string, args ...any) {
 // Add appends problems found elsewhere.
 func (ps *Problems) Add(other ...Problem) { ps.List = append(ps.List, other...) }
 
+// HasErrorAt reports whether an error was already recorded at pos, so that a
+// later check can stay quiet about a consequence of it.
+func (ps *Problems) HasErrorAt(pos Pos) bool { return ps.hasAt(pos) }
+
 // HasErrors reports whether any problem is an error rather than a warning.
 func (ps *Problems) HasErrors() bool {
 	for _, p := range ps.List {

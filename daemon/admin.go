@@ -278,10 +278,7 @@ func (d *Daemon) apiRetry(w http.ResponseWriter, r *http.Request) {
 }
 
 func (d *Daemon) apiReload(w http.ResponseWriter, r *http.Request) {
-	ok := d.Reload("admin API")
-	d.reloadMu.Lock()
-	st := d.lastReload
-	d.reloadMu.Unlock()
+	ok, st := d.reload("admin API")
 	code := http.StatusOK
 	if !ok {
 		code = http.StatusUnprocessableEntity

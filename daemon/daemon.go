@@ -71,7 +71,7 @@ func New(o Options) (*Daemon, error) {
 	if o.Notify == nil {
 		o.Notify = nopNotifier{}
 	}
-	d := &Daemon{opts: o, log: o.Logger, metrics: NewMetrics(), notify: o.Notify, wake: make(chan struct{}, 1), events: newEventCache(8192)}
+	d := &Daemon{opts: o, log: o.Logger, metrics: NewMetrics(), notify: o.Notify, wake: make(chan struct{}, 1), events: newEventCache(8192, 64<<20)}
 	snap, probs := Load(o.Load)
 	for _, p := range probs.List {
 		if p.Warning {

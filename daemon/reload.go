@@ -21,6 +21,13 @@ const debounce = 250 * time.Millisecond
 // part of it is valid. On any error the running config stays and every
 // problem is logged with its position. It is safe to call concurrently.
 func (d *Daemon) Reload(trigger string) bool {
+	ok, _ := d.reload(trigger)
+	return ok
+}
+
+// reload is Reload, also returning this reload's status (lastReload may be
+// another reload's by the time a caller reads it).
+func (d *Daemon) reload(trigger string) (bool, reloadStatus) {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
 	d.notify.Reloading()
@@ -47,17 +54,31 @@ func (d *Daemon) Reload(trigger string) bool {
 		readyStatus = fmt.Sprintf("payramd serving the previous config: reload refused (%d errors, see the log or run payramd check)", countErrors(probs.List))
 		d.metrics.ReloadOK.Set(0)
 		d.lastReload = status
-		return false
+		return false, status
 	}
 	for _, p := range probs.List {
 		d.log.Warn("config warning", "problem", p.String())
 	}
-	// listen, admin_listen and data_dir are bound at start.
+	// These server settings are bound when the listeners, the journal and
+	// the worker pool start; a reload keeps the running values.
 	cur := d.server
 	ns := &snap.Config.Server
-	if ns.Listen != cur.Listen || ns.AdminListen != cur.AdminListen || ns.DataDir != cur.DataDir || ns.TLSCert != cur.TLSCert || ns.TLSKey != cur.TLSKey {
-		d.log.Warn("listen, admin_listen, data_dir and tls settings change only on restart; keeping the running values")
+	if ns.Listen != cur.Listen || ns.AdminListen != cur.AdminListen || ns.DataDir != cur.DataDir || ns.TLSCert != cur.TLSCert || ns.TLSKey != cur.TLSKey ||
+		ns.MaxBody != cur.MaxBody || !slices.Equal(ns.TrustedProxies, cur.TrustedProxies) || ns.Workers != cur.Workers || ns.ShutdownTimeout != cur.ShutdownTimeout {
+		d.log.Warn("listen, admin_listen, data_dir, tls_cert, tls_key, max_body, trusted_proxies, workers and shutdown_timeout change only on restart; keeping the running values")
 		ns.Listen, ns.AdminListen, ns.DataDir, ns.TLSCert, ns.TLSKey = cur.Listen, cur.AdminListen, cur.DataDir, cur.TLSCert, cur.TLSKey
+		ns.MaxBody, ns.TrustedProxies, ns.Workers, ns.ShutdownTimeout = cur.MaxBody, cur.TrustedProxies, cur.Workers, cur.ShutdownTimeout
+	}
+	// The token check of the config loader saw the new file's admin_listen;
+	// the listener still runs on the old one. An admin API bound off
+	// loopback must never lose its token through a reload.
+	if ns.AdminToken == "" && cur.AdminListen != "off" && !config.IsLoopback(cur.AdminListen) {
+		status.Problems = append(status.Problems, "admin_token: the admin API runs on "+cur.AdminListen+", which is not loopback, so admin_token cannot be removed by a reload")
+		d.log.Error("config reload refused: admin_token is empty but the running admin listener is not on loopback", "admin_listen", cur.AdminListen, "trigger", trigger)
+		readyStatus = "payramd serving the previous config: reload refused (admin_token removed from a non-loopback admin listener)"
+		d.metrics.ReloadOK.Set(0)
+		d.lastReload = status
+		return false, status
 	}
 	// Rate-limit buckets carry over, or every reload would hand each
 	// source a full burst.
@@ -69,7 +90,7 @@ func (d *Daemon) Reload(trigger string) bool {
 	d.metrics.ReloadTime.Set(float64(time.Now().Unix()))
 	d.log.Info("config reloaded", "trigger", trigger, "rules", len(snap.Rules.Rules), "sources", len(snap.Config.Sources),
 		"actions", len(snap.Config.Actions), "took", time.Since(start).Round(time.Microsecond).String(), "previous_rules", len(old.Rules.Rules))
-	return true
+	return true, status
 }
 
 func countErrors(list []config.Problem) int {
@@ -134,11 +155,10 @@ func (d *Daemon) watch(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case ev, ok := <-w.Events:
+		case _, ok := <-w.Events:
 			if !ok {
 				return
 			}
-			_ = ev
 			timer = time.After(debounce)
 		case err, ok := <-w.Errors:
 			if !ok {

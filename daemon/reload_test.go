@@ -94,3 +94,37 @@ func TestReloadsRaceEvaluations(t *testing.T) {
 		t.Errorf("after the last reload the rule still matches amount 50 > 90")
 	}
 }
+
+// TestReloadKeepsAdminTokenOffLoopback: the admin listener stays where it
+// was bound, so an edit that moves admin_listen to loopback and drops the
+// token must not leave the running, public admin API without one.
+func TestReloadKeepsAdminTokenOffLoopback(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "rules.yaml")
+	base := "sources:\n  payram:\n    provider: payram\n    secret: k\nactions:\n  note:\n    type: log\n    message: x\nrules:\n  - name: r\n    when: \"true\"\n    do: [note]\n"
+	write := func(server string) {
+		if err := os.WriteFile(path, []byte("server:\n  data_dir: "+filepath.Join(dir, "data")+"\n"+server+base), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("  admin_listen: \"0.0.0.0:18081\"\n  admin_token: s3cret\n")
+	d, err := New(Options{Load: LoadOptions{Path: path}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	write("  admin_listen: \"127.0.0.1:8081\"\n")
+	if ok, st := d.reload("test"); ok {
+		t.Fatalf("reload dropping the token of a public admin listener was accepted: %+v", st)
+	}
+	if got := d.Snapshot().Config.Server.AdminToken.Reveal(); got != "s3cret" {
+		t.Errorf("admin token after the refused reload = %q", got)
+	}
+	// Keeping the token (or changing it) reloads fine.
+	write("  admin_listen: \"127.0.0.1:8081\"\n  admin_token: n3w\n")
+	if ok, st := d.reload("test"); !ok {
+		t.Fatalf("reload refused: %+v", st)
+	}
+	if got := d.Snapshot().Config.Server.AdminListen; got != "0.0.0.0:18081" {
+		t.Errorf("admin_listen after reload = %q, want the bound 0.0.0.0:18081", got)
+	}
+}

@@ -236,6 +236,11 @@ func (p *pool) exec(ctx context.Context, j *journal.Job, ev *engine.Event) {
 		if ctx.Err() != nil {
 			return
 		}
+		if j.Attempts >= cfgAct.Retry.Attempts && d.budgetSpent(ctx, j, cfgAct.Retry.Attempts) {
+			d.log.Error("loading a job's event failed on its last attempt; the job is dead", "job", j.ID, "event", j.EventID, "err", err)
+			finish(journal.Dead, time.Time{}, "dead", err.Error(), "")
+			return
+		}
 		d.log.Error("loading a job's event failed; will retry", "job", j.ID, "event", j.EventID, "err", err)
 		finish(journal.Pending, time.Now().Add(backoff(cfgAct.Retry, j.Attempts)), "retry", err.Error(), "")
 		return

@@ -38,7 +38,7 @@ func TestBackoffGrowsWithJitterAndCap(t *testing.T) {
 }
 
 func TestEventCacheEvictsOldest(t *testing.T) {
-	c := newEventCache(3)
+	c := newEventCache(3, 1<<20)
 	for i := 0; i < 5; i++ {
 		c.put(&engine.Event{ID: fmt.Sprint(i)})
 	}
@@ -50,5 +50,22 @@ func TestEventCacheEvictsOldest(t *testing.T) {
 	c.put(&engine.Event{ID: "4"}) // already there: no eviction
 	if c.get("2") == nil {
 		t.Error("re-putting a cached event evicted another")
+	}
+}
+
+func TestEventCacheBoundedByBytes(t *testing.T) {
+	c := newEventCache(100, 30<<10) // each 10 KiB body costs 30 KiB
+	body := make([]byte, 10<<10)
+	for i := 0; i < 5; i++ {
+		c.put(&engine.Event{ID: fmt.Sprint(i), Raw: body})
+	}
+	if c.bytes > 30<<10 {
+		t.Errorf("cache holds %d bytes, over its 30 KiB bound", c.bytes)
+	}
+	if c.get("4") == nil || c.get("0") != nil {
+		t.Error("the newest event must be kept and the oldest evicted")
+	}
+	if c.put(&engine.Event{ID: "big", Raw: make([]byte, maxCachedEvent+1)}) {
+		t.Error("an event over maxCachedEvent was cached")
 	}
 }

@@ -55,6 +55,12 @@ func (p *payram) Methods() []string { return []string{http.MethodGet, http.Metho
 // signature would push verification down to the weaker legacy check.
 func (p *payram) Verify(r *Request) error {
 	if sig, ok := headerValue(r.Header, payramSignatureHeader); ok {
+		if len(r.Body) == 0 && len(r.Query) > 0 {
+			// The signature covers the body, and this payload comes from
+			// the query string: a signature over nothing would vouch for
+			// any query, and anyone who saw one could forge events.
+			return errSignature("%s covers the body, but this GET carries its payload in the query string; PayRam's GET deliveries are authenticated with the %s header", payramSignatureHeader, payramLegacyHeader)
+		}
 		return p.verifySignature(sig, r.Body)
 	}
 	if p.requireSignature {

@@ -293,7 +293,12 @@ func readTolerance(f *config.Fields) time.Duration {
 // failing `payramd check`.
 func requireSecrets(src *config.Source) [][]byte {
 	if len(src.Secrets) == 0 {
-		src.Fields.Errorf("secret", "provider %s needs a secret: add secret: ${ENV_VAR} (or secrets: [old, new] while rotating)", src.Provider)
+		// When the secret is there but empty (an unset ${VAR}), the loader
+		// has said so at that spot; repeating it in other words only adds
+		// noise.
+		if !hasErrorAt(src.Fields.Problems(), src.Fields.KeyPos("secret")) {
+			src.Fields.Errorf("secret", "provider %s needs a secret: add secret: ${ENV_VAR} (or secrets: [old, new] while rotating)", src.Provider)
+		}
 		return nil
 	}
 	out := make([][]byte, len(src.Secrets))

@@ -99,6 +99,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 2
 }
 
+// plural formats a count with its noun: 1 problem, 2 problems.
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
 func versionString() string {
 	c := commit
 	if c == "" {
@@ -234,7 +242,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 			for _, p := range ce.Problems {
 				log.Error("config error", "problem", p.String())
 			}
-			fmt.Fprintf(stderr, "payramd: the config is invalid (%d problems); run `payramd check` for the list\n", len(ce.Problems))
+			fmt.Fprintf(stderr, "payramd: the config is invalid (%s); run `payramd check` for the list\n", plural(len(ce.Problems), "problem"))
 		} else {
 			log.Error("start-up failed", "err", err)
 		}
