@@ -30,7 +30,6 @@ type hmacProvider struct {
 	newHash  func() hash.Hash
 	tsHeader string // "" when the scheme signs no timestamp
 	tol      time.Duration
-	idHeader string
 }
 
 var _ Provider = (*hmacProvider)(nil)
@@ -42,7 +41,6 @@ func newHMAC(src *config.Source) (Provider, error) {
 		prefix:   f.String("prefix"),
 		base64:   f.OneOf("encoding", "hex", "hex", "base64") == "base64",
 		tsHeader: f.String("timestamp_header"),
-		idHeader: f.String("id_header"),
 	}
 	if p.header == "" && !hasErrorAt(f.Problems(), f.KeyPos("header")) {
 		f.Errorf("header", "provider hmac needs header: the request header the signature arrives in, such as X-Hub-Signature-256")
@@ -178,15 +176,11 @@ func (p *hmacProvider) Normalize(r *Request) (*Normalized, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Normalized{Type: genericType(payload), Payload: payload}
-	// The id header is not covered by the signature, so a replay with a
-	// changed id is not a duplicate; merchants who care use once_per.
-	if p.idHeader != "" {
-		if id, _ := headerValue(r.Header, p.idHeader); strings.TrimSpace(id) != "" {
-			n.ID = strings.TrimSpace(id)
-		}
-	}
-	return n, nil
+	// No delivery id is taken from a header: none is covered by these
+	// signatures, so a captured delivery replayed with a fresh id would
+	// run its actions again. The event id is the hash of the signed body;
+	// a delivery-id header stays visible to rules in meta.headers.
+	return &Normalized{Type: genericType(payload), Payload: payload}, nil
 }
 
 func genericType(payload map[string]any) string {

@@ -95,7 +95,7 @@ func TestCompileProblems(t *testing.T) {
 func TestCompileValid(t *testing.T) {
 	tab, probs := compileProblems(t,
 		[2]string{"payram", "provider: payram\nsecrets: [a, b]\nrequire_signature: true\n"},
-		[2]string{"gh", "provider: hmac\nsecret: x\nheader: X-Hub-Signature-256\nprefix: sha256=\nencoding: hex\nalgorithm: sha256\ntimestamp_header: X-Ts\ntolerance: 2m\nid_header: X-GitHub-Delivery\n"},
+		[2]string{"gh", "provider: hmac\nsecret: x\nheader: X-Hub-Signature-256\nprefix: sha256=\nencoding: hex\nalgorithm: sha256\ntimestamp_header: X-Ts\ntolerance: 2m\n"},
 		[2]string{"sw", "provider: standard-webhooks\nsecret: MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\ntolerance: 10m\n"},
 		[2]string{"st", "provider: stripe\nsecret: whsec_x\nheader: Payvost-Signature\ntolerance: 1m\n"},
 	)
@@ -108,7 +108,7 @@ func TestCompileValid(t *testing.T) {
 	if tab.Path("gh") != "/webhooks/gh" || tab.Provider("gh") == nil || tab.Provider("nope") != nil || tab.Path("nope") != "" {
 		t.Fatal("lookups")
 	}
-	if p := tab.Provider("gh").(*hmacProvider); p.tol != 2*time.Minute || p.idHeader != "X-GitHub-Delivery" {
+	if p := tab.Provider("gh").(*hmacProvider); p.tol != 2*time.Minute {
 		t.Fatalf("hmac settings %+v", p)
 	}
 	if p := tab.Provider("sw").(*standardWebhooks); p.tol != 10*time.Minute || len(p.keys) != 1 {

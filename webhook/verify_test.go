@@ -384,7 +384,6 @@ func TestSignRoundTrip(t *testing.T) {
 		"stripe":          "provider: stripe\nsecret: whsec_abc\n",
 		"stripe-payvost":  "provider: stripe\nsecret: whsec_abc\nheader: Payvost-Signature\n",
 		"none":            "provider: none\n",
-		"hmac-id-header":  "provider: hmac\nsecret: " + newSecret + "\nheader: X-Sig\nid_header: X-Delivery\n",
 		"stripe-tolerant": "provider: stripe\nsecret: whsec_abc\ntolerance: 10m\n",
 	}
 	var srcs [][2]string
