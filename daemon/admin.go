@@ -67,6 +67,20 @@ func apiError(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, map[string]string{"error": msg})
 }
 
+// storeFailed answers a journal error: 404 with notFound for ErrNotFound,
+// 503 otherwise (the journal is unavailable). It reports whether err was set.
+func storeFailed(w http.ResponseWriter, err error, notFound string) bool {
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, journal.ErrNotFound):
+		apiError(w, http.StatusNotFound, notFound)
+	default:
+		apiError(w, http.StatusServiceUnavailable, err.Error())
+	}
+	return true
+}
+
 func (d *Daemon) readyz(w http.ResponseWriter, r *http.Request) {
 	if d.Snapshot() == nil {
 		apiError(w, http.StatusServiceUnavailable, "no config loaded")
@@ -169,12 +183,7 @@ func viewJob(j *journal.Job) jobView {
 
 func (d *Daemon) apiEvent(w http.ResponseWriter, r *http.Request) {
 	det, err := d.store.Event(r.Context(), r.PathValue("id"))
-	if errors.Is(err, journal.ErrNotFound) {
-		apiError(w, http.StatusNotFound, "no such event")
-		return
-	}
-	if err != nil {
-		apiError(w, http.StatusServiceUnavailable, err.Error())
+	if storeFailed(w, err, "no such event") {
 		return
 	}
 	type ruleView struct {
@@ -201,12 +210,7 @@ func (d *Daemon) apiEvent(w http.ResponseWriter, r *http.Request) {
 func (d *Daemon) apiReplay(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	det, err := d.store.Event(r.Context(), id)
-	if errors.Is(err, journal.ErrNotFound) {
-		apiError(w, http.StatusNotFound, "no such event")
-		return
-	}
-	if err != nil {
-		apiError(w, http.StatusServiceUnavailable, err.Error())
+	if storeFailed(w, err, "no such event") {
 		return
 	}
 	ev, err := eventFromJournal(&det.Event)
@@ -264,12 +268,7 @@ func (d *Daemon) apiRetry(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	j, err := d.store.Retry(r.Context(), id)
-	if errors.Is(err, journal.ErrNotFound) {
-		apiError(w, http.StatusNotFound, "no such job, or it is running or succeeded")
-		return
-	}
-	if err != nil {
-		apiError(w, http.StatusServiceUnavailable, err.Error())
+	if storeFailed(w, err, "no such job, or it is running or succeeded") {
 		return
 	}
 	d.log.Info("job retried by hand", "job", id, "action", j.Action)

@@ -74,6 +74,21 @@ func (ac *adminClient) do(method, path string, out any) error {
 	return json.Unmarshal(body, out)
 }
 
+// fetch GETs an admin API path for the command name. done is true when
+// nothing is left to do: an error was printed (code 1), or --json printed
+// the answer as it is (code 0).
+func (ac *adminClient) fetch(c *common, name, path string, stdout, stderr io.Writer) (raw json.RawMessage, code int, done bool) {
+	if err := ac.do("GET", path, &raw); err != nil {
+		fmt.Fprintf(stderr, "payramd %s: %v\n", name, err)
+		return nil, 1, true
+	}
+	if c.jsonOut {
+		printRaw(stdout, raw)
+		return raw, 0, true
+	}
+	return raw, 0, false
+}
+
 func adminFlags(name string, stderr io.Writer) (*common, *string) {
 	c := newFlags(name, stderr)
 	u := c.fs.String("admin", "", "admin API base URL (default: from the config's admin_listen)")
@@ -98,18 +113,12 @@ func cmdEvents(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	ac := newAdminClient(c, *admin)
-	var raw json.RawMessage
 	if len(pos) > 0 {
-		if err := ac.do("GET", "/api/events/"+url.PathEscape(pos[0]), &raw); err != nil {
-			fmt.Fprintln(stderr, "payramd events:", err)
-			return 1
+		raw, code, done := ac.fetch(c, "events", "/api/events/"+url.PathEscape(pos[0]), stdout, stderr)
+		if !done {
+			printEventDetail(stdout, raw)
 		}
-		if c.jsonOut {
-			printRaw(stdout, raw)
-			return 0
-		}
-		printEventDetail(stdout, raw)
-		return 0
+		return code
 	}
 	q := url.Values{"limit": {fmt.Sprint(*limit)}}
 	if *source != "" {
@@ -118,13 +127,9 @@ func cmdEvents(args []string, stdout, stderr io.Writer) int {
 	if *since != "" {
 		q.Set("since", *since)
 	}
-	if err := ac.do("GET", "/api/events?"+q.Encode(), &raw); err != nil {
-		fmt.Fprintln(stderr, "payramd events:", err)
-		return 1
-	}
-	if c.jsonOut {
-		printRaw(stdout, raw)
-		return 0
+	raw, code, done := ac.fetch(c, "events", "/api/events?"+q.Encode(), stdout, stderr)
+	if done {
+		return code
 	}
 	var list struct {
 		Events []struct {
@@ -218,14 +223,9 @@ func cmdJobs(args []string, stdout, stderr io.Writer) int {
 	if *event != "" {
 		q.Set("event", *event)
 	}
-	var raw json.RawMessage
-	if err := ac.do("GET", "/api/jobs?"+q.Encode(), &raw); err != nil {
-		fmt.Fprintln(stderr, "payramd jobs:", err)
-		return 1
-	}
-	if c.jsonOut {
-		printRaw(stdout, raw)
-		return 0
+	raw, code, done := ac.fetch(c, "jobs", "/api/jobs?"+q.Encode(), stdout, stderr)
+	if done {
+		return code
 	}
 	var list struct {
 		Jobs []struct {
