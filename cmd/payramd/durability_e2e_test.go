@@ -982,11 +982,17 @@ func unwritable(t *testing.T, dir, data string, breakIt, fix func(), busy bool) 
 	// the guarantee checked is: every 200 is durable (it joins the acked
 	// set, checked after a kill -9 below), and the journal soon refuses
 	// with 503 — never anything else.
-	refused := 0
+	refused, transport := 0, 0
 	for i := range 3000 {
 		ref := fmt.Sprintf("during_%04d", i)
 		code, a, err := postSigned(p.Public, payment(ref, 1763900000+int64(i), 8000))
 		switch {
+		case err != nil && code == 0 && transport < 5:
+			// No answer is no acknowledgement: the guarantee holds. (Seen
+			// once under heavy parallel load: a keep-alive connection
+			// reset.) A dead daemon fails the steps below.
+			transport++
+			t.Logf("POST while unwritable: no answer (%v); not acknowledged", err)
 		case code == 200 && a.Status == "accepted":
 			acked[ref] = a.ID
 		case code == 503 && a.Error == "unavailable":

@@ -72,15 +72,19 @@ func startDaemon(t *testing.T, cfg string, env ...string) *proc {
 	p.cmd = exec.Command(binPath, "run", "-c", cfg, "--log-format", "json", "--log-level", "debug")
 	p.cmd.Env = append(baseEnv(), "PAYRAMD_LISTEN=127.0.0.1:0", "PAYRAMD_ADMIN_LISTEN=127.0.0.1:0")
 	p.cmd.Env = append(p.cmd.Env, env...)
-	stderr, err := p.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	// An io.Pipe as Stderr (not StderrPipe, which Wait closes as soon as
+	// the process exits): Wait then returns only after every byte has been
+	// handed to the scanner, so the last lines (a shutdown's, flushed at
+	// exit) are never lost; done waits for the scanner too.
+	stderr, stderrW := io.Pipe()
+	p.cmd.Stderr = stderrW
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	ready := make(chan struct{})
+	scanned := make(chan struct{})
 	go func() {
+		defer close(scanned)
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		once := false
@@ -97,8 +101,14 @@ func startDaemon(t *testing.T, cfg string, env ...string) *proc {
 				close(ready)
 			}
 		}
+		_, _ = io.Copy(io.Discard, stderr) // after a scan error, never block the daemon's stderr
 	}()
-	go func() { p.exit = p.cmd.Wait(); close(p.done) }()
+	go func() {
+		p.exit = p.cmd.Wait()
+		stderrW.Close()
+		<-scanned
+		close(p.done)
+	}()
 	t.Cleanup(func() {
 		if p.cmd.ProcessState == nil {
 			_ = p.cmd.Process.Kill()
