@@ -904,7 +904,17 @@ func TestUnwritableJournal(t *testing.T) {
 		// Registered after TempDir, so it runs before its removal.
 		t.Cleanup(func() { chattr("-i") })
 		unwritable(t, dir, data, func() {
-			paths, _ = filepath.Glob(filepath.Join(data, "*"))
+			all, _ := filepath.Glob(filepath.Join(data, "*"))
+			for _, f := range all {
+				// SQLite maps the -shm wal-index into memory; an immutable
+				// mapped file makes its next memory write a SIGBUS, which
+				// no program survives. Real failures (a full or read-only
+				// disk) fail the writes to the database and WAL instead,
+				// which is what this case models.
+				if !strings.HasSuffix(f, "-shm") {
+					paths = append(paths, f)
+				}
+			}
 			paths = append(paths, data)
 			chattr("+i")
 		}, func() {

@@ -110,7 +110,9 @@ func startDaemon(t *testing.T, cfg string, env ...string) *proc {
 		close(p.done)
 	}()
 	t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
+		select {
+		case <-p.done:
+		default:
 			_ = p.cmd.Process.Kill()
 			<-p.done
 		}
