@@ -9,7 +9,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/payramd/payramd/daemon"
 	"github.com/payramd/payramd/engine"
 	"github.com/payramd/payramd/journal"
 )
@@ -30,13 +29,8 @@ type backtestRule struct {
 // window and reports what it would have done. It opens the journal read
 // only, so it is safe beside a running daemon, and runs nothing.
 func backtest(c *common, since time.Duration, dataDir string, stdout, stderr io.Writer) int {
-	opts := loadOptions(c.config)
-	snap, probs := daemon.Load(opts)
+	snap, opts := loadValid(c.config, stderr)
 	if snap == nil {
-		for _, p := range probs.List {
-			fmt.Fprintln(stderr, p.String())
-		}
-		fmt.Fprintf(stderr, "%s: the candidate config is invalid\n", opts.Path)
 		return 1
 	}
 	if dataDir == "" {

@@ -190,13 +190,8 @@ func cmdTest(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return 2
 	}
-	opts := loadOptions(c.config)
-	snap, probs := daemon.Load(opts)
+	snap, _ := loadValid(c.config, stderr)
 	if snap == nil {
-		for _, p := range probs.List {
-			fmt.Fprintln(stderr, p.String())
-		}
-		fmt.Fprintf(stderr, "%s: the config is invalid; fix it first (payramd check)\n", opts.Path)
 		return 1
 	}
 	if len(files) > 0 {

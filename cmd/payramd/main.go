@@ -186,6 +186,21 @@ func loadOptions(flagValue string) daemon.LoadOptions {
 	return daemon.LoadOptions{Path: path}
 }
 
+// loadValid loads the config for a command that needs a valid one. When it
+// is invalid, it prints every problem and a line saying what to do, and
+// returns nil (the command exits 1).
+func loadValid(flagValue string, stderr io.Writer) (*daemon.Snapshot, daemon.LoadOptions) {
+	opts := loadOptions(flagValue)
+	snap, probs := daemon.Load(opts)
+	if snap == nil {
+		for _, p := range probs.List {
+			fmt.Fprintln(stderr, p.String())
+		}
+		fmt.Fprintf(stderr, "%s: the config is invalid; fix it first (payramd check)\n", opts.Path)
+	}
+	return snap, opts
+}
+
 // newLoggerTo builds the logger writing to w; term is the real stream,
 // used to decide whether "auto" means text (a terminal) or JSON.
 func newLoggerTo(format, level string, w, term io.Writer) (*slog.Logger, error) {

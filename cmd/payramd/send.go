@@ -9,8 +9,6 @@ import (
 	"os"
 	"strings"
 	"time"
-
-	"github.com/payramd/payramd/daemon"
 )
 
 func cmdSend(args []string, stdout, stderr io.Writer) int {
@@ -27,12 +25,8 @@ func cmdSend(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "payramd send: give exactly one EVENT.json")
 		return 2
 	}
-	opts := loadOptions(c.config)
-	snap, probs := daemon.Load(opts)
+	snap, _ := loadValid(c.config, stderr)
 	if snap == nil {
-		for _, p := range probs.List {
-			fmt.Fprintln(stderr, p.String())
-		}
 		return 1
 	}
 	src, err := pickSource(snap.Config, source)
