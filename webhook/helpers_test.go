@@ -63,16 +63,23 @@ func newSourceWith(t testing.TB, name, src string, probs *config.Problems) *conf
 	return s
 }
 
-// compile builds a Table from sources given as name → YAML, failing the
-// test on any config error.
-func compile(t testing.TB, sources ...[2]string) *Table {
+// compileWith builds a Table from sources given as name → YAML and returns
+// the problems found.
+func compileWith(t testing.TB, sources ...[2]string) (*Table, *config.Problems) {
 	t.Helper()
 	probs := &config.Problems{}
 	cfg := &config.Config{}
 	for _, s := range sources {
 		cfg.Sources = append(cfg.Sources, newSourceWith(t, s[0], s[1], probs))
 	}
-	tab := Compile(cfg)
+	return Compile(cfg), probs
+}
+
+// compile builds a Table from sources given as name → YAML, failing the
+// test on any config error.
+func compile(t testing.TB, sources ...[2]string) *Table {
+	t.Helper()
+	tab, probs := compileWith(t, sources...)
 	if err := probs.Err(); err != nil {
 		t.Fatalf("config errors:\n%v", err)
 	}

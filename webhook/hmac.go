@@ -42,7 +42,7 @@ func newHMAC(src *config.Source) (Provider, error) {
 		base64:   f.OneOf("encoding", "hex", "hex", "base64") == "base64",
 		tsHeader: f.String("timestamp_header"),
 	}
-	if p.header == "" && !hasErrorAt(f.Problems(), f.KeyPos("header")) {
+	if p.header == "" && !f.Problems().HasErrorAt(f.KeyPos("header")) {
 		f.Errorf("header", "provider hmac needs header: the request header the signature arrives in, such as X-Hub-Signature-256")
 	}
 	switch f.OneOf("algorithm", "sha256", "sha256", "sha512", "sha1") {

@@ -296,7 +296,7 @@ func requireSecrets(src *config.Source) [][]byte {
 		// When the secret is there but empty (an unset ${VAR}), the loader
 		// has said so at that spot; repeating it in other words only adds
 		// noise.
-		if !hasErrorAt(src.Fields.Problems(), src.Fields.KeyPos("secret")) {
+		if !src.Fields.Problems().HasErrorAt(src.Fields.KeyPos("secret")) {
 			src.Fields.Errorf("secret", "provider %s needs a secret: add secret: ${ENV_VAR} (or secrets: [old, new] while rotating)", src.Provider)
 		}
 		return nil

@@ -67,7 +67,7 @@ func Compile(cfg *config.Config) *Table {
 		}
 		// The config loader checks paths too; report only what it has not,
 		// so `check` does not say the same thing twice.
-		if !hasErrorAt(probs, f.KeyPos("path")) {
+		if !probs.HasErrorAt(f.KeyPos("path")) {
 			if !strings.HasPrefix(path, "/") {
 				f.Errorf("path", "path must start with /, such as /webhooks/%s", src.Name)
 			} else if other, dup := t.byPath[path]; dup {
@@ -79,7 +79,7 @@ func Compile(cfg *config.Config) *Table {
 		built := false
 		switch factory := lookupFactory(src.Provider); {
 		case src.Provider == "":
-			if !hasErrorAt(probs, f.KeyPos("provider")) {
+			if !probs.HasErrorAt(f.KeyPos("provider")) {
 				f.Errorf("provider", "missing required field \"provider\" (one of %s)", strings.Join(names, ", "))
 			}
 		case factory == nil:
@@ -123,15 +123,6 @@ func Compile(cfg *config.Config) *Table {
 		t.bySource[src.Name] = r
 	}
 	return t
-}
-
-func hasErrorAt(ps *config.Problems, pos config.Pos) bool {
-	for _, p := range ps.List {
-		if p.Pos == pos && !p.Warning {
-			return true
-		}
-	}
-	return false
 }
 
 // newLimiter makes a token bucket; a burst of 0 (unset) becomes the rate

@@ -13,12 +13,7 @@ import (
 // as `payramd check` would print them.
 func compileProblems(t *testing.T, sources ...[2]string) (*Table, []string) {
 	t.Helper()
-	probs := &config.Problems{}
-	cfg := &config.Config{}
-	for _, s := range sources {
-		cfg.Sources = append(cfg.Sources, newSourceWith(t, s[0], s[1], probs))
-	}
-	tab := Compile(cfg)
+	tab, probs := compileWith(t, sources...)
 	probs.Sort()
 	var out []string
 	for _, p := range probs.List {

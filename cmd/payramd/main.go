@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/signal"
 	"runtime"
@@ -64,38 +65,45 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
-	cmd := "run"
-	if len(args) > 0 && (!strings.HasPrefix(args[0], "-") || slices.Contains([]string{"--version", "-version", "--help", "-help", "-h"}, args[0])) {
-		cmd, args = args[0], args[1:]
-	}
-	switch cmd {
-	case "run":
-		return cmdRun(args, stderr)
-	case "check":
-		return cmdCheck(args, stdout, stderr)
-	case "test":
-		return cmdTest(args, stdout, stderr)
-	case "send":
-		return cmdSend(args, stdout, stderr)
-	case "events":
-		return cmdEvents(args, stdout, stderr)
-	case "jobs":
-		return cmdJobs(args, stdout, stderr)
-	case "replay":
-		return cmdReplay(args, stdout, stderr)
-	case "retry":
-		return cmdRetry(args, stdout, stderr)
-	case "reload":
-		return cmdReload(args, stdout, stderr)
-	case "version", "--version", "-version":
+// commands maps each subcommand to its function; "did you mean" hints and
+// dispatch both come from it, so a new command is named in one place.
+var commands = map[string]func(args []string, stdout, stderr io.Writer) int{
+	"run":    func(args []string, _, stderr io.Writer) int { return cmdRun(args, stderr) },
+	"check":  cmdCheck,
+	"test":   cmdTest,
+	"send":   cmdSend,
+	"events": cmdEvents,
+	"jobs":   cmdJobs,
+	"replay": cmdReplay,
+	"retry":  cmdRetry,
+	"reload": cmdReload,
+	"version": func(_ []string, stdout, _ io.Writer) int {
 		fmt.Fprintln(stdout, versionString())
 		return 0
-	case "help", "-h", "--help", "-help":
+	},
+	"help": func(_ []string, stdout, _ io.Writer) int {
 		fmt.Fprint(stdout, usage)
 		return 0
+	},
+}
+
+// aliases are the flag-like spellings people type for two commands.
+var aliases = map[string]string{"--version": "version", "-version": "version", "--help": "help", "-help": "help", "-h": "help"}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cmd := "run"
+	if len(args) > 0 {
+		if a, ok := aliases[args[0]]; ok {
+			cmd, args = a, args[1:]
+		} else if !strings.HasPrefix(args[0], "-") {
+			cmd, args = args[0], args[1:]
+		}
 	}
-	fmt.Fprintf(stderr, "payramd: unknown command %q%s\n\n%s", cmd, config.DidYouMean(cmd, []string{"run", "check", "test", "send", "events", "jobs", "replay", "retry", "reload", "version"}), usage)
+	if f, ok := commands[cmd]; ok {
+		return f(args, stdout, stderr)
+	}
+	names := slices.Sorted(maps.Keys(commands))
+	fmt.Fprintf(stderr, "payramd: unknown command %q%s\n\n%s", cmd, config.DidYouMean(cmd, names), usage)
 	return 2
 }
 
