@@ -3,6 +3,8 @@ package journal
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"runtime"
 	"testing"
@@ -67,5 +69,11 @@ func mustIngest(t testing.TB, s *SQLite, ev *Event, eval *Evaluation) IngestResu
 }
 
 func idOf(prefix string, i int) string { return fmt.Sprintf("%s-%06d", prefix, i) }
+
+// hashID is a 64-hex-digit id like the ones payramd derives from a body hash.
+func hashID(i int) string {
+	h := sha256.Sum256(fmt.Appendf(nil, "event %d", i))
+	return hex.EncodeToString(h[:])
+}
 
 func testingGOMAXPROCS() int { return runtime.GOMAXPROCS(0) }

@@ -608,8 +608,8 @@ func TestPrune(t *testing.T) {
 	}
 	// Cascades: nothing dangling.
 	for _, q := range []string{
-		`SELECT count(*) FROM rule_results WHERE event_id NOT IN (SELECT id FROM events)`,
-		`SELECT count(*) FROM jobs WHERE event_id NOT IN (SELECT id FROM events)`,
+		`SELECT count(*) FROM rule_results WHERE event_seq NOT IN (SELECT seq FROM events)`,
+		`SELECT count(*) FROM jobs WHERE event_seq NOT IN (SELECT seq FROM events)`,
 		`SELECT count(*) FROM attempts WHERE job_id NOT IN (SELECT id FROM jobs)`,
 	} {
 		if got := count(t, s, q); got != 0 {

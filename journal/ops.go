@@ -45,15 +45,19 @@ func (s *SQLite) Ingest(ctx context.Context, ev *Event, eval *Evaluation) (Inges
 	var res IngestResult
 	err = s.write(ctx, func(w *wtx) error {
 		res = IngestResult{} // the writer may run an op twice
-		n, err := w.execN(stInsEvent, id, source, provider, typ, recv, headers, body, payload)
+		r, err := w.exec(stInsEvent, id, source, provider, typ, recv, headers, body, payload)
 		if err != nil {
 			return err
 		}
-		if n == 0 {
-			res.Duplicate = true
-			return nil
+		if n, err := r.RowsAffected(); err != nil || n == 0 {
+			res.Duplicate = err == nil
+			return err
 		}
-		res.Jobs, res.Suppressed, err = s.applyEval(w, id, source, eval)
+		seq, err := r.LastInsertId()
+		if err != nil {
+			return err
+		}
+		res.Jobs, res.Suppressed, err = s.applyEval(w, seq, id, source, eval)
 		return err
 	})
 	if err != nil {
@@ -70,9 +74,10 @@ func (s *SQLite) Replay(ctx context.Context, eventID string, eval *Evaluation) (
 	var jobs []*Job
 	err := s.write(ctx, func(w *wtx) error {
 		jobs = nil
+		var seq int64
 		source, found := "", false
 		err := w.query(stEventSource, func(row []driver.Value) error {
-			source, found = asString(row[0]), true
+			seq, source, found = asInt64(row[0]), asString(row[1]), true
 			return nil
 		}, eventID)
 		if err != nil {
@@ -81,10 +86,10 @@ func (s *SQLite) Replay(ctx context.Context, eventID string, eval *Evaluation) (
 		if !found {
 			return fmt.Errorf("journal: event %q: %w", eventID, ErrNotFound)
 		}
-		if _, err := w.exec(stDelResults, eventID); err != nil {
+		if _, err := w.exec(stDelResults, seq); err != nil {
 			return err
 		}
-		jobs, _, err = s.applyEval(w, eventID, source, eval)
+		jobs, _, err = s.applyEval(w, seq, eventID, source, eval)
 		return err
 	})
 	if err != nil {
@@ -99,10 +104,10 @@ func (s *SQLite) Replay(ctx context.Context, eventID string, eval *Evaluation) (
 // ops of a batch share the transaction, a key claimed by an earlier op of the
 // same batch is already visible here, so exactly one of many concurrent
 // events with the same key gets jobs.
-func (s *SQLite) applyEval(w *wtx, eventID, source string, eval *Evaluation) (jobs []*Job, suppressed []string, err error) {
+func (s *SQLite) applyEval(w *wtx, seq int64, eventID, source string, eval *Evaluation) (jobs []*Job, suppressed []string, err error) {
 	now := s.now().UnixNano()
 	// Box the values every row repeats once, not once per statement.
-	idV, srcV, nowV := driver.Value(eventID), driver.Value(source), driver.Value(now)
+	seqV, idV, srcV, nowV := driver.Value(seq), driver.Value(eventID), driver.Value(source), driver.Value(now)
 	var skip []bool // skip[i]: match i is suppressed; allocated only if some match has a once key
 	for i, m := range eval.Matches {
 		if !m.HasOnce {
@@ -124,7 +129,7 @@ func (s *SQLite) applyEval(w *wtx, eventID, source string, eval *Evaluation) (jo
 	}
 	for i, r := range eval.Results {
 		supp := r.Suppressed || (r.Matched && slices.Contains(suppressed, r.Rule))
-		if _, err := w.exec(stInsResult, idV, int64(i), r.Rule, r.Matched, r.Error, supp); err != nil {
+		if _, err := w.exec(stInsResult, seqV, int64(i), r.Rule, r.Matched, r.Error, supp); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -137,7 +142,7 @@ func (s *SQLite) applyEval(w *wtx, eventID, source string, eval *Evaluation) (jo
 			if eval.Claim {
 				st, state, attempts = stInsJobClaimed, Running, 1
 			}
-			res, err := w.exec(st, idV, srcV, m.Rule, action, nowV, nowV, nowV)
+			res, err := w.exec(st, seqV, idV, srcV, m.Rule, action, nowV, nowV, nowV)
 			if err != nil {
 				return nil, nil, err
 			}

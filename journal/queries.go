@@ -94,7 +94,8 @@ func (s *SQLite) Event(ctx context.Context, id string) (*EventDetail, error) {
 	defer tx.Rollback() //nolint:errcheck // read-only
 
 	d := &EventDetail{}
-	err = scanEvent(tx.QueryRowContext(ctx, `SELECT `+eventColumns+` FROM events WHERE id = ?`, id), &d.Event)
+	var seq int64
+	err = scanEvent(tx.QueryRowContext(ctx, `SELECT `+eventColumns+`, seq FROM events WHERE id = ?`, id), &d.Event, &seq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("journal: event %q: %w", id, ErrNotFound)
 	}
@@ -102,7 +103,7 @@ func (s *SQLite) Event(ctx context.Context, id string) (*EventDetail, error) {
 		return nil, readErr(err)
 	}
 
-	rows, err := tx.QueryContext(ctx, `SELECT rule, matched, error, suppressed FROM rule_results WHERE event_id = ? ORDER BY seq`, id)
+	rows, err := tx.QueryContext(ctx, `SELECT rule, matched, error, suppressed FROM rule_results WHERE event_seq = ? ORDER BY n`, seq)
 	if err != nil {
 		return nil, readErr(err)
 	}
@@ -118,7 +119,7 @@ func (s *SQLite) Event(ctx context.Context, id string) (*EventDetail, error) {
 		return nil, err
 	}
 
-	rows, err = tx.QueryContext(ctx, `SELECT `+jobColumns+` FROM jobs WHERE event_id = ? ORDER BY id`, id)
+	rows, err = tx.QueryContext(ctx, `SELECT `+jobColumns+` FROM jobs WHERE event_seq = ? ORDER BY id`, seq)
 	if err != nil {
 		return nil, readErr(err)
 	}
@@ -140,7 +141,7 @@ func (s *SQLite) Event(ctx context.Context, id string) (*EventDetail, error) {
 	}
 
 	rows, err = tx.QueryContext(ctx, `SELECT job_id, n, started_at, duration_ns, outcome, error, output FROM attempts
-		WHERE job_id IN (SELECT id FROM jobs WHERE event_id = ?) ORDER BY job_id, n, id`, id)
+		WHERE job_id IN (SELECT id FROM jobs WHERE event_seq = ?) ORDER BY job_id, n, id`, seq)
 	if err != nil {
 		return nil, readErr(err)
 	}
@@ -189,7 +190,7 @@ func (s *SQLite) Events(ctx context.Context, f EventFilter) ([]Event, error) {
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, " AND ")
 	}
-	q += ` ORDER BY received_at DESC, rowid DESC LIMIT ?`
+	q += ` ORDER BY received_at DESC, seq DESC LIMIT ?`
 	args = append(args, clampLimit(f.Limit))
 
 	rows, err := s.rdb.QueryContext(ctx, q, args...)
@@ -215,19 +216,21 @@ func (s *SQLite) Jobs(ctx context.Context, f JobFilter) ([]Job, error) {
 	}
 	var where []string
 	var args []any
-	switch {
-	case f.State == Succeeded && f.EventID == "":
-		// Succeeded jobs are most of the table: walking IDs backwards and
-		// filtering ("+" disables the state index) reaches `limit` rows
-		// quickly, whereas the index would sort every succeeded job.
-		where = append(where, "+state = ?")
-		args = append(args, string(f.State))
-	case f.State != "":
+	switch f.State {
+	case "":
+	case Succeeded:
+		// Succeeded jobs are most of the table and are not in the partial
+		// index jobs_due: walking IDs backwards and filtering reaches
+		// `limit` rows quickly.
 		where = append(where, "state = ?")
+		args = append(args, string(f.State))
+	default:
+		// The first term lets SQLite use the partial index jobs_due.
+		where = append(where, "state <> 'succeeded' AND state = ?")
 		args = append(args, string(f.State))
 	}
 	if f.EventID != "" {
-		where = append(where, "event_id = ?")
+		where = append(where, "event_seq = (SELECT seq FROM events WHERE id = ?)")
 		args = append(args, f.EventID)
 	}
 	q := `SELECT ` + jobColumns + ` FROM jobs`
@@ -268,8 +271,8 @@ func (s *SQLite) EventsSince(ctx context.Context, since time.Time, fn func(Event
 	page := make([]Event, 0, sincePage)
 	for {
 		page = page[:0]
-		rows, err := s.rdb.QueryContext(ctx, `SELECT `+eventColumns+`, rowid FROM events
-			WHERE (received_at, rowid) > (?, ?) ORDER BY received_at, rowid LIMIT ?`, lastAt, lastRow, sincePage)
+		rows, err := s.rdb.QueryContext(ctx, `SELECT `+eventColumns+`, seq FROM events
+			WHERE (received_at, seq) > (?, ?) ORDER BY received_at, seq LIMIT ?`, lastAt, lastRow, sincePage)
 		if err != nil {
 			return readErr(err)
 		}
@@ -324,7 +327,7 @@ func (s *SQLite) NextRunAt(ctx context.Context) (time.Time, bool, error) {
 		return time.Time{}, false, ErrClosed
 	}
 	var t sql.NullInt64
-	if err := s.rdb.QueryRowContext(ctx, `SELECT min(run_at) FROM jobs WHERE state = 'pending'`).Scan(&t); err != nil {
+	if err := s.rdb.QueryRowContext(ctx, `SELECT min(run_at) FROM jobs WHERE state <> 'succeeded' AND state = 'pending'`).Scan(&t); err != nil {
 		return time.Time{}, false, readErr(err)
 	}
 	if !t.Valid {

@@ -117,6 +117,128 @@ SELECT job_id, n,
        duration_ns / 1e6 AS duration_ms, outcome, error, output
 FROM attempts;
 `,
+
+	// 1 -> 2: keys that append instead of scattering. Version 1 keyed
+	// rule_results and the jobs-by-event index on the event's 64-character
+	// hash id, so every event inserted into three B-trees at random places
+	// (its id, its results, its jobs), and each of those leaf pages had to be
+	// written to the WAL and fsynced with the batch. Now events carry an
+	// INTEGER PRIMARY KEY (seq, their arrival order) that rule_results and
+	// jobs refer to, so only the events.id uniqueness index, which dedup
+	// needs, is still random; the rest are appends to pages the batch
+	// already writes. The index of due jobs is partial: succeeded jobs,
+	// nearly all of the table, leave it instead of piling up in it, and
+	// queries that want it repeat its WHERE term so that SQLite can prove
+	// they may use it. The (source, received_at) index is gone: listing
+	// one source's events walks the received_at index and filters, which
+	// costs an operator little and saved a write per webhook.
+	//
+	// SQLite cannot change keys in place, so each table is rebuilt as
+	// SQLite's documentation describes: create the new tables, copy, drop
+	// the old ones (children first, so no cascade runs), rename. RENAME
+	// also rewrites the REFERENCES clauses that name the new tables.
+	`
+DROP VIEW events_v;
+DROP VIEW jobs_v;
+DROP VIEW attempts_v;
+
+CREATE TABLE events_new (
+	seq         INTEGER PRIMARY KEY,
+	id          TEXT    NOT NULL UNIQUE,
+	source      TEXT    NOT NULL,
+	provider    TEXT    NOT NULL,
+	type        TEXT    NOT NULL,
+	received_at INTEGER NOT NULL,
+	headers     TEXT    NOT NULL DEFAULT '{}',
+	body        BLOB,
+	payload     TEXT
+);
+INSERT INTO events_new (seq, id, source, provider, type, received_at, headers, body, payload)
+	SELECT rowid, id, source, provider, type, received_at, headers, body, payload FROM events ORDER BY rowid;
+
+CREATE TABLE rule_results_new (
+	event_seq  INTEGER NOT NULL REFERENCES events_new(seq) ON DELETE CASCADE,
+	n          INTEGER NOT NULL,
+	rule       TEXT    NOT NULL,
+	matched    INTEGER NOT NULL,
+	error      TEXT    NOT NULL DEFAULT '',
+	suppressed INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (event_seq, n)
+) WITHOUT ROWID;
+INSERT INTO rule_results_new (event_seq, n, rule, matched, error, suppressed)
+	SELECT e.rowid, r.seq, r.rule, r.matched, r.error, r.suppressed
+	FROM rule_results r JOIN events e ON e.id = r.event_id;
+
+CREATE TABLE jobs_new (
+	id         INTEGER PRIMARY KEY AUTOINCREMENT,
+	event_seq  INTEGER NOT NULL REFERENCES events_new(seq) ON DELETE CASCADE,
+	event_id   TEXT    NOT NULL, -- events.id, repeated for reading jobs without a join
+	source     TEXT    NOT NULL,
+	rule       TEXT    NOT NULL,
+	action     TEXT    NOT NULL,
+	state      TEXT    NOT NULL CHECK (state = 'pending' OR state = 'running' OR state = 'succeeded' OR state = 'dead'),
+	attempts   INTEGER NOT NULL DEFAULT 0,
+	run_at     INTEGER NOT NULL,
+	created_at INTEGER NOT NULL,
+	updated_at INTEGER NOT NULL,
+	last_error TEXT    NOT NULL DEFAULT ''
+);
+INSERT INTO jobs_new (id, event_seq, event_id, source, rule, action, state, attempts, run_at, created_at, updated_at, last_error)
+	SELECT j.id, e.rowid, j.event_id, j.source, j.rule, j.action, j.state, j.attempts, j.run_at, j.created_at, j.updated_at, j.last_error
+	FROM jobs j JOIN events e ON e.id = j.event_id ORDER BY j.id;
+-- Job ids are idempotency keys and must never be reused, even the ids of
+-- jobs pruned before this migration.
+INSERT INTO sqlite_sequence (name, seq) SELECT 'jobs_new', 0
+	WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'jobs_new');
+UPDATE sqlite_sequence SET seq = max(seq, coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'jobs'), 0))
+	WHERE name = 'jobs_new';
+
+CREATE TABLE attempts_new (
+	id          INTEGER PRIMARY KEY,
+	job_id      INTEGER NOT NULL REFERENCES jobs_new(id) ON DELETE CASCADE,
+	n           INTEGER NOT NULL,
+	started_at  INTEGER NOT NULL,
+	duration_ns INTEGER NOT NULL,
+	outcome     TEXT    NOT NULL,
+	error       TEXT    NOT NULL DEFAULT '',
+	output      TEXT    NOT NULL DEFAULT ''
+);
+INSERT INTO attempts_new SELECT * FROM attempts ORDER BY id;
+
+DROP TABLE attempts;
+DROP TABLE jobs;
+DROP TABLE rule_results;
+DROP TABLE events;
+ALTER TABLE events_new RENAME TO events;
+ALTER TABLE rule_results_new RENAME TO rule_results;
+ALTER TABLE jobs_new RENAME TO jobs;
+ALTER TABLE attempts_new RENAME TO attempts;
+
+CREATE INDEX events_received_at ON events(received_at);
+CREATE INDEX jobs_due ON jobs(state, run_at) WHERE state <> 'succeeded';
+CREATE INDEX jobs_event_seq ON jobs(event_seq);
+CREATE INDEX attempts_job_id ON attempts(job_id, n);
+
+CREATE VIEW events_v AS
+SELECT seq, id, source, provider, type,
+       strftime('%Y-%m-%dT%H:%M:%fZ', nullif(received_at, 0) / 1e9, 'unixepoch') AS received,
+       headers, length(body) AS body_bytes, payload
+FROM events;
+
+CREATE VIEW jobs_v AS
+SELECT id, event_id, source, rule, action, state, attempts,
+       strftime('%Y-%m-%dT%H:%M:%fZ', nullif(run_at, 0) / 1e9, 'unixepoch')     AS run_at,
+       strftime('%Y-%m-%dT%H:%M:%fZ', nullif(created_at, 0) / 1e9, 'unixepoch') AS created,
+       strftime('%Y-%m-%dT%H:%M:%fZ', nullif(updated_at, 0) / 1e9, 'unixepoch') AS updated,
+       last_error
+FROM jobs;
+
+CREATE VIEW attempts_v AS
+SELECT job_id, n,
+       strftime('%Y-%m-%dT%H:%M:%fZ', nullif(started_at, 0) / 1e9, 'unixepoch') AS started,
+       duration_ns / 1e6 AS duration_ms, outcome, error, output
+FROM attempts;
+`,
 }
 
 // schemaVersion is the version this binary writes.

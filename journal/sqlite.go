@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	sqlite "modernc.org/sqlite" // also registers the "sqlite" database/sql driver
@@ -33,12 +34,13 @@ type Options struct {
 	// Now is the clock used for created_at/updated_at, for events with a
 	// zero ReceivedAt, and for Retry's "run now". Default time.Now.
 	Now func() time.Time
-	// Fdatasync makes SQLite sync commits with fdatasync(2) instead of
-	// fsync(2). Durability is the same (the stock SQLite build on Linux does
-	// this by default; modernc.org/sqlite keeps fsync unless asked), and a
-	// commit can be markedly faster on ext4 because the inode timestamp
-	// update is not forced through the file-system journal. The setting is
-	// process-wide (modernc.org/sqlite.Fdatasync) and is left on at Close.
+	// Fdatasync syncs commits with fdatasync(2) instead of fsync(2): the
+	// syncer's WAL flushes, and SQLite's own syncs at checkpoints. Durability
+	// is the same (the stock SQLite build on Linux does this by default;
+	// modernc.org/sqlite keeps fsync unless asked), and a sync can be faster
+	// on ext4 because the inode timestamp update is not forced through the
+	// file-system journal. SQLite's part of the setting is process-wide
+	// (modernc.org/sqlite.Fdatasync) and is left on at Close.
 	// A seccomp filter must allow fdatasync (systemd's @sync group has it).
 	Fdatasync bool
 
@@ -46,6 +48,9 @@ type Options struct {
 	// the batch as if COMMIT had failed. Tests use it to prove that a failed
 	// commit is never reported as success.
 	faultCommit func() error
+	// faultSync, when set, runs before each WAL fsync; an
+	// error is treated as a failed fsync.
+	faultSync func() error
 }
 
 // SQLite is the embedded [Store]. It is safe for concurrent use.
@@ -70,8 +75,17 @@ type SQLite struct {
 	mu      sync.RWMutex // guards closed against sends on ops
 	closed  bool
 	ops     chan *op
-	stopped chan struct{}
+	toSync  chan *batch   // writer -> syncer: batches waiting for a WAL fsync
+	stopped chan struct{} // closed when the syncer has acknowledged everything
 	ckpt    *checkpointer
+
+	syncing   atomic.Bool   // the syncer is fsyncing and acknowledging
+	syncFree  chan struct{} // signalled (buffered 1) each time syncing ends
+	batchPool sync.Pool
+	wal       *os.File // the syncer's descriptor of the -wal file
+	fdatasync bool     // sync it with fdatasync(2)
+	faultSync func() error
+	poisonErr atomic.Pointer[error] // set by the first failed WAL fsync
 }
 
 var _ Store = (*SQLite)(nil)
@@ -111,7 +125,11 @@ func Open(dir string, opts Options) (*SQLite, error) {
 		now:         opts.Now,
 		maxBatch:    opts.MaxBatch,
 		faultCommit: opts.faultCommit,
+		faultSync:   opts.faultSync,
+		fdatasync:   opts.Fdatasync,
 		ops:         make(chan *op, opts.MaxBatch),
+		toSync:      make(chan *batch, 4),
+		syncFree:    make(chan struct{}, 1),
 		stopped:     make(chan struct{}),
 	}
 	ok := false
@@ -133,13 +151,14 @@ func Open(dir string, opts Options) (*SQLite, error) {
 
 	// PRAGMAs go in the DSN so that every connection gets them (a PRAGMA run
 	// with Exec applies to one pooled connection only). WAL lets readers run
-	// concurrently with the writer; synchronous(FULL) makes COMMIT return only
-	// once the WAL is fsynced, which is what an acknowledgement promises;
+	// concurrently with the writer; the writer's COMMIT does not wait for the
+	// disk (synchronous(NORMAL)) because the syncer goroutine fsyncs the WAL
+	// before anything is acknowledged (see "Pipelined fsync" in syncwal.go);
 	// temp_store(MEMORY) keeps savepoint journals off the disk.
 	writerDSN := dsn(abs,
 		"_pragma=busy_timeout(5000)",
 		"_pragma=journal_mode(WAL)",
-		"_pragma=synchronous(FULL)",
+		"_pragma=synchronous(NORMAL)", // the syncer fsyncs; see "Pipelined fsync"
 		"_pragma=foreign_keys(1)",
 		"_pragma=journal_size_limit(67108864)",
 		"_pragma=temp_store(MEMORY)",
@@ -170,6 +189,7 @@ func Open(dir string, opts Options) (*SQLite, error) {
 	}
 
 	go s.run()
+	go s.syncLoop()
 	ok = true
 	return s, nil
 }
@@ -220,6 +240,9 @@ func (s *SQLite) closeDBs() error {
 	}
 	if s.wc != nil {
 		errs = append(errs, s.wc.close())
+	}
+	if s.wal != nil {
+		errs = append(errs, s.wal.Close())
 	}
 	if s.lock != nil {
 		errs = append(errs, s.lock.Close())

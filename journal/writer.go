@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,9 +18,9 @@ import (
 
 // Group commit
 //
-// With synchronous=FULL every COMMIT waits for an fsync, which costs from a
-// fraction of a millisecond to tens of milliseconds depending on the disk.
-// One transaction per webhook would therefore cap payramd at a few thousand
+// A durable commit waits for an fsync, which costs from a fraction of a
+// millisecond to tens of milliseconds depending on the disk. One
+// transaction per webhook would therefore cap payramd at a few thousand
 // events per second no matter how many cores it has. Instead, all writes go
 // through a single writer goroutine that owns the only write connection:
 //
@@ -29,12 +30,14 @@ import (
 //     taking ops that are already queued (including ones that arrive while
 //     it executes) until the queue is momentarily empty or MaxBatch ops are
 //     in. It never sleeps: a lone request is never delayed by a timer, and
-//     under load the batch naturally grows to what arrived while the
-//     previous commit was syncing.
-//  3. It commits once: one fsync for the whole batch.
-//  4. Only after COMMIT has returned does it tell each caller the outcome.
+//     under load the batch naturally grows to what arrived meanwhile.
+//  3. It commits once and hands the batch to the syncer goroutine, which
+//     fsyncs the WAL once for every batch committed since its last fsync
+//     (see "Pipelined fsync" in syncwal.go) while the writer goes on.
+//  4. Only after that fsync has returned does the syncer tell each caller
+//     the outcome.
 //
-// Acknowledging only after the commit is the whole point: a webhook is
+// Acknowledging only after the fsync is the whole point: a webhook is
 // answered 2xx only once its event and jobs are on stable storage, so a
 // crash or power cut can lose nothing the provider believes was delivered.
 //
@@ -102,32 +105,35 @@ var writerSQL = [numStmts]string{
 	stRollbackTo: `ROLLBACK TO op`,
 	stInsEvent: `INSERT INTO events (id, source, provider, type, received_at, headers, body, payload)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
-	stInsResult:  `INSERT INTO rule_results (event_id, seq, rule, matched, error, suppressed) VALUES (?, ?, ?, ?, ?, ?)`,
-	stDelResults: `DELETE FROM rule_results WHERE event_id = ?`,
+	stInsResult:  `INSERT INTO rule_results (event_seq, n, rule, matched, error, suppressed) VALUES (?, ?, ?, ?, ?, ?)`,
+	stDelResults: `DELETE FROM rule_results WHERE event_seq = ?`,
 	stInsOnce: `INSERT INTO once_keys (rule, key, event_id, created_at) VALUES (?, ?, ?, ?)
 		ON CONFLICT (rule, key) DO NOTHING`,
-	stInsJob: `INSERT INTO jobs (event_id, source, rule, action, state, attempts, run_at, created_at, updated_at)
-		VALUES (?, ?, ?, ?, 'pending', 0, ?, ?, ?)`,
+	stInsJob: `INSERT INTO jobs (event_seq, event_id, source, rule, action, state, attempts, run_at, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)`,
 	// A job inserted already claimed (running, first attempt) by a daemon
 	// that runs it at once from memory; see Evaluation.Claim.
-	stInsJobClaimed: `INSERT INTO jobs (event_id, source, rule, action, state, attempts, run_at, created_at, updated_at)
-		VALUES (?, ?, ?, ?, 'running', 1, ?, ?, ?)`,
-	stEventSource: `SELECT source FROM events WHERE id = ?`,
+	stInsJobClaimed: `INSERT INTO jobs (event_seq, event_id, source, rule, action, state, attempts, run_at, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, 'running', 1, ?, ?, ?)`,
+	stEventSource: `SELECT seq, source FROM events WHERE id = ?`,
+	// "state <> 'succeeded'" repeats the WHERE of the partial index jobs_due,
+	// which is how SQLite learns that the query may use it.
 	stClaim: `UPDATE jobs SET state = 'running', attempts = attempts + 1, updated_at = ?
-		WHERE id IN (SELECT id FROM jobs WHERE state = 'pending' AND run_at <= ? ORDER BY run_at, id LIMIT ?)
+		WHERE id IN (SELECT id FROM jobs WHERE state <> 'succeeded' AND state = 'pending' AND run_at <= ?
+			ORDER BY run_at, id LIMIT ?)
 		RETURNING ` + jobColumns,
 	stFinish: `UPDATE jobs SET state = ?1, run_at = CASE WHEN ?1 = 'pending' THEN ?2 ELSE run_at END,
 		last_error = ?3, updated_at = ?4 WHERE id = ?5 AND state = 'running' RETURNING attempts`,
 	stInsAttempt: `INSERT INTO attempts (job_id, n, started_at, duration_ns, outcome, error, output) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 	stRetry: `UPDATE jobs SET state = 'pending', run_at = ?1, updated_at = ?1
 		WHERE id = ?2 AND state IN ('dead', 'pending') RETURNING ` + jobColumns,
-	stRecover: `UPDATE jobs SET state = 'pending', updated_at = ? WHERE state = 'running'`,
+	stRecover: `UPDATE jobs SET state = 'pending', updated_at = ? WHERE state <> 'succeeded' AND state = 'running'`,
 	// An event is prunable when it is old enough and every job it has (if
 	// any) has succeeded; the foreign-key cascade removes its results, jobs
 	// and attempts.
-	stPruneEvents: `DELETE FROM events WHERE id IN (
-		SELECT e.id FROM events e WHERE e.received_at < ?1
-		AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.event_id = e.id AND j.state <> 'succeeded')
+	stPruneEvents: `DELETE FROM events WHERE seq IN (
+		SELECT e.seq FROM events e WHERE e.received_at < ?1
+		AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.event_seq = e.seq AND j.state <> 'succeeded')
 		ORDER BY e.received_at LIMIT ?2)`,
 	stPruneOnce: `DELETE FROM once_keys WHERE (rule, key) IN (
 		SELECT rule, key FROM once_keys WHERE created_at < ?1 LIMIT ?2)`,
@@ -328,35 +334,113 @@ func (s *SQLite) write(ctx context.Context, fn func(w *wtx) error) error {
 	}
 }
 
-// run is the writer goroutine.
+// run is the writer goroutine. It executes and commits batches back to
+// back and hands each one to the syncer, which acknowledges it once the WAL
+// is on stable storage (see "Pipelined fsync" above).
 func (s *SQLite) run() {
-	defer close(s.stopped)
+	defer close(s.toSync)
 	w := &wtx{ctx: context.Background(), wc: s.wc}
-	b := &batch{ops: make([]*op, 0, s.maxBatch), errs: make([]error, 0, s.maxBatch)}
 	for first := range s.ops {
-		s.commitBatch(w, b, first)
-		for i, o := range b.ops {
-			err := b.errs[i]
-			if err == errSkipped {
-				err = o.ctx.Err()
-				if err == nil {
-					err = context.Canceled
+		b := s.newBatch()
+		if err := s.poisoned(); err != nil {
+			// The WAL could not be synced once: nothing written since can
+			// be promised durable, so nothing more is written.
+			b.add(first)
+			for len(b.ops) < s.maxBatch {
+				o := s.next()
+				if o == nil {
+					break
 				}
+				b.add(o)
 			}
-			o.done <- err
-			b.ops[i], b.errs[i] = nil, nil
+			failOK(b.errs, err)
+		} else {
+			s.commitBatch(w, b, first)
 		}
-		s.stats.batches.Add(1)
-		s.stats.ops.Add(uint64(len(b.ops)))
-		b.ops, b.errs = b.ops[:0], b.errs[:0]
+		s.toSync <- b
 	}
 }
 
+// syncLoop is the syncer goroutine. It takes every batch the writer has
+// finished so far, makes the WAL durable with one fsync if any of them
+// committed, and only then tells their callers the outcome. Because the
+// fsync starts after those COMMITs returned, it covers them all; the writer
+// meanwhile executes the next batches, so executing SQL and waiting for the
+// disk overlap instead of alternating.
+func (s *SQLite) syncLoop() {
+	defer close(s.stopped)
+	var pending []*batch
+	for b := range s.toSync {
+		pending = append(pending[:0], b)
+	drain:
+		for {
+			select {
+			case b, ok := <-s.toSync:
+				if !ok {
+					break drain
+				}
+				pending = append(pending, b)
+			default:
+				break drain
+			}
+		}
+		var serr error
+		s.syncing.Store(true)
+		if slices.ContainsFunc(pending, func(b *batch) bool { return b.committed }) {
+			if serr = s.syncWAL(); serr != nil {
+				serr = s.poison(serr)
+			}
+			s.stats.syncs.Add(1)
+		}
+		for _, b := range pending {
+			if serr != nil && b.committed {
+				failOK(b.errs, serr)
+				s.stats.failures.Add(1)
+			}
+			s.complete(b)
+		}
+		clear(pending)
+		s.syncing.Store(false)
+		select {
+		case s.syncFree <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// complete tells every caller of b its outcome and recycles b.
+func (s *SQLite) complete(b *batch) {
+	for i, o := range b.ops {
+		err := b.errs[i]
+		if err == errSkipped {
+			err = o.ctx.Err()
+			if err == nil {
+				err = context.Canceled
+			}
+		}
+		o.done <- err
+		b.ops[i], b.errs[i] = nil, nil
+	}
+	s.stats.batches.Add(1)
+	s.stats.ops.Add(uint64(len(b.ops)))
+	b.ops, b.errs, b.committed = b.ops[:0], b.errs[:0], false
+	s.batchPool.Put(b)
+}
+
+func (s *SQLite) newBatch() *batch {
+	if b, ok := s.batchPool.Get().(*batch); ok {
+		return b
+	}
+	return &batch{ops: make([]*op, 0, s.maxBatch), errs: make([]error, 0, s.maxBatch)}
+}
+
 // batch is the set of ops sharing one transaction. errs[i] is op i's
-// outcome; nil only if its writes were committed.
+// outcome; nil only if its writes were committed (and, once the syncer has
+// run, synced).
 type batch struct {
-	ops  []*op
-	errs []error
+	ops       []*op
+	errs      []error
+	committed bool // COMMIT returned success: durable after the next WAL fsync
 }
 
 // add appends o, deciding once whether it runs at all: an op whose caller
@@ -383,6 +467,28 @@ func (s *SQLite) next() *op {
 	}
 }
 
+// nextWhileSyncing waits for the next op for as long as the syncer is busy
+// with an fsync, and returns nil once it is free (or the queue is closed).
+// A batch committed now would wait for the next fsync anyway, so the
+// transaction stays open and takes in the ops that arrive meanwhile: fewer,
+// larger commits write the pages every batch touches (the tails of the
+// tables and indexes) to the WAL fewer times, and the commit still happens
+// the moment the syncer can take it.
+func (s *SQLite) nextWhileSyncing() *op {
+	for s.syncing.Load() {
+		select {
+		case o, ok := <-s.ops:
+			if ok {
+				return o
+			}
+			return nil
+		case <-s.syncFree:
+			// Loop: the signal may be stale, from an earlier fsync.
+		}
+	}
+	return nil
+}
+
 // commitBatch runs one group commit, starting with first. Rather than
 // draining the queue once up front, it keeps taking ops that are already
 // queued while it executes, so writes arriving during the batch join it
@@ -405,6 +511,9 @@ restart:
 				break
 			}
 			o := s.next()
+			if o == nil {
+				o = s.nextWhileSyncing()
+			}
 			if o == nil {
 				break
 			}
@@ -470,7 +579,9 @@ restart:
 		// already rolled back (I/O errors); either way roll back so the next
 		// batch starts clean, and report every op as not written.
 		s.abort(w, b.errs, unavailable("commit", err))
+		return
 	}
+	b.committed = true
 }
 
 // rollback ends the current transaction, if any. Its error is ignored on
@@ -500,17 +611,19 @@ func failOK(errs []error, err error) {
 // metrics: Ops/Batches is the mean batch size.
 type WriterStats struct {
 	Batches  uint64 // transactions attempted
+	Syncs    uint64 // WAL fsyncs (each covers one or more batches)
 	Ops      uint64 // writes submitted to those transactions
 	Reruns   uint64 // batches re-run with per-op savepoints because an op failed
 	Failures uint64 // batches that failed as a whole (BEGIN/COMMIT/savepoint errors)
 }
 
-type writerStats struct{ batches, ops, reruns, failures atomic.Uint64 }
+type writerStats struct{ batches, syncs, ops, reruns, failures atomic.Uint64 }
 
 // Stats returns the writer's counters.
 func (s *SQLite) Stats() WriterStats {
 	return WriterStats{
 		Batches:  s.stats.batches.Load(),
+		Syncs:    s.stats.syncs.Load(),
 		Ops:      s.stats.ops.Load(),
 		Reruns:   s.stats.reruns.Load(),
 		Failures: s.stats.failures.Load(),

@@ -1,0 +1,101 @@
+package journal
+
+import (
+	"fmt"
+	"os"
+)
+
+// Pipelined fsync
+//
+// The writer connection runs with synchronous(NORMAL): in WAL mode its
+// COMMIT writes the batch's pages to the -wal file and returns without
+// waiting for the disk. Durability comes from the syncer goroutine instead,
+// which fsyncs the -wal file through a descriptor of its own and only then
+// acknowledges the batches committed before that fsync started. The writer
+// has meanwhile gone on to execute the next batch, so SQL execution and the
+// disk flush overlap instead of taking turns, and one fsync covers however
+// many batches committed while the previous one ran.
+//
+// What a caller is told is unchanged: a nil error means its writes are on
+// stable storage. Why this is as safe as synchronous(FULL):
+//   - SQLite guarantees that a WAL database survives power loss consistent
+//     in NORMAL mode; what it may lose is the most recent commits, those
+//     whose frames were not yet on disk. Frames are appended in order and
+//     recovery keeps the longest valid prefix, so once an fsync has returned,
+//     every commit written before it began survives.
+//   - Nothing is acknowledged before that fsync, including answers that
+//     depend on earlier commits ("duplicate", "already claimed"): those ops
+//     are in later batches, and the fsync that releases them covers the
+//     earlier batches too.
+//   - The checkpointer runs with synchronous(FULL): it syncs the WAL before
+//     copying it into the database and the database before the WAL may be
+//     rewound, so a rewound WAL never holds the only copy of anything.
+//
+// An fsync that fails is not retried. After a failed fsync Linux may
+// already have dropped the dirty pages it could not write and will report
+// the next fsync as a success, so the commits involved may be lost
+// whatever happens next. The journal therefore poisons itself: the batches
+// waiting for that fsync, and every write after it, fail with
+// ErrUnavailable (so webhooks get 503 and providers retry, and /readyz
+// fails through Ping), until payramd is restarted and SQLite recovers the
+// WAL from what really is on disk.
+
+// syncWAL fsyncs the -wal file. The descriptor is opened on first use,
+// because SQLite creates the file lazily, and reopened if the path now names
+// another file (SQLite never replaces the WAL of an open database, but the
+// check costs a stat next to a disk flush).
+func (s *SQLite) syncWAL() error {
+	if s.faultSync != nil {
+		if err := s.faultSync(); err != nil {
+			return err
+		}
+	}
+	name := s.path + "-wal"
+	if s.wal != nil && !sameFile(s.wal, name) {
+		s.wal.Close()
+		s.wal = nil
+	}
+	if s.wal == nil {
+		f, err := os.Open(name)
+		if err != nil {
+			return fmt.Errorf("open WAL for fsync: %w", err)
+		}
+		s.wal = f
+	}
+	sync := (*os.File).Sync
+	if s.fdatasync {
+		sync = datasync
+	}
+	if err := sync(s.wal); err != nil {
+		return fmt.Errorf("fsync WAL: %w", err)
+	}
+	return nil
+}
+
+func sameFile(f *os.File, name string) bool {
+	a, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	b, err := os.Stat(name)
+	if err != nil {
+		return false
+	}
+	return os.SameFile(a, b)
+}
+
+// poison records the first sync failure and returns the error every
+// affected write reports.
+func (s *SQLite) poison(err error) error {
+	perr := fmt.Errorf("%w: %w (journal writes stopped until payramd restarts, since commits already acknowledged to SQLite may not be on disk)", ErrUnavailable, err)
+	s.poisonErr.CompareAndSwap(nil, &perr)
+	return *s.poisonErr.Load()
+}
+
+// poisoned returns the error set by poison, or nil.
+func (s *SQLite) poisoned() error {
+	if p := s.poisonErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}

@@ -1,0 +1,130 @@
+package journal
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestNoAckBeforeWALSync holds the syncer inside its fsync: writes that
+// have committed to SQLite must still not be acknowledged, and the writer
+// must go on executing (and queueing) the next batches meanwhile.
+func TestNoAckBeforeWALSync(t *testing.T) {
+	ctx := context.Background()
+	var hold atomic.Bool
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	s, _ := openTest(t, Options{faultSync: func() error {
+		if hold.Load() {
+			select {
+			case entered <- struct{}{}:
+			default:
+			}
+			<-release
+		}
+		return nil
+	}})
+	mustIngest(t, s, testEvent("warm-up"), evalFor("r", "a"))
+
+	hold.Store(true)
+	const n = 16
+	done := make(chan error, n)
+	for i := range n {
+		go func() {
+			_, err := s.Ingest(ctx, testEvent(idOf("held", i)), evalFor("r", "a"))
+			done <- err
+		}()
+	}
+	select {
+	case <-entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the syncer never started an fsync")
+	}
+	// The first batch is committed and its fsync is stuck: no caller may
+	// have heard back, whatever else the writer has done meanwhile.
+	select {
+	case err := <-done:
+		t.Fatalf("a write was acknowledged while its fsync had not returned (err=%v)", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	hold.Store(false)
+	close(release)
+	for range n {
+		if err := <-done; err != nil {
+			t.Errorf("ingest after the fsync returned: %v", err)
+		}
+	}
+	if st := s.Stats(); st.Syncs == 0 || st.Syncs > st.Batches {
+		t.Errorf("stats: %+v", st)
+	}
+}
+
+// TestWALSyncFailurePoisons injects a failed fsync. The writes waiting for
+// it fail with ErrUnavailable, and so does every write after it, even once
+// fsync would work again: Linux may have dropped the pages it could not
+// write, so nothing since can be promised durable. Reads keep working, and
+// reopening the journal (a restart) recovers.
+func TestWALSyncFailurePoisons(t *testing.T) {
+	ctx := context.Background()
+	var fail atomic.Bool
+	dir := t.TempDir()
+	s, err := Open(dir, Options{faultSync: func() error {
+		if fail.Load() {
+			return errors.New("injected: EIO")
+		}
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustIngest(t, s, testEvent("before"), evalFor("r", "a"))
+
+	fail.Store(true)
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = s.Ingest(ctx, testEvent(idOf("unsynced", i)), evalFor("r", "a"))
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if !errors.Is(err, ErrUnavailable) {
+			t.Errorf("ingest %d during the failed fsync: %v, want ErrUnavailable", i, err)
+		}
+	}
+
+	fail.Store(false)
+	if _, err := s.Ingest(ctx, testEvent("after"), evalFor("r", "a")); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("ingest after a failed fsync: %v, want ErrUnavailable", err)
+	}
+	if err := s.Ping(ctx); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Ping after a failed fsync: %v, want ErrUnavailable", err)
+	}
+	if _, err := s.Event(ctx, "before"); err != nil {
+		t.Errorf("reads must keep working: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	s, err = Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping after reopening: %v", err)
+	}
+	mustIngest(t, s, testEvent("after-restart"), evalFor("r", "a"))
+	// A webhook refused with 503 is retried by its provider; whether or not
+	// its first attempt reached the disk, the retry is then acknowledged
+	// (as new, or as a duplicate of a now durable event).
+	if _, err := s.Ingest(ctx, testEvent(idOf("unsynced", 0)), evalFor("r", "a")); err != nil {
+		t.Errorf("provider retry after restart: %v", err)
+	}
+}
