@@ -204,22 +204,29 @@ func (s *SQLite) Finish(ctx context.Context, jobID int64, a Attempt, next JobSta
 	}
 	started := toNanos(a.StartedAt)
 	return s.write(ctx, func(w *wtx) error {
-		attempts := int64(-1)
-		err := w.query(stFinish, func(row []driver.Value) error {
-			attempts = asInt64(row[0])
-			return nil
-		}, string(next), toNanos(runAt), a.Error, s.now().UnixNano(), jobID)
-		if err != nil {
-			return err
-		}
-		if attempts < 0 {
-			return fmt.Errorf("journal: no running job %d: %w", jobID, ErrNotFound)
-		}
 		n := int64(a.N)
-		if n == 0 {
-			n = attempts
+		args := []driver.Value{string(next), toNanos(runAt), a.Error, s.now().UnixNano(), jobID}
+		if n > 0 {
+			if changed, err := w.execN(stFinishN, args...); err != nil || changed == 0 {
+				if err == nil {
+					err = fmt.Errorf("journal: no running job %d: %w", jobID, ErrNotFound)
+				}
+				return err
+			}
+		} else {
+			n = -1
+			err := w.query(stFinish, func(row []driver.Value) error {
+				n = asInt64(row[0])
+				return nil
+			}, args...)
+			if err != nil {
+				return err
+			}
+			if n < 0 {
+				return fmt.Errorf("journal: no running job %d: %w", jobID, ErrNotFound)
+			}
 		}
-		_, err = w.exec(stInsAttempt, jobID, n, started, int64(a.Duration), a.Outcome, a.Error, a.Output)
+		_, err := w.exec(stInsAttempt, jobID, n, started, int64(a.Duration), a.Outcome, a.Error, a.Output)
 		return err
 	})
 }

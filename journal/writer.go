@@ -85,6 +85,7 @@ const (
 	stEventSource
 	stClaim
 	stFinish
+	stFinishN
 	stInsAttempt
 	stRetry
 	stRecover
@@ -124,6 +125,10 @@ var writerSQL = [numStmts]string{
 		RETURNING ` + jobColumns,
 	stFinish: `UPDATE jobs SET state = ?1, run_at = CASE WHEN ?1 = 'pending' THEN ?2 ELSE run_at END,
 		last_error = ?3, updated_at = ?4 WHERE id = ?5 AND state = 'running' RETURNING attempts`,
+	// stFinish without RETURNING, for callers that know the attempt number:
+	// a plain step is cheaper than a query, and this runs once per job.
+	stFinishN: `UPDATE jobs SET state = ?1, run_at = CASE WHEN ?1 = 'pending' THEN ?2 ELSE run_at END,
+		last_error = ?3, updated_at = ?4 WHERE id = ?5 AND state = 'running'`,
 	stInsAttempt: `INSERT INTO attempts (job_id, n, started_at, duration_ns, outcome, error, output) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 	stRetry: `UPDATE jobs SET state = 'pending', run_at = ?1, updated_at = ?1
 		WHERE id = ?2 AND state IN ('dead', 'pending') RETURNING ` + jobColumns,
