@@ -123,25 +123,25 @@ func main() {
 	fmt.Printf("rounds: %d of %s each, interleaved; medians by req/s. Per round, listener/bare: %s; daemon/bare: %s\n\n",
 		*rounds, *duration, ratios(listeners, bares), ratios(daemons, bares))
 
-	fmt.Printf("| server (c=%d) | req/s | p50 | p99 | errors | req/s vs bare | p99 vs bare | peak RSS |\n|---|---|---|---|---|---|---|---|\n", *conc)
+	fmt.Printf("| server (c=%d) | req/s | p50 | p99 | errors | req/s vs bare | p99 vs bare | server CPU per request | peak RSS |\n|---|---|---|---|---|---|---|---|---|\n", *conc)
 	for _, r := range []struct {
 		name string
 		res  result
 	}{{"bare net/http handler", bare}, {"payramd listener: verify + decode + rules, no journal", listener}, {"payramd daemon: durable journal (fsync), jobs run", daemonRes}} {
-		fmt.Printf("| %s | %.0f | %s | %s | %d | %.2f | %.1f× | %s |\n", r.name, r.res.rps, ms(r.res.p50), ms(r.res.p99), r.res.errors,
-			r.res.rps/bare.rps, float64(r.res.p99)/float64(bare.p99), mib(r.res.rss))
+		fmt.Printf("| %s | %.0f | %s | %s | %d | %.2f | %.1f× | %s | %s |\n", r.name, r.res.rps, ms(r.res.p50), ms(r.res.p99), r.res.errors,
+			r.res.rps/bare.rps, float64(r.res.p99)/float64(bare.p99), r.res.cpuPerReq(), mib(r.res.rss))
 	}
 	if *scale == "" {
 		return
 	}
-	fmt.Printf("\n| daemon scaling | req/s | p50 | p99 | req/s vs bare at same c | peak RSS |\n|---|---|---|---|---|---|\n")
+	fmt.Printf("\n| daemon scaling | req/s | p50 | p99 | req/s vs bare at same c | server CPU per request | peak RSS |\n|---|---|---|---|---|---|---|\n")
 	for _, f := range strings.Split(*scale, ",") {
 		c, err := strconv.Atoi(strings.TrimSpace(f))
 		check(err)
 		d := max(*duration/3, 5*time.Second)
 		b := measureServer([]string{self, "-serve", "bare"}, "/webhooks/payram", c, d)
 		r := measureServer([]string{bin, "run", "-c", cfg, "--log-format", "json"}, "/webhooks/payram", c, d)
-		fmt.Printf("| c=%d | %.0f | %s | %s | %.2f | %s |\n", c, r.rps, ms(r.p50), ms(r.p99), r.rps/b.rps, mib(r.rss))
+		fmt.Printf("| c=%d | %.0f | %s | %s | %.2f | %s | %s |\n", c, r.rps, ms(r.p50), ms(r.p99), r.rps/b.rps, r.cpuPerReq(), mib(r.rss))
 	}
 }
 
@@ -248,6 +248,18 @@ type result struct {
 	p50, p99 time.Duration
 	errors   int64
 	rss      int64
+	ok       int64         // successful requests, warm-up included
+	cpu      time.Duration // server CPU time (user+system) while driven
+}
+
+// cpuPerReq is the server's CPU time per successful request. Unlike req/s it
+// hardly depends on what else the shared machine is doing, so it shows
+// where a ratio comes from.
+func (r result) cpuPerReq() string {
+	if r.ok == 0 || r.cpu <= 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.0f µs", float64(r.cpu.Microseconds())/float64(r.ok))
 }
 
 // measureServer starts argv, finds its address, drives it with c clients
@@ -286,7 +298,9 @@ func measureServer(argv []string, path string, c int, d time.Duration) result {
 		_ = cmd.Process.Kill()
 		check(fmt.Errorf("%s did not start", argv[0]))
 	}
+	cpu0 := cpuTime(cmd.Process.Pid)
 	res := drive("http://"+addr+path, c, d)
+	res.cpu = cpuTime(cmd.Process.Pid) - cpu0
 	res.rss = peakRSS(cmd.Process.Pid)
 	_ = cmd.Process.Signal(os.Interrupt)
 	done := make(chan struct{})
@@ -297,6 +311,27 @@ func measureServer(argv []string, path string, c int, d time.Duration) result {
 		_ = cmd.Process.Kill()
 	}
 	return res
+}
+
+// cpuTime reads the user+system CPU time a running process has used so far
+// (fields 14 and 15 of /proc/<pid>/stat, in clock ticks of 1/100 s on Linux).
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may contain spaces; fields resume after ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
 // peakRSS reads VmHWM (peak resident set) of a running process.
@@ -327,7 +362,7 @@ func drive(url string, c int, d time.Duration) result {
 	var wg sync.WaitGroup
 	lats := make([][]time.Duration, c)
 	var errs atomic.Int64
-	var counted atomic.Int64
+	var counted, ok atomic.Int64
 	for i := 0; i < c; i++ {
 		wg.Add(1)
 		go func(i int) {
@@ -360,6 +395,7 @@ func drive(url string, c int, d time.Duration) result {
 					errs.Add(1)
 					continue
 				}
+				ok.Add(1)
 				if start.After(warmup) {
 					lats[i] = append(lats[i], lat)
 					counted.Add(1)
@@ -373,7 +409,7 @@ func drive(url string, c int, d time.Duration) result {
 		all = append(all, l...)
 	}
 	slices.Sort(all)
-	res := result{errors: errs.Load()}
+	res := result{errors: errs.Load(), ok: ok.Load()}
 	if len(all) == 0 {
 		return res
 	}
