@@ -19,6 +19,8 @@ FUZZ_TARGETS := \
 	./engine:FuzzCompileRule \
 	./engine:FuzzTemplate \
 	./engine:FuzzDecodeJSON \
+	./engine:FuzzDecodeJSONDifferential \
+	./engine:FuzzEncodeJSONDifferential \
 	./webhook:FuzzPayramVerify \
 	./webhook:FuzzHMACVerify \
 	./webhook:FuzzStandardWebhooksVerify \

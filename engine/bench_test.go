@@ -107,3 +107,40 @@ func BenchmarkTemplate(b *testing.B) {
 		}
 	}
 }
+
+// listenerBody is what bench/load sends: a PayRam payment with amounts as
+// strings and a numeric timestamp.
+const listenerBody = `{"reference_id":"ref_123456","invoice_id":"inv_123456","customer_id":"cust_456","customer_email":"buyer456@example.com","status":"FILLED","amount":"46.99","filled_amount":"51.50","filled_amount_in_usd":"51.50","currency":"USDC","timestamp":1795000000}`
+
+// BenchmarkDecodeJSON measures decoding a webhook body, the listener's
+// per-request JSON cost.
+func BenchmarkDecodeJSON(b *testing.B) {
+	for _, c := range []struct{ name, body string }{
+		{"payment", listenerBody},
+		{"payout", string(readEvent(b, "payout_failed.json").Raw)},
+		{"nested", `{"id":"evt_1","data":{"object":{"amount":2500,"items":[{"price":"9.99","qty":2},{"price":"5.01","qty":1}],"note":"caf\u00e9 \"quoted\""}},"live":true,"prev":null}`},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			data := []byte(c.body)
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := DecodeObject(data); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkEncodeJSON measures encoding a normalized payload, as the
+// journal stores it.
+func BenchmarkEncodeJSON(b *testing.B) {
+	payload := payramEvent(b, listenerBody).Payload
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := EncodeJSON(payload); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

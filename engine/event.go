@@ -38,10 +38,15 @@ func (e *Event) Meta() Meta {
 // name). A fresh map per event: expr must never read a map being written.
 func (e *Event) Env() map[string]any {
 	env := make(map[string]any, len(e.Payload)+2)
+	e.fillEnv(env)
+	return env
+}
+
+// fillEnv writes the variables Env returns into an empty map.
+func (e *Event) fillEnv(env map[string]any) {
 	for k, v := range e.Payload {
 		env[k] = v
 	}
 	env["payload"] = e.Payload
 	env["meta"] = e.Meta()
-	return env
 }

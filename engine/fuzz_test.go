@@ -261,3 +261,98 @@ func sameValue(a, b any) bool {
 	}
 	return reflect.DeepEqual(a, b)
 }
+
+// FuzzDecodeJSONDifferential holds the fast decoder to encoding/json: for
+// any input, DecodeJSON gives exactly what the encoding/json path gives (the
+// same value, types included, or the same error), and whatever the fast
+// path accepts, encoding/json accepts too.
+func FuzzDecodeJSONDifferential(f *testing.F) {
+	files, _ := filepath.Glob("../testdata/events/*.json")
+	providers, _ := filepath.Glob("../testdata/providers/*.json")
+	for _, p := range append(files, providers...) {
+		if b, err := os.ReadFile(p); err == nil {
+			f.Add(b)
+		}
+	}
+	for _, s := range []string{
+		`{"amount":25.00,"b":-0.10,"c":1.5e3,"d":-0,"e":1E-7,"f":0e+0,"g":-0.0E-00}`,
+		`[9999999999999999999, 12345678901234567890, 1e400, 1e-400, 0.12345678901234567891, -1e999]`,
+		`{"s":"\u00e9\ud800","n":null,"t":true,"a":[[],{}]}`,
+		`{"s":"\ud83d\ude00 \uD83D\uDE00 \ud83d\u0041 \ude00 \ud83d"}`,
+		`{"esc":"\"\\\/\b\f\n\r\t\u0000\u001f\u2028\uFFFD","raw":"é € 😀 ` + "\u2028" + `"}`,
+		"{\"bad\":\"\xff\xfe\",\"half\":\"\xe2\x82\"}",
+		"{\"k\xc3\":1}",
+		"\"\xed\xa0\x80\"",
+		"{\"ctl\":\"a\x01b\"}",
+		"\ufeff{}",
+		`{"a":1,"a":2,"a":{"b":1},"a":[3]}`,
+		`{"a":1,}`, `[1,]`, `[01]`, `[1.]`, `[.5]`, `[1e]`, `[-]`, `[+1]`, `[1.5e+]`, `[0x10]`,
+		`{"a" 1}`, `{1:2}`, `{"a":1 "b":2}`, `[1 2]`, `[tru]`, `[nul]`, `[falsey]`,
+		`{"a":1} {"b":2}`, `{"a":1}x`, `{"a":1}  ` + "\n\t\r",
+		`  "x"  `, ` 42 `, `-0`, `true`, `null`, `[]`, `{}`, ``, `  `, `"`, `"\`, `"\u12`, `"\x"`,
+		strings.Repeat("[", 600) + strings.Repeat("]", 600),
+		strings.Repeat(`{"a":`, 10001) + "1" + strings.Repeat("}", 10001),
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if fast, ok := decodeFast(data); ok {
+			ref, err := decodeStd(data)
+			if err != nil {
+				t.Fatalf("fast path accepted what encoding/json refuses (%v)", err)
+			}
+			if !reflect.DeepEqual(fast, ref) {
+				t.Fatalf("fast path decoded\n%#v\nencoding/json\n%#v", fast, ref)
+			}
+		}
+		got, gotErr := DecodeJSON(data)
+		want, wantErr := decodeStd(data)
+		if (gotErr == nil) != (wantErr == nil) || (gotErr != nil && gotErr.Error() != wantErr.Error()) {
+			t.Fatalf("DecodeJSON error %v, encoding/json %v", gotErr, wantErr)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("DecodeJSON\n%#v\nencoding/json\n%#v", got, want)
+		}
+	})
+}
+
+// FuzzEncodeJSONDifferential holds the fast encoder to encoding/json: a
+// decoded document, and the same values under a key that needs escaping and
+// as a string, encode byte for byte as encoding/json encodes them.
+func FuzzEncodeJSONDifferential(f *testing.F) {
+	for _, s := range []string{
+		`{"amount":25.00,"b":-0.10,"c":1.5e3,"d":-0,"e":1E-7,"big":12345678901234567890}`,
+		`{"s":"<a href=\"x\">&amp;</a>","ctl":"\u0000\u0001\b\f\n\r\t\u001f\u007f","u":"\u2028\u2029 é 😀 \ufffd"}`,
+		`{"z":1,"a":{"y":[true,false,null,[],{}],"b":"x"},"A":2,"":3,"é":4,"e\u0301":5}`,
+		`[1e400, "1e400", 0.1234567890123456789]`,
+	} {
+		f.Add([]byte(s), "key")
+	}
+	f.Add([]byte(`"x"`), "\xff\xfe \u2028 \" \\ <>&")
+	f.Add([]byte(`{}`), "\xed\xa0\x80 \xe2\x82 \xf0\x9f\x98")
+	std := func(v any) string {
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(v); err != nil {
+			return "error: " + err.Error()
+		}
+		return strings.TrimSuffix(buf.String(), "\n")
+	}
+	f.Fuzz(func(t *testing.T, data []byte, key string) {
+		v, err := DecodeJSON(data)
+		if err != nil {
+			v = string(data)
+		}
+		for _, val := range []any{v, map[string]any{key: v, "n": nil, "l": []any(nil), "m": map[string]any(nil)}, key, []any{key, string(data)}} {
+			got, err := EncodeJSON(val)
+			gotS := string(got)
+			if err != nil {
+				gotS = "error: " + err.Error()
+			}
+			if want := std(val); gotS != want {
+				t.Fatalf("EncodeJSON(%#v)\n= %s\nencoding/json\n= %s", val, gotS, want)
+			}
+		}
+	})
+}

@@ -12,7 +12,20 @@ import (
 // arrays []any, and numbers Decimal, so that no amount ever passes through
 // float64. A number with more than 19 significant digits, which no amount
 // has, becomes a float64. Trailing data after the document is an error.
+//
+// Strings in the result of a small document may share memory with one
+// copy of it, which then lives as long as any of them.
 func DecodeJSON(b []byte) (any, error) {
+	if v, ok := decodeFast(b); ok {
+		return v, nil
+	}
+	return decodeStd(b)
+}
+
+// decodeStd is DecodeJSON by encoding/json: the reference for what a
+// document means, and the decoder of every document the fast path leaves
+// (all invalid ones among them, so that errors read as they always have).
+func decodeStd(b []byte) (any, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	var v any
@@ -79,6 +92,15 @@ func convertNumbers(v any) any {
 // EncodeJSON encodes a value that may hold Decimals (written as plain JSON
 // numbers). HTML characters are not escaped: the output goes to machines.
 func EncodeJSON(v any) ([]byte, error) {
+	if b, ok := encodeFast(v); ok {
+		return b, nil
+	}
+	return encodeStd(v)
+}
+
+// encodeStd is EncodeJSON by encoding/json, for values the fast path
+// leaves to it, and the reference the fast path is tested against.
+func encodeStd(v any) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)

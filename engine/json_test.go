@@ -127,3 +127,58 @@ func walkValues(v any, f func(any)) {
 		}
 	}
 }
+
+// The fast paths must serve what webhooks send; otherwise they only add a
+// failed attempt before encoding/json.
+func TestJSONFastPathsServeSampleEvents(t *testing.T) {
+	files, _ := filepath.Glob("../testdata/events/*.json")
+	for _, f := range files {
+		if strings.Contains(f, "invalid") {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, ok := decodeFast(b)
+		if !ok {
+			t.Errorf("%s: the fast decoder gave up", f)
+			continue
+		}
+		if _, ok := encodeFast(v); !ok {
+			t.Errorf("%s: the fast encoder gave up", f)
+		}
+	}
+	for _, s := range []string{`{"s":"caf\u00e9 \"q\" \ud83d\ude00","l":[1,{"a":null}],"t":true}`, `"x"`, ` [] `} {
+		if _, ok := decodeFast([]byte(s)); !ok {
+			t.Errorf("the fast decoder gave up on %s", s)
+		}
+	}
+}
+
+// A document larger than shareLimit decodes the same, with its own strings.
+func TestDecodeJSONLarge(t *testing.T) {
+	pad := strings.Repeat("x", shareLimit)
+	in := `{"pad":"` + pad + `","amount":25.00,"e":"\n"}`
+	v, err := DecodeObject([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v["pad"] != pad || v["amount"] != MustDecimal("25.00") || v["e"] != "\n" {
+		t.Errorf("decoded %v", v)
+	}
+}
+
+// Values the fast encoder does not know are encoded by encoding/json, and
+// a map that contains itself is an error, not a stack overflow.
+func TestEncodeJSONFallback(t *testing.T) {
+	b, err := EncodeJSON(map[string]any{"argv": []string{"a", "<b>"}, "n": 1.5e300, "d": MustDecimal("1.10")})
+	if want := `{"argv":["a","<b>"],"d":1.10,"n":1.5e+300}`; err != nil || string(b) != want {
+		t.Errorf("EncodeJSON = %s, %v; want %s", b, err, want)
+	}
+	loop := map[string]any{}
+	loop["self"] = loop
+	if _, err := EncodeJSON(loop); err == nil {
+		t.Error("a map containing itself encoded")
+	}
+}

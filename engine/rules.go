@@ -433,7 +433,22 @@ func (rs *RuleSet) candidates(ev *Event, buf []int32) []int32 {
 // those that matched or failed. With all set, it returns a result for every
 // rule (for payramd test), evaluating every rule without the index.
 func (rs *RuleSet) Evaluate(ev *Event, all bool) []Result {
-	env := ev.Env()
+	// The variables map is the same size for every event, and building one
+	// per event (a map of a dozen entries is several allocations) was a
+	// visible share of the listener's rule time, so maps are reused. Each
+	// is filled before the first rule runs and only read while they run,
+	// and nothing returned refers to it.
+	env, _ := envPool.Get().(map[string]any)
+	if env == nil {
+		env = make(map[string]any, len(ev.Payload)+2)
+	}
+	ev.fillEnv(env)
+	defer func() {
+		clear(env)
+		if len(ev.Payload) <= maxPooledEnv {
+			envPool.Put(env)
+		}
+	}()
 	m, _ := rs.vmPool.Get().(*vm.VM)
 	if m == nil {
 		m = &vm.VM{}
@@ -456,6 +471,13 @@ func (rs *RuleSet) Evaluate(ev *Event, all bool) []Result {
 	}
 	return out
 }
+
+// envPool holds cleared variable maps for Evaluate. A map keeps the
+// capacity of its largest event, so one from an unusually large payload is
+// not kept.
+var envPool sync.Pool
+
+const maxPooledEnv = 256
 
 func (rs *RuleSet) evalRule(m *vm.VM, r *Rule, ev *Event, env map[string]any) Result {
 	res := Result{Rule: r}

@@ -1,9 +1,16 @@
 package webhook
 
 import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/payramd/payramd/engine"
 )
 
 // BenchmarkVerify measures one verification per scheme on a ~1 KiB body,
@@ -51,6 +58,50 @@ func BenchmarkHandler(b *testing.B) {
 	for b.Loop() {
 		if res := e.post("/webhooks/payram", h, body); res.status != 200 {
 			b.Fatal(res.status)
+		}
+	}
+}
+
+// listenerBody is what bench/load sends: a PayRam payment with amounts as
+// strings and a numeric timestamp.
+var listenerBody = []byte(`{"reference_id":"ref_123456","invoice_id":"inv_123456","customer_id":"cust_456","customer_email":"buyer456@example.com","status":"FILLED","amount":"46.99","filled_amount":"51.50","filled_amount_in_usd":"51.50","currency":"USDC","timestamp":1795000000}`)
+
+// BenchmarkNormalize measures decoding and normalizing a PayRam payment.
+func BenchmarkNormalize(b *testing.B) {
+	p := &payram{}
+	r := &Request{Source: "payram", Method: http.MethodPost, Header: http.Header{"Content-Type": {"application/json"}}, Body: listenerBody, Now: testNow}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := p.Normalize(r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkServeHTTP measures the handler alone (no network, no journal):
+// routing, body read, verification, normalization, header redaction, the
+// log line and the answer. It is the listener's own CPU per request.
+func BenchmarkServeHTTP(b *testing.B) {
+	tab := compile(b, [2]string{"payram", "provider: payram\nsecret: " + newSecret + "\n"})
+	h := NewHandler(Options{
+		Table:  func() *Table { return tab },
+		Accept: func(context.Context, *engine.Event) (bool, error) { return false, nil },
+		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
+	})
+	hdr := payramHeader(newSecret, listenerBody)
+	hdr.Set("Content-Type", "application/json")
+	hdr.Set("User-Agent", "Go-http-client/1.1")
+	hdr.Set("Accept-Encoding", "gzip")
+	req := httptest.NewRequest(http.MethodPost, "/webhooks/payram", nil)
+	req.Header = hdr
+	req.ContentLength = int64(len(listenerBody))
+	b.ReportAllocs()
+	for b.Loop() {
+		req.Body = io.NopCloser(bytes.NewReader(listenerBody))
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			b.Fatal(w.Code, w.Body.String())
 		}
 	}
 }

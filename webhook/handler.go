@@ -9,6 +9,7 @@ import (
 	"math"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -195,7 +196,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	req := &Request{Source: rt.source, Method: r.Method, Header: r.Header, Query: r.URL.Query(), Body: body, Now: now}
+	var query url.Values
+	if r.URL.RawQuery != "" {
+		// Parsing allocates even for an empty query, and a POST has none.
+		query = r.URL.Query()
+	}
+	req := &Request{Source: rt.source, Method: r.Method, Header: r.Header, Query: query, Body: body, Now: now}
 	if err := rt.provider.Verify(req); err != nil {
 		h.refuse(w, r, rt.source, client, refusal{"invalid_signature", http.StatusUnauthorized, errBody("invalid_signature"), err.Error()})
 		return
@@ -246,11 +252,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, errBody("unavailable"))
 		return
 	}
-	status := "accepted"
+	status, msg := "accepted", "webhook accepted"
 	if dup {
-		status = "duplicate"
+		status, msg = "duplicate", "webhook duplicate"
 	}
-	h.o.Logger.Info("webhook "+status, "source", rt.source, "id", ev.ID, "type", ev.Type, "remote", addrString(client, r))
+	// Typed attributes: this line is written for every webhook, and
+	// key-value pairs would box each string.
+	h.o.Logger.LogAttrs(context.Background(), slog.LevelInfo, msg, slog.String("source", rt.source), slog.String("id", ev.ID), slog.String("type", ev.Type), slog.String("remote", addrString(client, r)))
 	h.o.Observe(rt.source, status)
 	writeJSON(w, http.StatusOK, answer{Status: status, ID: ev.ID})
 }
@@ -269,11 +277,57 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, source string, 
 func errBody(code string) answer { return answer{Error: code} }
 
 func writeJSON(w http.ResponseWriter, status int, v answer) {
-	b, _ := json.Marshal(v)
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
+	b := v.appendJSON(make([]byte, 0, 128))
+	h := w.Header()
+	// Assigned under their canonical names: Set would canonicalize them
+	// again on every answer.
+	h["Content-Type"] = []string{"application/json"}
+	h["X-Content-Type-Options"] = []string{"nosniff"}
 	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
+	_, _ = w.Write(b)
+}
+
+// appendJSON appends the answer as json.Marshal writes it, and a newline.
+// Every answer is one, and the usual ones hold only plain words and ids,
+// which are written directly; any other character (a quote, an HTML
+// character json.Marshal escapes, non-ASCII text in a detail) sends the
+// whole answer through json.Marshal.
+func (a answer) appendJSON(dst []byte) []byte {
+	fields := [...]struct{ name, value string }{{"status", a.Status}, {"id", a.ID}, {"error", a.Error}, {"detail", a.Detail}}
+	for _, f := range fields {
+		if !plainJSON(f.value) {
+			b, _ := json.Marshal(a)
+			return append(append(dst, b...), '\n')
+		}
+	}
+	dst = append(dst, '{')
+	first := true
+	for _, f := range fields {
+		if f.value == "" {
+			continue // omitempty
+		}
+		if !first {
+			dst = append(dst, ',')
+		}
+		first = false
+		dst = append(dst, '"')
+		dst = append(dst, f.name...)
+		dst = append(dst, `":"`...)
+		dst = append(dst, f.value...)
+		dst = append(dst, '"')
+	}
+	return append(dst, '}', '\n')
+}
+
+// plainJSON reports whether json.Marshal writes s between quotes unchanged.
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c >= 0x7f, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
 }
 
 func allowed(allow []netip.Prefix, a netip.Addr) bool {
@@ -353,13 +407,39 @@ var sensitiveHeaderParts = []string{"sig", "hmac", "auth", "key", "cookie", "sec
 func RedactHeaders(h http.Header) map[string]string {
 	out := make(map[string]string, len(h))
 	for name, vs := range h {
-		lower := strings.ToLower(name)
-		if isSensitiveHeader(lower) {
+		kh, known := knownHeaders[name]
+		if !known {
+			lower := strings.ToLower(name)
+			kh = knownHeader{lower, isSensitiveHeader(lower)}
+		}
+		if kh.sensitive {
 			continue
 		}
-		out[lower] = strings.Join(vs, ", ")
+		out[kh.lower] = strings.Join(vs, ", ")
 	}
 	return out
+}
+
+// knownHeaders holds, for the canonical names most deliveries carry, their
+// lower-case form and whether they are sensitive, worked out once: lower-
+// casing allocates, and RedactHeaders runs for every request.
+var knownHeaders = func() map[string]knownHeader {
+	m := map[string]knownHeader{}
+	for _, n := range []string{
+		"Accept", "Accept-Encoding", "Connection", "Content-Length", "Content-Type",
+		"User-Agent", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host",
+		"X-Real-Ip", "X-Request-Id", "Traceparent", "Webhook-Id", "Webhook-Timestamp",
+		"X-Payram-Signature", "Api-Key", "Authorization", "Stripe-Signature", "Webhook-Signature",
+	} {
+		lower := strings.ToLower(n)
+		m[n] = knownHeader{lower, isSensitiveHeader(lower)}
+	}
+	return m
+}()
+
+type knownHeader struct {
+	lower     string
+	sensitive bool
 }
 
 func isSensitiveHeader(lower string) bool {

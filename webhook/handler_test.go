@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -487,3 +488,23 @@ func TestPanicIsNot2xx(t *testing.T) {
 type panicky struct{ none }
 
 func (panicky) Verify(*Request) error { panic("boom") }
+
+// Answers are written without encoding/json when they can be; they must
+// read exactly as json.Marshal writes them.
+func TestAnswerJSON(t *testing.T) {
+	for _, a := range []answer{
+		{},
+		{Status: "accepted", ID: "1a070f64b7c1e9d2"},
+		{Status: "duplicate", ID: "evt_1:2-3.4"},
+		errBody("invalid_signature"),
+		{Error: "invalid_payload", Detail: "amount must be a decimal number such as \"25.00\", not \"abc\""},
+		{Error: "invalid_payload", Detail: "invalid JSON at byte 3: <tag> & co"},
+		{Error: "invalid_payload", Detail: "café \u2028 \x7f \x01 \\ \xff"},
+		{ID: "only id"},
+	} {
+		want, _ := json.Marshal(a)
+		if got := a.appendJSON(nil); string(got) != string(want)+"\n" {
+			t.Errorf("%+v written as %s, want %s", a, got, want)
+		}
+	}
+}
