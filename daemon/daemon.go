@@ -270,7 +270,7 @@ func (d *Daemon) accept(ctx context.Context, ev *engine.Event) (bool, error) {
 	if len(res.Jobs) > 0 {
 		// Retries and jobs left pending read their event from this cache
 		// first, the journal second.
-		d.events.put(ev)
+		d.events.put(ev, len(res.Jobs))
 		if eval.Claim {
 			d.pool.submit(res.Jobs, ev)
 		}

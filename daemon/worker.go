@@ -179,6 +179,9 @@ func (p *pool) exec(ctx context.Context, j *journal.Job, ev *engine.Event) {
 	cfgAct := snap.Config.Action(j.Action)
 	act := snap.Actions[j.Action]
 	finish := func(next journal.JobState, runAt time.Time, outcome, errMsg, output string) {
+		if next != journal.Pending {
+			d.events.done(j.EventID) // no retry of this job will need the event
+		}
 		a := journal.Attempt{JobID: j.ID, N: j.Attempts, StartedAt: start, Duration: time.Since(start), Outcome: outcome, Error: errMsg, Output: output}
 		release()
 		d.metrics.ActionAttempts.WithLabelValues(j.Action, outcome).Inc()

@@ -40,14 +40,14 @@ func TestBackoffGrowsWithJitterAndCap(t *testing.T) {
 func TestEventCacheEvictsOldest(t *testing.T) {
 	c := newEventCache(3, 1<<20)
 	for i := 0; i < 5; i++ {
-		c.put(&engine.Event{ID: fmt.Sprint(i)})
+		c.put(&engine.Event{ID: fmt.Sprint(i)}, 1)
 	}
 	for i, want := range []bool{false, false, true, true, true} {
 		if got := c.get(fmt.Sprint(i)) != nil; got != want {
 			t.Errorf("event %d cached = %v, want %v", i, got, want)
 		}
 	}
-	c.put(&engine.Event{ID: "4"}) // already there: no eviction
+	c.put(&engine.Event{ID: "4"}, 1) // already there: no eviction
 	if c.get("2") == nil {
 		t.Error("re-putting a cached event evicted another")
 	}
@@ -57,7 +57,7 @@ func TestEventCacheBoundedByBytes(t *testing.T) {
 	c := newEventCache(100, 30<<10) // each 10 KiB body costs 30 KiB
 	body := make([]byte, 10<<10)
 	for i := 0; i < 5; i++ {
-		c.put(&engine.Event{ID: fmt.Sprint(i), Raw: body})
+		c.put(&engine.Event{ID: fmt.Sprint(i), Raw: body}, 1)
 	}
 	if c.bytes > 30<<10 {
 		t.Errorf("cache holds %d bytes, over its 30 KiB bound", c.bytes)
@@ -65,7 +65,34 @@ func TestEventCacheBoundedByBytes(t *testing.T) {
 	if c.get("4") == nil || c.get("0") != nil {
 		t.Error("the newest event must be kept and the oldest evicted")
 	}
-	if c.put(&engine.Event{ID: "big", Raw: make([]byte, maxCachedEvent+1)}) {
+	if c.put(&engine.Event{ID: "big", Raw: make([]byte, maxCachedEvent+1)}, 1) {
 		t.Error("an event over maxCachedEvent was cached")
+	}
+}
+
+// TestEventCacheForgetsFinishedEvents: an event stays cached while any of
+// its jobs may still run (a retry needs it) and leaves with its last job,
+// and a slot reused after that does not evict a newer entry.
+func TestEventCacheForgetsFinishedEvents(t *testing.T) {
+	c := newEventCache(2, 1<<20)
+	c.put(&engine.Event{ID: "a", Raw: []byte("{}")}, 2)
+	c.done("a")
+	if c.get("a") == nil {
+		t.Fatal("event left the cache with one of its two jobs still unfinished")
+	}
+	c.done("a")
+	if c.get("a") != nil || c.len() != 0 || c.bytes != 0 {
+		t.Fatalf("event still cached after its last job: len %d, bytes %d", c.len(), c.bytes)
+	}
+	c.done("a")       // a stray done is harmless
+	c.done("unknown") // so is one for an event never cached
+	c.put(&engine.Event{ID: "b"}, 1)
+	c.put(&engine.Event{ID: "c"}, 1) // reuses a's slot
+	c.put(&engine.Event{ID: "d"}, 1) // evicts b, the oldest
+	if c.get("b") != nil || c.get("c") == nil || c.get("d") == nil {
+		t.Errorf("after b, c, d in a 2-slot cache: b=%v c=%v d=%v", c.get("b") != nil, c.get("c") != nil, c.get("d") != nil)
+	}
+	if c.put(&engine.Event{ID: "e"}, 0) {
+		t.Error("an event without jobs was cached")
 	}
 }
