@@ -230,7 +230,7 @@ func (d *Daemon) apiReplay(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d.countResults(ev, eval)
-	d.kick()
+	d.jobsPending()
 	var matched []string
 	for _, m := range eval.Matches {
 		matched = append(matched, m.Rule)
@@ -272,7 +272,7 @@ func (d *Daemon) apiRetry(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d.log.Info("job retried by hand", "job", id, "action", j.Action)
-	d.kick()
+	d.jobsPending()
 	writeJSON(w, http.StatusOK, map[string]any{"job": viewJob(j)})
 }
 

@@ -273,8 +273,10 @@ func (d *Daemon) accept(ctx context.Context, ev *engine.Event) (bool, error) {
 		d.events.put(ev, len(res.Jobs))
 		if eval.Claim {
 			d.pool.submit(res.Jobs, ev)
+			d.kick()
+		} else {
+			d.jobsPending()
 		}
-		d.kick()
 	}
 	return false, nil
 }
@@ -310,7 +312,15 @@ func (d *Daemon) countResults(ev *engine.Event, eval *journal.Evaluation) {
 	}
 }
 
-// kick wakes the job dispatcher without blocking.
+// jobsPending tells the job dispatcher that the journal holds new pending
+// jobs (or retries whose time it must learn), which it then claims.
+func (d *Daemon) jobsPending() {
+	d.pool.pending.Store(true)
+	d.kick()
+}
+
+// kick wakes the job dispatcher without blocking, to start jobs queued in
+// memory; only after jobsPending does it also look in the journal.
 func (d *Daemon) kick() {
 	select {
 	case d.wake <- struct{}{}:

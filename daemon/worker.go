@@ -29,6 +29,11 @@ type pool struct {
 	// It also guards backlog.
 	mu       sync.Mutex
 	claiming bool
+	// pending is set when the journal may hold pending jobs the
+	// dispatcher does not know of (see Daemon.jobsPending). Without it, a
+	// wake-up only starts jobs queued in memory: asking the journal after
+	// every webhook would cost a write and a read each time for nothing.
+	pending atomic.Bool
 	// backlog holds claimed jobs waiting for a free worker: those claimed
 	// from the journal, and those inserted already claimed at ingest, which
 	// carry their event so it need not be read back.
@@ -92,8 +97,13 @@ func (p *pool) run(ctx context.Context) {
 	const maxWait = time.Second
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	// check: the journal may hold due jobs, so claim at the next chance.
+	// It starts true for the jobs a previous run left pending, and is set
+	// by jobsPending, by the timer (the next known run_at, or maxWait as a
+	// safety net) and when a claim came back full.
+	check := true
+	nextCheck := time.Now().Add(maxWait)
 	for {
-		wait := maxWait
 		p.mu.Lock()
 		claiming := p.claiming
 		room := 0
@@ -102,7 +112,9 @@ func (p *pool) run(ctx context.Context) {
 			room = claimBatch - len(p.backlog)
 		}
 		p.mu.Unlock()
-		if room > 0 {
+		if check && room > 0 {
+			check = false
+			nextCheck = time.Now().Add(maxWait)
 			jobs, err := p.d.store.ClaimDue(ctx, time.Now(), room)
 			if err != nil && ctx.Err() == nil {
 				p.d.log.Error("claiming jobs failed", "err", err)
@@ -114,21 +126,26 @@ func (p *pool) run(ctx context.Context) {
 			if p.claiming {
 				p.startQueued(ctx)
 			}
-			busy := int(p.running.Load()) >= p.size
 			p.mu.Unlock()
 			switch {
 			case err != nil:
 				// The journal cannot take writes (disk full, read-only):
 				// due jobs stay due, so asking again at once would spin
-				// and flood the log.
-				wait = maxWait
-			case len(jobs) == room && !busy:
-				wait = 0 // more may be due
+				// and flood the log; the timer asks again in maxWait.
+			case len(jobs) == room:
+				check = true // more may be due: claim again when there is room
 			default:
 				if t, ok, err := p.d.store.NextRunAt(ctx); err == nil && ok {
-					wait = min(max(time.Until(t), 0), maxWait)
+					nextCheck = time.Now().Add(min(max(time.Until(t), 0), maxWait))
 				}
 			}
+		}
+		wait := max(time.Until(nextCheck), 0)
+		switch {
+		case check && room > 0 && int(p.running.Load()) < p.size:
+			wait = 0 // more may be due and there are free workers
+		case check:
+			wait = maxWait // the backlog or the workers are full: p.freed wakes us
 		}
 		timer.Reset(wait)
 		select {
@@ -138,6 +155,10 @@ func (p *pool) run(ctx context.Context) {
 		case <-p.d.wake:
 		case <-p.freed:
 		case <-timer.C:
+			check = true
+		}
+		if p.pending.Swap(false) {
+			check = true
 		}
 	}
 }
@@ -200,6 +221,9 @@ func (p *pool) exec(ctx context.Context, j *journal.Job, ev *engine.Event) {
 			if err == nil {
 				if try > 1 {
 					d.log.Info("job attempt recorded after the journal recovered", "job", j.ID, "tries", try)
+				}
+				if next == journal.Pending {
+					d.jobsPending() // so the dispatcher learns its run_at
 				}
 				return
 			}
