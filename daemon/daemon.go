@@ -114,6 +114,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.store = store
 	defer store.Close()
+	d.metrics.observeJournal(store.Stats)
 	if n, err := store.RecoverRunning(ctx); err != nil {
 		return fmt.Errorf("recovering jobs: %w", err)
 	} else if n > 0 {

@@ -2,6 +2,9 @@ package daemon
 
 import (
 	"net/http"
+	"sync/atomic"
+
+	"github.com/payramd/payramd/journal"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -22,7 +25,21 @@ type Metrics struct {
 	ReloadOK       prometheus.Gauge
 	ReloadTime     prometheus.Gauge
 	Ingest         prometheus.Histogram
+
+	// journal reads the open journal's writer counters at scrape time.
+	journal atomic.Pointer[func() journal.WriterStats]
 }
+
+// journalStats returns the journal's counters, zero before it is open.
+func (m *Metrics) journalStats() journal.WriterStats {
+	if f := m.journal.Load(); f != nil {
+		return (*f)()
+	}
+	return journal.WriterStats{}
+}
+
+// observeJournal makes the journal series read stats.
+func (m *Metrics) observeJournal(stats func() journal.WriterStats) { m.journal.Store(&stats) }
 
 // NewMetrics registers every series, with the Go runtime and process collectors.
 func NewMetrics() *Metrics {
@@ -60,6 +77,27 @@ func NewMetrics() *Metrics {
 	}
 	m.reg.MustRegister(m.Webhooks, m.RuleMatches, m.RuleErrors, m.ActionAttempts, m.ActionDuration, m.Jobs, m.ReloadOK, m.ReloadTime, m.Ingest,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// The group commit, read at scrape time: writes per commit and per
+	// fsync show how well concurrent webhooks share the disk's flushes, and
+	// a failed fsync (the journal refuses writes until a restart) is the
+	// first thing to look at when /readyz fails.
+	counter := func(name, help string, v func(journal.WriterStats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(v(m.journalStats())) })
+	}
+	m.reg.MustRegister(
+		counter("payramd_journal_writes_total", "Writes (ingests, job updates, claims) submitted to the journal.", func(s journal.WriterStats) uint64 { return s.Ops }),
+		counter("payramd_journal_commits_total", "Group-commit transactions.", func(s journal.WriterStats) uint64 { return s.Batches }),
+		counter("payramd_journal_fsyncs_total", "WAL fsyncs; each acknowledges every commit made before it began.", func(s journal.WriterStats) uint64 { return s.Syncs }),
+		counter("payramd_journal_failed_commits_total", "Group commits that failed as a whole (disk full, I/O error, failed fsync).", func(s journal.WriterStats) uint64 { return s.Failures }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "payramd_journal_sync_failed", Help: "1 once a WAL fsync has failed: the journal refuses writes (webhooks get 503) until payramd restarts.",
+		}, func() float64 {
+			if m.journalStats().SyncFailed {
+				return 1
+			}
+			return 0
+		}),
+	)
 	for _, s := range []string{"pending", "running", "dead"} {
 		m.Jobs.WithLabelValues(s)
 	}

@@ -108,6 +108,9 @@ func TestWALSyncFailurePoisons(t *testing.T) {
 	if _, err := s.Event(ctx, "before"); err != nil {
 		t.Errorf("reads must keep working: %v", err)
 	}
+	if st := s.Stats(); !st.SyncFailed || st.Failures == 0 {
+		t.Errorf("stats after a failed fsync: %+v, want SyncFailed and failures counted", st)
+	}
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}

@@ -620,6 +620,9 @@ type WriterStats struct {
 	Ops      uint64 // writes submitted to those transactions
 	Reruns   uint64 // batches re-run with per-op savepoints because an op failed
 	Failures uint64 // batches that failed as a whole (BEGIN/COMMIT/savepoint errors)
+	// SyncFailed is set once a WAL fsync has failed: the journal refuses
+	// writes until the process restarts (see "Pipelined fsync").
+	SyncFailed bool
 }
 
 type writerStats struct{ batches, syncs, ops, reruns, failures atomic.Uint64 }
@@ -627,11 +630,12 @@ type writerStats struct{ batches, syncs, ops, reruns, failures atomic.Uint64 }
 // Stats returns the writer's counters.
 func (s *SQLite) Stats() WriterStats {
 	return WriterStats{
-		Batches:  s.stats.batches.Load(),
-		Syncs:    s.stats.syncs.Load(),
-		Ops:      s.stats.ops.Load(),
-		Reruns:   s.stats.reruns.Load(),
-		Failures: s.stats.failures.Load(),
+		Batches:    s.stats.batches.Load(),
+		Syncs:      s.stats.syncs.Load(),
+		Ops:        s.stats.ops.Load(),
+		Reruns:     s.stats.reruns.Load(),
+		Failures:   s.stats.failures.Load(),
+		SyncFailed: s.poisoned() != nil,
 	}
 }
 

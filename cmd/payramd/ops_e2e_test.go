@@ -409,6 +409,15 @@ rules:
 	if got := p.metric("payramd_ingest_duration_seconds_count"); got != 2 {
 		t.Errorf("payramd_ingest_duration_seconds_count = %v, want 2", got)
 	}
+	// The group commit: two ingests and three attempt records at least,
+	// each acknowledged after an fsync, and no failed fsync.
+	writes, commits, fsyncs := p.metric("payramd_journal_writes_total"), p.metric("payramd_journal_commits_total"), p.metric("payramd_journal_fsyncs_total")
+	if writes < 5 || commits < 1 || commits > writes || fsyncs < 1 || fsyncs > commits {
+		t.Errorf("journal writes %v, commits %v, fsyncs %v: want 5 <= writes, 1 <= fsyncs <= commits <= writes", writes, commits, fsyncs)
+	}
+	if got := p.metric("payramd_journal_sync_failed"); got != 0 {
+		t.Errorf("payramd_journal_sync_failed = %v, want 0", got)
+	}
 
 	// A reload moves the timestamp (whole seconds: wait for the next one).
 	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(1100 * time.Millisecond)))
