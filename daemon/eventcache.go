@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"container/list"
 	"sync"
 
 	"github.com/payramd/payramd/engine"
@@ -21,9 +22,9 @@ import (
 // oldest entry goes.
 type eventCache struct {
 	mu       sync.Mutex
-	m        map[string]*cachedEvent
-	ring     []string // ids in insertion order, for evicting the oldest
-	next     int
+	m        map[string]*list.Element // of *cachedEvent
+	order    *list.List               // oldest first, for eviction when full
+	size     int
 	bytes    int64
 	maxBytes int64
 }
@@ -31,21 +32,20 @@ type eventCache struct {
 type cachedEvent struct {
 	ev   *engine.Event
 	jobs int // jobs of the event not finished yet
-	slot int // its index in ring
 }
 
 // maxCachedEvent is the largest body cached; larger events are read back.
 const maxCachedEvent = 64 << 10
 
 func newEventCache(size int, maxBytes int64) *eventCache {
-	return &eventCache{m: make(map[string]*cachedEvent), ring: make([]string, size), maxBytes: maxBytes}
+	return &eventCache{m: make(map[string]*list.Element), order: list.New(), size: size, maxBytes: maxBytes}
 }
 
 // cost approximates an event's memory: the raw body plus its decoded form.
 func cost(ev *engine.Event) int64 { return 3 * int64(len(ev.Raw)) }
 
 // put caches ev, which has jobs unfinished jobs, and reports whether it was
-// added.
+// added. Only a full cache evicts, the oldest entry first.
 func (c *eventCache) put(ev *engine.Event, jobs int) bool {
 	if len(ev.Raw) > maxCachedEvent || jobs <= 0 {
 		return false
@@ -55,58 +55,40 @@ func (c *eventCache) put(ev *engine.Event, jobs int) bool {
 	if _, ok := c.m[ev.ID]; ok {
 		return false
 	}
-	for c.bytes+cost(ev) > c.maxBytes && c.evictOne() {
+	for (len(c.m) >= c.size || c.bytes+cost(ev) > c.maxBytes) && c.order.Len() > 0 {
+		c.remove(c.order.Front())
 	}
-	c.evictSlot(c.next)
-	c.ring[c.next] = ev.ID
-	c.m[ev.ID] = &cachedEvent{ev: ev, jobs: jobs, slot: c.next}
+	c.m[ev.ID] = c.order.PushBack(&cachedEvent{ev: ev, jobs: jobs})
 	c.bytes += cost(ev)
-	c.next = (c.next + 1) % len(c.ring)
 	return true
 }
 
 // done records that one job of event id has finished for good (succeeded
-// or dead); the event leaves the cache with its last job.
+// or dead); the event leaves the cache with its last job. (Jobs made later
+// by a replay or revived by hand are not counted; when they finish, the
+// event may leave early and is read back from the journal if needed.)
 func (c *eventCache) done(id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e, ok := c.m[id]; ok {
+	if el, ok := c.m[id]; ok {
+		e := el.Value.(*cachedEvent)
 		if e.jobs--; e.jobs <= 0 {
-			c.evictSlot(e.slot)
+			c.remove(el)
 		}
 	}
 }
 
-// evictSlot forgets the event in ring slot i, if any.
-func (c *eventCache) evictSlot(i int) {
-	id := c.ring[i]
-	if id == "" {
-		return
-	}
-	if e, ok := c.m[id]; ok && e.slot == i {
-		c.bytes -= cost(e.ev)
-		delete(c.m, id)
-	}
-	c.ring[i] = ""
-}
-
-// evictOne forgets the oldest cached event; false when the cache is empty.
-func (c *eventCache) evictOne() bool {
-	for k := 0; k < len(c.ring); k++ {
-		i := (c.next + k) % len(c.ring)
-		if c.ring[i] != "" {
-			c.evictSlot(i)
-			return true
-		}
-	}
-	return false
+func (c *eventCache) remove(el *list.Element) {
+	e := c.order.Remove(el).(*cachedEvent)
+	delete(c.m, e.ev.ID)
+	c.bytes -= cost(e.ev)
 }
 
 func (c *eventCache) get(id string) *engine.Event {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e, ok := c.m[id]; ok {
-		return e.ev
+	if el, ok := c.m[id]; ok {
+		return el.Value.(*cachedEvent).ev
 	}
 	return nil
 }

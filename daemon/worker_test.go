@@ -87,12 +87,28 @@ func TestEventCacheForgetsFinishedEvents(t *testing.T) {
 	c.done("a")       // a stray done is harmless
 	c.done("unknown") // so is one for an event never cached
 	c.put(&engine.Event{ID: "b"}, 1)
-	c.put(&engine.Event{ID: "c"}, 1) // reuses a's slot
-	c.put(&engine.Event{ID: "d"}, 1) // evicts b, the oldest
+	c.put(&engine.Event{ID: "c"}, 1)
+	c.put(&engine.Event{ID: "d"}, 1) // full: evicts b, the oldest
 	if c.get("b") != nil || c.get("c") == nil || c.get("d") == nil {
-		t.Errorf("after b, c, d in a 2-slot cache: b=%v c=%v d=%v", c.get("b") != nil, c.get("c") != nil, c.get("d") != nil)
+		t.Errorf("after b, c, d in a 2-event cache: b=%v c=%v d=%v", c.get("b") != nil, c.get("c") != nil, c.get("d") != nil)
 	}
 	if c.put(&engine.Event{ID: "e"}, 0) {
 		t.Error("an event without jobs was cached")
+	}
+}
+
+// TestEventCacheKeepsWaitingEvents: an event whose job waits for a retry
+// stays cached however many events come and go after it, as long as the
+// cache is not full.
+func TestEventCacheKeepsWaitingEvents(t *testing.T) {
+	c := newEventCache(8, 1<<20)
+	c.put(&engine.Event{ID: "waiting"}, 1)
+	for i := range 10000 {
+		id := fmt.Sprint(i)
+		c.put(&engine.Event{ID: id}, 1)
+		c.done(id)
+	}
+	if c.get("waiting") == nil || c.len() != 1 {
+		t.Errorf("waiting event evicted (len %d) by events that finished", c.len())
 	}
 }

@@ -203,7 +203,10 @@ CREATE TABLE attempts_new (
 	error       TEXT    NOT NULL DEFAULT '',
 	output      TEXT    NOT NULL DEFAULT ''
 );
-INSERT INTO attempts_new SELECT * FROM attempts ORDER BY id;
+-- Joined like the tables above, so that rows orphaned by hand in version 1
+-- (the sqlite3 CLI does not enforce foreign keys unless asked) are left
+-- behind instead of failing the migration on every start.
+INSERT INTO attempts_new SELECT a.* FROM attempts a JOIN jobs_new j ON j.id = a.job_id ORDER BY a.id;
 
 DROP TABLE attempts;
 DROP TABLE jobs;

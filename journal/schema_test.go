@@ -21,6 +21,7 @@ func TestMigrateV1ToV2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	db.SetMaxOpenConns(1) // the PRAGMA foreign_keys below must apply to every statement
 	v1 := []string{
 		migrations[0],
 		fmt.Sprintf(`PRAGMA application_id = %d; PRAGMA user_version = 1`, applicationID),
@@ -38,6 +39,15 @@ func TestMigrateV1ToV2(t *testing.T) {
 		`INSERT INTO attempts (job_id, n, started_at, duration_ns, outcome, error, output) VALUES
 			(5, 1, 10, 1000, 'succeeded', '', ''), (7, 1, 11, 1000, 'retry', 'smtp: 451', ''),
 			(7, 2, 12, 1000, 'retry', 'smtp: 451', ''), (7, 3, 13, 1000, 'dead', 'smtp: 550', 'out')`,
+		// Rows orphaned by hand, as the sqlite3 CLI allows (it does not
+		// enforce foreign keys unless asked): the migration must leave them
+		// behind, not fail on them at every start.
+		`PRAGMA foreign_keys = OFF`,
+		`INSERT INTO rule_results (event_id, seq, rule, matched) VALUES ('deleted-by-hand', 0, 'paid', 1)`,
+		`INSERT INTO jobs (id, event_id, source, rule, action, state, attempts, run_at, created_at, updated_at) VALUES
+			(8, 'deleted-by-hand', 'payram', 'paid', 'slack', 'dead', 1, 4, 4, 4)`,
+		`INSERT INTO attempts (job_id, n, started_at, duration_ns, outcome) VALUES (8, 1, 14, 1000, 'dead'), (404, 1, 15, 1000, 'dead')`,
+		`PRAGMA foreign_keys = ON`,
 	}
 	for _, q := range v1 {
 		if _, err := db.Exec(q); err != nil {
@@ -84,6 +94,9 @@ func TestMigrateV1ToV2(t *testing.T) {
 	}
 	if d, err := s.Event(ctx, "ev-b"); err != nil || len(d.Results) != 1 || !d.Results[0].Suppressed || len(d.Jobs) != 0 {
 		t.Errorf("ev-b: %+v, %v", d, err)
+	}
+	if got := count(t, s, `SELECT count(*) FROM attempts WHERE job_id IN (8, 404)`); got != 0 {
+		t.Errorf("%d orphaned attempts carried over", got)
 	}
 	if dead, err := s.Jobs(ctx, JobFilter{State: Dead}); err != nil || len(dead) != 1 || dead[0].ID != 7 {
 		t.Errorf("dead jobs: %+v, %v", dead, err)

@@ -3,6 +3,7 @@ package journal
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 )
 
 // Pipelined fsync
@@ -27,9 +28,12 @@ import (
 //     depend on earlier commits ("duplicate", "already claimed"): those ops
 //     are in later batches, and the fsync that releases them covers the
 //     earlier batches too.
-//   - The checkpointer runs with synchronous(FULL): it syncs the WAL before
-//     copying it into the database and the database before the WAL may be
-//     rewound, so a rewound WAL never holds the only copy of anything.
+//   - Checkpoints sync the WAL before copying it into the database, and the
+//     database before the WAL may be rewound, in NORMAL mode as in FULL; and
+//     when the writer rewinds the WAL, NORMAL still syncs the new WAL header
+//     before frames are written after it. So a rewound WAL never holds the
+//     only copy of anything. This holds for NORMAL and FULL only: the writer
+//     must never run with synchronous(OFF).
 //
 // An fsync that fails is not retried. After a failed fsync Linux may
 // already have dropped the dirty pages it could not write and will report
@@ -37,17 +41,22 @@ import (
 // whatever happens next. The journal therefore poisons itself: the batches
 // waiting for that fsync, and every write after it, fail with
 // ErrUnavailable (so webhooks get 503 and providers retry, and /readyz
-// fails through Ping), until payramd is restarted and SQLite recovers the
-// WAL from what really is on disk.
+// fails through Ping), until payramd is restarted. Nothing acknowledged
+// depends on the failed flush; what it covered was answered 503, and its
+// provider delivers it again.
 
 // syncWAL fsyncs the -wal file. The descriptor is opened on first use,
 // because SQLite creates the file lazily, and reopened if the path now names
 // another file (SQLite never replaces the WAL of an open database, but the
-// check costs a stat next to a disk flush).
-func (s *SQLite) syncWAL() error {
+// check costs a stat next to a disk flush); each time, the directory is
+// fsynced too, so that the file's directory entry is as durable as its
+// contents. fatal reports a failed fsync, which poisons the journal; a
+// failure to open the file flushed nothing and lost nothing, so the batches
+// waiting fail but the next sync may succeed for real.
+func (s *SQLite) syncWAL() (fatal bool, err error) {
 	if s.faultSync != nil {
 		if err := s.faultSync(); err != nil {
-			return err
+			return true, err
 		}
 	}
 	name := s.path + "-wal"
@@ -58,7 +67,11 @@ func (s *SQLite) syncWAL() error {
 	if s.wal == nil {
 		f, err := os.Open(name)
 		if err != nil {
-			return fmt.Errorf("open WAL for fsync: %w", err)
+			return false, fmt.Errorf("open WAL for fsync: %w", err)
+		}
+		if err := syncDir(filepath.Dir(name)); err != nil {
+			f.Close()
+			return false, fmt.Errorf("fsync data directory: %w", err)
 		}
 		s.wal = f
 	}
@@ -67,9 +80,21 @@ func (s *SQLite) syncWAL() error {
 		sync = datasync
 	}
 	if err := sync(s.wal); err != nil {
-		return fmt.Errorf("fsync WAL: %w", err)
+		return true, fmt.Errorf("fsync WAL: %w", err)
 	}
-	return nil
+	return false, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func sameFile(f *os.File, name string) bool {

@@ -131,3 +131,41 @@ func TestWALSyncFailurePoisons(t *testing.T) {
 		t.Errorf("provider retry after restart: %v", err)
 	}
 }
+
+// TestCommitDuringFailedSyncIsNotAcked: a batch that commits while the
+// fsync before it is failing must fail too, even though the next fsync
+// succeeds. Linux reports a writeback error only once, and WAL recovery
+// stops at the first frame that never reached the disk, so a later
+// "successful" fsync proves nothing for it.
+func TestCommitDuringFailedSyncIsNotAcked(t *testing.T) {
+	ctx := context.Background()
+	var armed atomic.Bool
+	var calls atomic.Int32
+	entered, release := make(chan struct{}), make(chan struct{})
+	s, _ := openTest(t, Options{faultSync: func() error {
+		if armed.Load() && calls.Add(1) == 1 {
+			close(entered)
+			<-release
+			return errors.New("injected: EIO, reported once")
+		}
+		return nil
+	}})
+	mustIngest(t, s, testEvent("warm-up"), evalFor("r", "a"))
+
+	armed.Store(true)
+	first, second := make(chan error, 1), make(chan error, 1)
+	go func() { _, err := s.Ingest(ctx, testEvent("first"), evalFor("r", "a")); first <- err }()
+	<-entered // first is committed; its fsync is failing
+	go func() { _, err := s.Ingest(ctx, testEvent("second"), evalFor("r", "a")); second <- err }()
+	// Let the writer take the second write into a batch of its own.
+	time.Sleep(100 * time.Millisecond)
+	close(release)
+	for name, ch := range map[string]chan error{"first": first, "second": second} {
+		if err := <-ch; !errors.Is(err, ErrUnavailable) {
+			t.Errorf("%s ingest: %v, want ErrUnavailable", name, err)
+		}
+	}
+	if _, err := s.Ingest(ctx, testEvent("third"), evalFor("r", "a")); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("ingest after the failed fsync: %v, want ErrUnavailable", err)
+	}
+}

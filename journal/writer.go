@@ -389,11 +389,20 @@ func (s *SQLite) syncLoop() {
 				break drain
 			}
 		}
-		var serr error
 		s.syncing.Store(true)
-		if slices.ContainsFunc(pending, func(b *batch) bool { return b.committed }) {
-			if serr = s.syncWAL(); serr != nil {
-				serr = s.poison(serr)
+		// After a failed fsync, commits made since cannot be made durable
+		// by syncing again: Linux reports a writeback error once, so the
+		// next fsync could succeed over frames that never reached the disk,
+		// and WAL recovery stops at the first missing frame, taking every
+		// later commit with it. They fail like the ones the failed fsync
+		// was for.
+		serr := s.poisoned()
+		if serr == nil && slices.ContainsFunc(pending, func(b *batch) bool { return b.committed }) {
+			if fatal, err := s.syncWAL(); err != nil {
+				serr = unavailable("sync WAL", err)
+				if fatal {
+					serr = s.poison(err)
+				}
 			}
 			s.stats.syncs.Add(1)
 		}
