@@ -139,13 +139,7 @@ func FuzzTemplate(f *testing.F) {
 // a Decimal (or, beyond 19 digits, what encoding/json makes of it); and
 // encoding then decoding again gives equal values.
 func FuzzDecodeJSON(f *testing.F) {
-	files, _ := filepath.Glob("../testdata/events/*.json")
-	providers, _ := filepath.Glob("../testdata/providers/*.json")
-	for _, p := range append(files, providers...) {
-		if b, err := os.ReadFile(p); err == nil {
-			f.Add(b)
-		}
-	}
+	addSampleEvents(f)
 	for _, s := range []string{
 		`{"amount":25.00,"b":-0.10,"c":1.5e3,"d":-0,"e":1E-7}`,
 		`[9999999999999999999, 12345678901234567890, 1e400, 1e-400, 0.12345678901234567891]`,
@@ -267,13 +261,7 @@ func sameValue(a, b any) bool {
 // same value, types included, or the same error), and whatever the fast
 // path accepts, encoding/json accepts too.
 func FuzzDecodeJSONDifferential(f *testing.F) {
-	files, _ := filepath.Glob("../testdata/events/*.json")
-	providers, _ := filepath.Glob("../testdata/providers/*.json")
-	for _, p := range append(files, providers...) {
-		if b, err := os.ReadFile(p); err == nil {
-			f.Add(b)
-		}
-	}
+	addSampleEvents(f)
 	for _, s := range []string{
 		`{"amount":25.00,"b":-0.10,"c":1.5e3,"d":-0,"e":1E-7,"f":0e+0,"g":-0.0E-00}`,
 		`[9999999999999999999, 12345678901234567890, 1e400, 1e-400, 0.12345678901234567891, -1e999]`,
@@ -355,4 +343,16 @@ func FuzzEncodeJSONDifferential(f *testing.F) {
 			}
 		}
 	})
+}
+
+// addSampleEvents seeds f with every sample event and provider payload in
+// testdata.
+func addSampleEvents(f *testing.F) {
+	files, _ := filepath.Glob("../testdata/events/*.json")
+	providers, _ := filepath.Glob("../testdata/providers/*.json")
+	for _, p := range append(files, providers...) {
+		if b, err := os.ReadFile(p); err == nil {
+			f.Add(b)
+		}
+	}
 }

@@ -162,17 +162,12 @@ func (d *fastDecoder) object() (any, bool) {
 			return nil, false
 		}
 		d.kvs = append(d.kvs, keyValue{key, v})
-		d.skipSpace()
-		if d.pos >= len(d.data) {
+		more, ok := d.separator('}')
+		if !ok {
 			return nil, false
 		}
-		c := d.data[d.pos]
-		d.pos++
-		if c == '}' {
+		if !more {
 			break
-		}
-		if c != ',' {
-			return nil, false
 		}
 	}
 	members := d.kvs[base:]
@@ -186,6 +181,24 @@ func (d *fastDecoder) object() (any, bool) {
 	d.kvs = d.kvs[:base]
 	d.depth--
 	return m, true
+}
+
+// separator consumes what follows a member or an element: ',' (more
+// follow) or close (the end); anything else is not ok.
+func (d *fastDecoder) separator(close byte) (more, ok bool) {
+	d.skipSpace()
+	if d.pos >= len(d.data) {
+		return false, false
+	}
+	c := d.data[d.pos]
+	d.pos++
+	switch c {
+	case ',':
+		return true, true
+	case close:
+		return false, true
+	}
+	return false, false
 }
 
 func (d *fastDecoder) array() (any, bool) {
@@ -206,17 +219,12 @@ func (d *fastDecoder) array() (any, bool) {
 			return nil, false
 		}
 		d.items = append(d.items, v)
-		d.skipSpace()
-		if d.pos >= len(d.data) {
+		more, ok := d.separator(']')
+		if !ok {
 			return nil, false
 		}
-		c := d.data[d.pos]
-		d.pos++
-		if c == ']' {
+		if !more {
 			break
-		}
-		if c != ',' {
-			return nil, false
 		}
 	}
 	elems := d.items[base:]

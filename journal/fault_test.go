@@ -75,17 +75,7 @@ func TestCommitFailureIsNeverAcked(t *testing.T) {
 
 	fail.Store(true)
 	const n = 32
-	var wg sync.WaitGroup
-	errs := make([]error, n)
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, errs[i] = s.Ingest(ctx, testEvent(idOf("lost", i)), evalFor("r", "a"))
-		}()
-	}
-	wg.Wait()
-	for i, err := range errs {
+	for i, err := range ingestConcurrently(s, "lost", n) {
 		if !errors.Is(err, ErrUnavailable) {
 			t.Errorf("ingest %d during commit failure: %v, want ErrUnavailable", i, err)
 		}

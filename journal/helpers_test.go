@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 )
@@ -77,3 +78,19 @@ func hashID(i int) string {
 }
 
 func testingGOMAXPROCS() int { return runtime.GOMAXPROCS(0) }
+
+// ingestConcurrently ingests n events (ids prefix-000000...) at once, as
+// concurrent webhooks would, and returns each one's error.
+func ingestConcurrently(s *SQLite, prefix string, n int) []error {
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = s.Ingest(context.Background(), testEvent(idOf(prefix, i)), evalFor("r", "a"))
+		}()
+	}
+	wg.Wait()
+	return errs
+}

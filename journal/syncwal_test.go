@@ -3,7 +3,6 @@ package journal
 import (
 	"context"
 	"errors"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -82,17 +81,7 @@ func TestWALSyncFailurePoisons(t *testing.T) {
 	mustIngest(t, s, testEvent("before"), evalFor("r", "a"))
 
 	fail.Store(true)
-	var wg sync.WaitGroup
-	errs := make([]error, 8)
-	for i := range errs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, errs[i] = s.Ingest(ctx, testEvent(idOf("unsynced", i)), evalFor("r", "a"))
-		}()
-	}
-	wg.Wait()
-	for i, err := range errs {
+	for i, err := range ingestConcurrently(s, "unsynced", 8) {
 		if !errors.Is(err, ErrUnavailable) {
 			t.Errorf("ingest %d during the failed fsync: %v, want ErrUnavailable", i, err)
 		}
