@@ -24,15 +24,20 @@ type checkpointer struct {
 	db   *sql.DB
 	stop chan struct{}
 	done chan struct{}
+	// hold reports that checkpoints must stop: after a failed WAL fsync,
+	// frames in the WAL may never have reached the disk, and copying them
+	// into the database file would spread the damage beyond what WAL
+	// recovery, which checks every frame, can contain at the next start.
+	hold func() bool
 }
 
-func startCheckpointer(dsn string) (*checkpointer, error) {
+func startCheckpointer(dsn string, hold func() bool) (*checkpointer, error) {
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, err
 	}
 	db.SetMaxOpenConns(1)
-	c := &checkpointer{db: db, stop: make(chan struct{}), done: make(chan struct{})}
+	c := &checkpointer{db: db, stop: make(chan struct{}), done: make(chan struct{}), hold: hold}
 	go c.loop()
 	return c, nil
 }
@@ -46,6 +51,9 @@ func (c *checkpointer) loop() {
 		case <-c.stop:
 			return
 		case <-t.C:
+			if c.hold() {
+				continue
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			var busy, log, moved int
 			_ = c.db.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &log, &moved)

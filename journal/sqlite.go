@@ -184,7 +184,7 @@ func Open(dir string, opts Options) (*SQLite, error) {
 		return nil, fmt.Errorf("journal: open readers: %w", err)
 	}
 
-	if s.ckpt, err = startCheckpointer(dsn(abs, "_pragma=busy_timeout(5000)", "_pragma=synchronous(FULL)")); err != nil {
+	if s.ckpt, err = startCheckpointer(dsn(abs, "_pragma=busy_timeout(5000)", "_pragma=synchronous(FULL)"), func() bool { return s.poisoned() != nil }); err != nil {
 		return nil, fmt.Errorf("journal: open checkpointer: %w", err)
 	}
 

@@ -1,8 +1,10 @@
 package journal
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -157,4 +159,40 @@ func TestCommitDuringFailedSyncIsNotAcked(t *testing.T) {
 	if _, err := s.Ingest(ctx, testEvent("third"), evalFor("r", "a")); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("ingest after the failed fsync: %v, want ErrUnavailable", err)
 	}
+}
+
+// TestNoCheckpointAfterFailedSync: once an fsync has failed, the WAL may
+// hold frames that never reached the disk, and the checkpointer must not
+// copy them into the database file.
+func TestNoCheckpointAfterFailedSync(t *testing.T) {
+	var fail atomic.Bool
+	s, _ := openTest(t, Options{faultSync: func() error {
+		if fail.Load() {
+			return errors.New("injected: EIO")
+		}
+		return nil
+	}})
+	mustIngest(t, s, testEvent("before"), evalFor("r", "a"))
+	time.Sleep(3 * checkpointEvery) // let the checkpointer catch up
+	before := fileSize(t, s.path)
+
+	fail.Store(true)
+	big := testEvent("big")
+	big.Body = bytes.Repeat([]byte("x"), 256<<10) // committed to the WAL, then its fsync fails
+	if _, err := s.Ingest(context.Background(), big, evalFor("r", "a")); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("ingest during the failed fsync: %v", err)
+	}
+	time.Sleep(5 * checkpointEvery)
+	if after := fileSize(t, s.path); after != before {
+		t.Errorf("database file grew from %d to %d bytes after a failed fsync: the WAL was checkpointed", before, after)
+	}
+}
+
+func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
 }
