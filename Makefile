@@ -64,7 +64,10 @@ lint: lint-basic
 
 # Go benchmarks plus a load test of the real daemon against a bare net/http
 # handler measured in the same run; see BENCHMARKS.md.
+# The load test also drives the listener with wrk when it is installed;
+# on Debian this installs it (as root, or with sudo).
 bench:
+	@command -v wrk >/dev/null 2>&1 || { if [ "$$(id -u)" = 0 ]; then apt-get install -y wrk; else sudo apt-get install -y wrk; fi; } >/dev/null 2>&1 || echo "wrk could not be installed: the wrk comparison is skipped"
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./engine/ ./webhook/ ./journal/
 	$(GO) run ./bench/load -duration 20s -rounds 3
 
