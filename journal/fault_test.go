@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -64,13 +63,8 @@ func waitQueued(t *testing.T, s *SQLite, n int) {
 // batch must fail with ErrUnavailable and none may be visible afterwards.
 func TestCommitFailureIsNeverAcked(t *testing.T) {
 	ctx := context.Background()
-	var fail atomic.Bool
-	s, _ := openTest(t, Options{faultCommit: func() error {
-		if fail.Load() {
-			return errors.New("injected: disk I/O error")
-		}
-		return nil
-	}})
+	fail, fault := switchableFault("injected: disk I/O error")
+	s, _ := openTest(t, Options{faultCommit: fault})
 	mustIngest(t, s, testEvent("before"), evalFor("r", "a"))
 
 	fail.Store(true)

@@ -5,9 +5,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -93,4 +95,15 @@ func ingestConcurrently(s *SQLite, prefix string, n int) []error {
 	}
 	wg.Wait()
 	return errs
+}
+
+// switchableFault returns a fault hook that fails with msg while fail is set.
+func switchableFault(msg string) (fail *atomic.Bool, fault func() error) {
+	fail = new(atomic.Bool)
+	return fail, func() error {
+		if fail.Load() {
+			return errors.New(msg)
+		}
+		return nil
+	}
 }

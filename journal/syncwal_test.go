@@ -69,14 +69,9 @@ func TestNoAckBeforeWALSync(t *testing.T) {
 // reopening the journal (a restart) recovers.
 func TestWALSyncFailurePoisons(t *testing.T) {
 	ctx := context.Background()
-	var fail atomic.Bool
+	fail, fault := switchableFault("injected: EIO")
 	dir := t.TempDir()
-	s, err := Open(dir, Options{faultSync: func() error {
-		if fail.Load() {
-			return errors.New("injected: EIO")
-		}
-		return nil
-	}})
+	s, err := Open(dir, Options{faultSync: fault})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,13 +160,8 @@ func TestCommitDuringFailedSyncIsNotAcked(t *testing.T) {
 // hold frames that never reached the disk, and the checkpointer must not
 // copy them into the database file.
 func TestNoCheckpointAfterFailedSync(t *testing.T) {
-	var fail atomic.Bool
-	s, _ := openTest(t, Options{faultSync: func() error {
-		if fail.Load() {
-			return errors.New("injected: EIO")
-		}
-		return nil
-	}})
+	fail, fault := switchableFault("injected: EIO")
+	s, _ := openTest(t, Options{faultSync: fault})
 	mustIngest(t, s, testEvent("before"), evalFor("r", "a"))
 	time.Sleep(3 * checkpointEvery) // let the checkpointer catch up
 	before := fileSize(t, s.path)
