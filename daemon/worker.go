@@ -47,7 +47,7 @@ type queued struct {
 
 // maxBacklog bounds the jobs claimed ahead of the workers. Beyond it,
 // ingest stores new jobs as pending and the dispatcher claims them later.
-const maxBacklog = 4096
+var maxBacklog = 4096 // a variable only so tests can fill the backlog
 
 // canTake reports whether ingest may insert jobs already claimed for this
 // pool (see journal.Evaluation.Claim).
@@ -90,11 +90,16 @@ func (p *pool) idle() <-chan struct{} {
 // and RecoverRunning makes them pending again at the next start.
 const claimBatch = 256
 
+// dispatcherMaxWait is the dispatcher's safety net: it looks in the journal
+// at least this often even when nothing told it to. (A variable only so
+// tests can prove that it is told.)
+var dispatcherMaxWait = time.Second
+
 // run is the dispatcher loop. ctx cancels running jobs (shutdown timeout).
 // It never holds p.mu across a journal call: ingest takes p.mu for every
 // event (canTake, submit), and a claim waits for a group commit.
 func (p *pool) run(ctx context.Context) {
-	const maxWait = time.Second
+	maxWait := dispatcherMaxWait
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	// check: the journal may hold due jobs, so claim at the next chance.

@@ -1,7 +1,18 @@
 package daemon
 
 import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -111,4 +122,100 @@ func TestEventCacheKeepsWaitingEvents(t *testing.T) {
 	if c.get("waiting") == nil || c.len() != 1 {
 		t.Errorf("waiting event evicted (len %d) by events that finished", c.len())
 	}
+}
+
+// TestDispatcherIsToldOfPendingJobs: jobs that ingest stores as pending
+// (here because the in-memory backlog is full), a retry scheduled by a
+// failed attempt, or a job revived by hand must be claimed because the
+// dispatcher is told, not because its safety-net timer happens to fire:
+// the timer is set to a minute here, so only the wake-up can run the job.
+func TestDispatcherIsToldOfPendingJobs(t *testing.T) {
+	defer func(b int, w time.Duration) { maxBacklog, dispatcherMaxWait = b, w }(maxBacklog, dispatcherMaxWait)
+	maxBacklog, dispatcherMaxWait = 0, time.Minute
+
+	dir := t.TempDir()
+	path := filepath.Join(dir, "rules.yaml")
+	cfg := fmt.Sprintf(`server:
+  listen: 127.0.0.1:0
+  admin_listen: 127.0.0.1:0
+  data_dir: %s
+sources:
+  payram:
+    provider: payram
+    secret: k
+actions:
+  note:
+    type: log
+    message: "{{ reference_id }}"
+rules:
+  - name: any
+    when: "true"
+    do: [note]
+`, filepath.Join(dir, "data"))
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	d, err := New(Options{Load: LoadOptions{Path: path}, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for d.PublicAddr() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("daemon did not start")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Let the dispatcher's first look at the journal (at start) pass, so
+	// that only a wake-up can find the job.
+	time.Sleep(200 * time.Millisecond)
+
+	body := []byte(`{"reference_id":"r1","status":"FILLED","amount":"5.00"}`)
+	mac := hmac.New(sha256.New, []byte("k"))
+	mac.Write(body)
+	req, _ := http.NewRequest("POST", "http://"+d.PublicAddr().String()+"/webhooks/payram", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Payram-Signature", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("webhook answered %d", resp.StatusCode)
+	}
+	for !strings.Contains(logs.String(), "action succeeded") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the job stored pending did not run within 10 s; log:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
