@@ -321,13 +321,17 @@ func (s *SQLite) CountJobs(ctx context.Context) (map[JobState]int, error) {
 	return out, closeRows(rows)
 }
 
+// nextRunAtSQL repeats the WHERE of the partial index jobs_due so that
+// SQLite may use it (TestQueriesUseDueIndex checks that it does).
+const nextRunAtSQL = `SELECT min(run_at) FROM jobs WHERE state <> 'succeeded' AND state = 'pending'`
+
 // NextRunAt implements [Store.NextRunAt].
 func (s *SQLite) NextRunAt(ctx context.Context) (time.Time, bool, error) {
 	if s.isClosed() {
 		return time.Time{}, false, ErrClosed
 	}
 	var t sql.NullInt64
-	if err := s.rdb.QueryRowContext(ctx, `SELECT min(run_at) FROM jobs WHERE state <> 'succeeded' AND state = 'pending'`).Scan(&t); err != nil {
+	if err := s.rdb.QueryRowContext(ctx, nextRunAtSQL).Scan(&t); err != nil {
 		return time.Time{}, false, readErr(err)
 	}
 	if !t.Valid {

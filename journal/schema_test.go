@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -120,5 +121,35 @@ func TestMigrateV1ToV2(t *testing.T) {
 	}
 	if got := count(t, s, `SELECT count(*) FROM events_v`); got != 2 {
 		t.Errorf("events_v has %d rows, want 2", got)
+	}
+}
+
+// TestQueriesUseDueIndex: the dispatcher's queries repeat the WHERE term of
+// the partial index jobs_due, which is the only way SQLite lets them use it;
+// without it each would scan every job ever run.
+func TestQueriesUseDueIndex(t *testing.T) {
+	s, _ := openTest(t, Options{})
+	for name, q := range map[string]string{
+		"claim":       writerSQL[stClaim],
+		"recover":     writerSQL[stRecover],
+		"next run at": nextRunAtSQL,
+	} {
+		rows, err := s.rdb.Query(`EXPLAIN QUERY PLAN `+q, 1, 2, 3)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		if !strings.Contains(strings.Join(plan, "\n"), "jobs_due") {
+			t.Errorf("%s does not use the index jobs_due:\n%s", name, strings.Join(plan, "\n"))
+		}
 	}
 }
