@@ -112,7 +112,7 @@ func sameFile(f *os.File, name string) bool {
 // poison records the first sync failure and returns the error every
 // affected write reports.
 func (s *SQLite) poison(err error) error {
-	perr := fmt.Errorf("%w: %w (journal writes stopped until payramd restarts, since commits already acknowledged to SQLite may not be on disk)", ErrUnavailable, err)
+	perr := fmt.Errorf("%w: %w (journal writes stopped until payramd restarts: after a failed disk flush, recent writes may not be on disk; check the disk and the kernel log)", ErrUnavailable, err)
 	s.poisonErr.CompareAndSwap(nil, &perr)
 	return *s.poisonErr.Load()
 }
