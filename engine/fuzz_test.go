@@ -59,15 +59,7 @@ func FuzzCompileRule(f *testing.F) {
 	f.Fuzz(func(t *testing.T, code string) {
 		probs := &config.Problems{}
 		rs := Compile([]*config.Rule{rule("a", code, 3), rule("b", `status == "FILLED"`, 5)}, opt, probs)
-		for _, p := range probs.List {
-			if p.Pos.File != "rules.yaml" || p.Pos.Line < 1 || p.Pos.Col < 1 {
-				t.Errorf("problem without a position: %s", p)
-			}
-		}
-		if rs == nil {
-			if !probs.HasErrors() {
-				t.Error("no rule set and no error")
-			}
+		if !checkProblems(t, probs, 1, rs != nil, "rule set") {
 			return
 		}
 		for _, ev := range events {
@@ -112,15 +104,7 @@ func FuzzTemplate(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		probs := &config.Problems{}
 		tmpl := CompileTemplate(&config.Scalar{Value: s, Pos: config.Pos{File: "rules.yaml", Line: 7, Col: 11}, Style: 2}, probs)
-		for _, p := range probs.List {
-			if p.Pos.File != "rules.yaml" || p.Pos.Line < 7 || p.Pos.Col < 1 {
-				t.Errorf("problem without a position: %s", p)
-			}
-		}
-		if tmpl == nil {
-			if !probs.HasErrors() {
-				t.Error("no template and no error")
-			}
+		if !checkProblems(t, probs, 7, tmpl != nil, "template") {
 			return
 		}
 		if !strings.Contains(s, "{{") {
@@ -355,4 +339,20 @@ func addSampleEvents(f *testing.F) {
 			f.Add(b)
 		}
 	}
+}
+
+// checkProblems asserts what a fuzzed compile must report: every problem
+// placed in rules.yaml at or after line minLine, and an error whenever it
+// built nothing. It returns built.
+func checkProblems(t *testing.T, probs *config.Problems, minLine int, built bool, what string) bool {
+	t.Helper()
+	for _, p := range probs.List {
+		if p.Pos.File != "rules.yaml" || p.Pos.Line < minLine || p.Pos.Col < 1 {
+			t.Errorf("problem without a position: %s", p)
+		}
+	}
+	if !built && !probs.HasErrors() {
+		t.Errorf("no %s and no error", what)
+	}
+	return built
 }
