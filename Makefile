@@ -21,6 +21,7 @@ FUZZ_TARGETS := \
 	./engine:FuzzDecodeJSON \
 	./engine:FuzzDecodeJSONDifferential \
 	./engine:FuzzEncodeJSONDifferential \
+	./engine:FuzzFastCondition \
 	./webhook:FuzzPayramVerify \
 	./webhook:FuzzHMACVerify \
 	./webhook:FuzzStandardWebhooksVerify \

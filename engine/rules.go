@@ -46,6 +46,9 @@ type Rule struct {
 	when    *vm.Program
 	oncePer *vm.Program
 	req     *requirement
+	// fast is the condition's fast form (nil: it has none); fastIndexed
+	// leaves out the conjunct the index has already checked.
+	fast, fastIndexed fastExpr
 }
 
 // requirement is an equality the rule cannot match without, found in its
@@ -141,6 +144,16 @@ func Compile(rules []*config.Rule, opt CompileOptions, probs *config.Problems) *
 		return nil
 	}
 	rs.buildIndex(opt.Sources)
+	for _, r := range rs.Rules {
+		if opt.mode != decimalMode {
+			break // the fast forms know Decimals, not float64s
+		}
+		r.fast = compileFast(r.when, nil)
+		r.fastIndexed = r.fast
+		if r.req != nil {
+			r.fastIndexed = compileFast(r.when, r.req)
+		}
+	}
 	return rs
 }
 
@@ -433,43 +446,67 @@ func (rs *RuleSet) candidates(ev *Event, buf []int32) []int32 {
 // those that matched or failed. With all set, it returns a result for every
 // rule (for payramd test), evaluating every rule without the index.
 func (rs *RuleSet) Evaluate(ev *Event, all bool) []Result {
-	// The variables map is the same size for every event, and building one
-	// per event (a map of a dozen entries is several allocations) was a
-	// visible share of the listener's rule time, so maps are reused. Each
-	// is filled before the first rule runs and only read while they run,
-	// and nothing returned refers to it.
-	env, _ := envPool.Get().(map[string]any)
-	if env == nil {
-		env = make(map[string]any, len(ev.Payload)+2)
-	}
-	ev.fillEnv(env)
-	defer func() {
-		clear(env)
-		if len(ev.Payload) <= maxPooledEnv {
-			envPool.Put(env)
-		}
-	}()
-	m, _ := rs.vmPool.Get().(*vm.VM)
-	if m == nil {
-		m = &vm.VM{}
-	}
-	defer rs.vmPool.Put(m)
+	st := evalState{rs: rs, ev: ev}
+	defer st.release()
 	var out []Result
 	if all {
 		out = make([]Result, 0, len(rs.Rules))
 		for _, r := range rs.Rules {
-			out = append(out, rs.evalRule(m, r, ev, env))
+			out = append(out, rs.evalRule(&st, r, r.fast))
 		}
 		return out
 	}
 	var buf [64]int32
 	for _, i := range rs.candidates(ev, buf[:0]) {
-		res := rs.evalRule(m, rs.Rules[i], ev, env)
+		r := rs.Rules[i]
+		res := rs.evalRule(&st, r, r.fastIndexed)
 		if res.Matched || res.Err != nil {
 			out = append(out, res)
 		}
 	}
 	return out
+}
+
+// evalState is what running rules on one event needs from expr's VM: the
+// variables map and a VM, both taken on first use only, since most rules
+// have a fast form that needs neither.
+type evalState struct {
+	rs  *RuleSet
+	ev  *Event
+	env map[string]any
+	m   *vm.VM
+}
+
+func (st *evalState) vm() (*vm.VM, map[string]any) {
+	if st.m != nil {
+		return st.m, st.env
+	}
+	// The variables map is the same size for every event, and building one
+	// per event (a map of a dozen entries is several allocations) was a
+	// visible share of the listener's rule time, so maps are reused. Each
+	// is filled before the first rule runs and only read while they run,
+	// and nothing returned refers to it.
+	st.env, _ = envPool.Get().(map[string]any)
+	if st.env == nil {
+		st.env = make(map[string]any, len(st.ev.Payload)+2)
+	}
+	st.ev.fillEnv(st.env)
+	st.m, _ = st.rs.vmPool.Get().(*vm.VM)
+	if st.m == nil {
+		st.m = &vm.VM{}
+	}
+	return st.m, st.env
+}
+
+func (st *evalState) release() {
+	if st.m == nil {
+		return
+	}
+	clear(st.env)
+	if len(st.ev.Payload) <= maxPooledEnv {
+		envPool.Put(st.env)
+	}
+	st.rs.vmPool.Put(st.m)
 }
 
 // envPool holds cleared variable maps for Evaluate. A map keeps the
@@ -479,22 +516,36 @@ var envPool sync.Pool
 
 const maxPooledEnv = 256
 
-func (rs *RuleSet) evalRule(m *vm.VM, r *Rule, ev *Event, env map[string]any) Result {
+// evalRule runs one rule: its condition's fast form when it has one and
+// that can decide, else the compiled program on expr's VM.
+func (rs *RuleSet) evalRule(st *evalState, r *Rule, fast fastExpr) Result {
 	res := Result{Rule: r}
-	if len(r.Sources) > 0 && !slices.Contains(r.Sources, ev.Source) {
+	if len(r.Sources) > 0 && !slices.Contains(r.Sources, st.ev.Source) {
 		return res
 	}
-	v, err := m.Run(r.when, env)
-	if err != nil {
-		res.Err = errors.New(cleanRunError(err))
-		return res
+	decided := false
+	if fast != nil {
+		if v, ok := fast(st.ev); ok {
+			if !v.b {
+				return res
+			}
+			decided = true
+		}
 	}
-	matched, _ := v.(bool)
-	if !matched {
-		return res
+	if !decided {
+		m, env := st.vm()
+		v, err := m.Run(r.when, env)
+		if err != nil {
+			res.Err = errors.New(cleanRunError(err))
+			return res
+		}
+		if matched, _ := v.(bool); !matched {
+			return res
+		}
 	}
 	if r.oncePer != nil {
 		res.HasOnce = true
+		m, env := st.vm()
 		kv, err := m.Run(r.oncePer, env)
 		if err != nil {
 			res.Err = fmt.Errorf("once_per: %s", cleanRunError(err))

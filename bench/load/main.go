@@ -61,7 +61,12 @@ func main() {
 	target := flag.String("target", "", "only drive this already running server URL (for profiling)")
 	cpuProfile := flag.String("cpuprofile", "", "internal: with -serve listener, write a CPU profile until interrupted")
 	printConfig := flag.String("print-config", "", "only print the bench config, with this data_dir")
+	printWrk := flag.Bool("print-wrk-script", false, "only print the wrk Lua script of pre-signed bodies (for driving a server by hand)")
 	flag.Parse()
+	if *printWrk {
+		_, _ = os.Stdout.Write(wrkScript(20000))
+		return
+	}
 	if *printConfig != "" {
 		fmt.Print(benchConfig(*rules, *printConfig))
 		return
