@@ -248,6 +248,10 @@ func (d *Daemon) PublicAddr() net.Addr {
 	return a
 }
 
+// acceptTimeout bounds the wait for a webhook's journal write, under the
+// server's 30s write timeout so that the 503 can still be written.
+const acceptTimeout = 25 * time.Second
+
 // accept evaluates an event against the current rules and journals it with
 // its jobs in one durable transaction. The webhook answers 2xx only after
 // this returns nil.
@@ -262,6 +266,8 @@ func (d *Daemon) accept(ctx context.Context, ev *engine.Event) (bool, error) {
 	// event in memory, unless the pool is behind or stopping: then they are
 	// pending and the dispatcher claims them from the journal.
 	eval.Claim = len(eval.Matches) > 0 && d.pool.canTake()
+	ctx, cancel := context.WithTimeout(ctx, acceptTimeout)
+	defer cancel()
 	res, err := d.store.Ingest(ctx, jev, eval)
 	if err != nil || res.Duplicate {
 		return res.Duplicate, err

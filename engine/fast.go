@@ -255,6 +255,13 @@ func fastBinary(x *ast.BinaryNode) fastFunc {
 	switch x.Operator {
 	case "&&", "and", "||", "or":
 		or := x.Operator == "||" || x.Operator == "or"
+		if b, ok := x.Left.(*ast.BoolNode); ok && b.Value && !or {
+			// true && r, as withoutConjunct leaves an indexed rule
+			return func(ev *Event) (fval, bool) {
+				v, ok := r(ev)
+				return v, ok && v.kind == fBool
+			}
+		}
 		return func(ev *Event) (fval, bool) {
 			v, ok := l(ev)
 			if !ok || v.kind != fBool {

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,7 +31,9 @@ type Options struct {
 	// Table returns the current routing table; hot reload swaps what it
 	// returns. Each request reads it once, so it sees one snapshot.
 	Table func() *Table
-	// Accept journals an event.
+	// Accept journals an event. Its context is not canceled when the
+	// client hangs up (a journal write must not stop halfway) and has no
+	// deadline: Accept bounds its own waits.
 	Accept Accepter
 	// MaxBody is the body limit for sources that set none (default 1 MiB).
 	MaxBody int64
@@ -44,9 +47,6 @@ type Options struct {
 	Observe func(source, outcome string)
 	Logger  *slog.Logger
 	Now     func() time.Time
-	// AcceptTimeout bounds one Accept call (default 25s, under the
-	// server's 30s write timeout so the answer can still be written).
-	AcceptTimeout time.Duration
 }
 
 // Handler is the public webhook listener. It is safe for concurrent use.
@@ -80,9 +80,6 @@ func NewHandler(o Options) *Handler {
 		o.Accept = func(context.Context, *engine.Event) (bool, error) {
 			return false, errors.New("no journal configured")
 		}
-	}
-	if o.AcceptTimeout <= 0 {
-		o.AcceptTimeout = 25 * time.Second
 	}
 	return &Handler{o: o}
 }
@@ -178,9 +175,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if limit <= 0 {
 		limit = h.o.MaxBody
 	}
-	tooLarge := refusal{"too_large", http.StatusRequestEntityTooLarge, errBody("payload_too_large"), "body larger than " + strconv.FormatInt(limit, 10) + " bytes"}
+	tooLarge := func() refusal {
+		return refusal{"too_large", http.StatusRequestEntityTooLarge, errBody("payload_too_large"), "body larger than " + strconv.FormatInt(limit, 10) + " bytes"}
+	}
 	if r.ContentLength > limit {
-		h.refuse(w, r, rt.source, client, tooLarge)
+		h.refuse(w, r, rt.source, client, tooLarge())
 		return
 	}
 	// Read one byte more than allowed: exactly the limit is fine, and the
@@ -192,7 +191,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if int64(len(body)) > limit {
-		h.refuse(w, r, rt.source, client, tooLarge)
+		h.refuse(w, r, rt.source, client, tooLarge())
 		return
 	}
 
@@ -239,11 +238,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	// A client hanging up must not abort a journal write halfway: the
-	// provider's retry would then find a half-known event. The write gets
-	// its own deadline instead.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.o.AcceptTimeout)
-	defer cancel()
-	dup, err := h.o.Accept(ctx, ev)
+	// provider's retry would then find a half-known event. Accept bounds
+	// its own waits instead.
+	dup, err := h.o.Accept(context.WithoutCancel(r.Context()), ev)
 	if err != nil {
 		// Whatever went wrong, the event is not known to be on disk, so
 		// the answer must make the provider retry.
@@ -256,9 +253,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if dup {
 		status, msg = "duplicate", "webhook duplicate"
 	}
-	// Typed attributes: this line is written for every webhook, and
-	// key-value pairs would box each string.
-	h.o.Logger.LogAttrs(context.Background(), slog.LevelInfo, msg, slog.String("source", rt.source), slog.String("id", ev.ID), slog.String("type", ev.Type), slog.String("remote", addrString(client, r)))
+	// This line is written for every webhook, so it is built directly:
+	// typed attributes (key-value pairs would box each string) and no
+	// caller lookup (Logger.LogAttrs walks the stack for a source location
+	// nobody asked for).
+	if lh := h.o.Logger.Handler(); lh.Enabled(context.Background(), slog.LevelInfo) {
+		rec := slog.NewRecord(time.Now(), slog.LevelInfo, msg, 0)
+		rec.AddAttrs(slog.String("source", rt.source), slog.String("id", ev.ID), slog.String("type", ev.Type), slog.String("remote", addrString(client, r)))
+		_ = lh.Handle(context.Background(), rec)
+	}
 	h.o.Observe(rt.source, status)
 	writeJSON(w, http.StatusOK, answer{Status: status, ID: ev.ID})
 }
@@ -276,16 +279,31 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, source string, 
 
 func errBody(code string) answer { return answer{Error: code} }
 
+// Every answer's header values, shared: net/http only reads them.
+var (
+	jsonContentType = []string{"application/json"}
+	noSniff         = []string{"nosniff"}
+)
+
 func writeJSON(w http.ResponseWriter, status int, v answer) {
-	b := v.appendJSON(make([]byte, 0, 128))
+	buf := answerBufs.Get().(*[]byte)
+	b := v.appendJSON((*buf)[:0])
 	h := w.Header()
 	// Assigned under their canonical names: Set would canonicalize them
 	// again on every answer.
-	h["Content-Type"] = []string{"application/json"}
-	h["X-Content-Type-Options"] = []string{"nosniff"}
+	h["Content-Type"] = jsonContentType
+	h["X-Content-Type-Options"] = noSniff
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
+	if cap(b) <= 1024 {
+		*buf = b
+		answerBufs.Put(buf)
+	}
 }
+
+// answerBufs holds buffers for answers: net/http copies what Write is
+// given, so a buffer is free again when Write returns.
+var answerBufs = sync.Pool{New: func() any { b := make([]byte, 0, 128); return &b }}
 
 // appendJSON appends the answer as json.Marshal writes it, and a newline.
 // Every answer is one, and the usual ones hold only plain words and ids,
