@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -287,25 +288,40 @@ func (p *pool) exec(ctx context.Context, j *journal.Job, ev *engine.Event) {
 		return
 	}
 	d.metrics.ActionDuration.WithLabelValues(j.Action).Observe(dur.Seconds())
-	log := d.log.With("job", j.ID, "event", j.EventID, "source", j.Source, "rule", j.Rule, "action", j.Action, "attempt", j.Attempts, "duration", dur.Round(time.Millisecond).String())
 	if res.Err == nil {
-		log.Info("action succeeded")
+		d.logJob(slog.LevelInfo, "action succeeded", j, dur)
 		finish(journal.Succeeded, time.Time{}, "succeeded", "", res.Output)
 		return
 	}
 	if !res.Retryable {
-		log.Error("action failed and will not be retried (the request itself was refused); retry it by hand once fixed", "err", res.Err)
+		d.logJob(slog.LevelError, "action failed and will not be retried (the request itself was refused); retry it by hand once fixed", j, dur, slog.Any("err", res.Err))
 		finish(journal.Dead, time.Time{}, "failed", res.Err.Error(), res.Output)
 		return
 	}
 	if j.Attempts >= cfgAct.Retry.Attempts && d.budgetSpent(ctx, j, cfgAct.Retry.Attempts) {
-		log.Error("action failed on its last attempt; the job is dead (payramd retry can revive it)", "err", res.Err, "attempts", j.Attempts)
+		d.logJob(slog.LevelError, "action failed on its last attempt; the job is dead (payramd retry can revive it)", j, dur, slog.Any("err", res.Err), slog.Int("attempts", j.Attempts))
 		finish(journal.Dead, time.Time{}, "dead", res.Err.Error(), res.Output)
 		return
 	}
 	delay := max(backoff(cfgAct.Retry, j.Attempts), res.RetryAfter)
-	log.Warn("action failed; will retry", "err", res.Err, "retry_in", delay.Round(time.Millisecond).String())
+	d.logJob(slog.LevelWarn, "action failed; will retry", j, dur, slog.Any("err", res.Err), slog.String("retry_in", delay.Round(time.Millisecond).String()))
 	finish(journal.Pending, time.Now().Add(delay), "retry", res.Err.Error(), res.Output)
+}
+
+// logJob writes the line about one attempt of a job: the job, its event,
+// rule and action, the attempt number and its duration, then extra. One is
+// written for every job, so it is built directly, without a child logger
+// (With formats its attributes again on every call) or a caller lookup.
+func (d *Daemon) logJob(level slog.Level, msg string, j *journal.Job, dur time.Duration, extra ...slog.Attr) {
+	h := d.log.Handler()
+	if !h.Enabled(context.Background(), level) {
+		return
+	}
+	r := slog.NewRecord(time.Now(), level, msg, 0)
+	r.AddAttrs(slog.Int64("job", j.ID), slog.String("event", j.EventID), slog.String("source", j.Source), slog.String("rule", j.Rule),
+		slog.String("action", j.Action), slog.Int("attempt", j.Attempts), slog.String("duration", dur.Round(time.Millisecond).String()))
+	r.AddAttrs(extra...)
+	_ = h.Handle(context.Background(), r)
 }
 
 // budgetSpent reports whether a job has used its retry.attempts since it
