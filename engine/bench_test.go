@@ -144,3 +144,28 @@ func BenchmarkEncodeJSON(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkEvaluateLoadRules is one PayRam payment through the 100 rules
+// bench/load configures: most are status == "<one of 6>" &&
+// filled_amount_in_usd - amount > N, so the fast forms' shared
+// subexpressions (the difference, computed once per event) count here.
+func BenchmarkEvaluateLoadRules(b *testing.B) {
+	statuses := []string{"FILLED", "OVER_FILLED", "PARTIALLY_FILLED", "OPEN", "CANCELLED", "UNDEFINED"}
+	var whens []string
+	for i := range 100 {
+		switch {
+		case i%10 == 9:
+			whens = append(whens, fmt.Sprintf(`customer_id == "cust_%d" && amount > %d`, i, i%50))
+		case i%25 == 24:
+			whens = append(whens, fmt.Sprintf(`amount > %d.5`, 1000+i))
+		default:
+			whens = append(whens, fmt.Sprintf(`status == %q && filled_amount_in_usd - amount > %d.%02d`, statuses[i%len(statuses)], i, i%100))
+		}
+	}
+	rs := mustCompile(b, payramOptions, whens...)
+	ev := payramEvent(b, `{"reference_id":"ref_1","customer_id":"cust_7","status":"FILLED","amount":"46.99","filled_amount_in_usd":"51.50","currency":"USDC","timestamp":1795000000}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		rs.Evaluate(ev, false)
+	}
+}

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/expr-lang/expr/ast"
@@ -22,7 +23,109 @@ import (
 // wording are the VM's own. A rule with any other construct (function
 // calls, closures, let, ?., ??, ternaries, matches…) has no fast form and
 // always runs on the VM. FuzzFastCondition checks the two agree.
-type fastExpr func(ev *Event) (fval, bool)
+type fastExpr func(ev *Event, m *fmemo) (fval, bool)
+
+// fmemo holds, for one event, the values of subexpressions that several
+// rules of a set share (amount, filled_amount_in_usd - amount): each is
+// computed once per event, not once per rule. Slot i is valid when bit i
+// of done is set; bit i of ok says whether it could be decided.
+type fmemo struct {
+	done, ok uint32
+	vals     [maxMemo]fval
+}
+
+const maxMemo = 32
+
+// fastCompiler compiles the fast forms of one rule set. A first pass
+// counts the shareable subexpressions (payload fields and arithmetic) of
+// every condition; the second gives those met more than once a memo slot.
+type fastCompiler struct {
+	counting bool
+	counts   map[string]int
+	slots    map[string]int
+}
+
+func newFastCompiler() *fastCompiler {
+	return &fastCompiler{counting: true, counts: map[string]int{}, slots: map[string]int{}}
+}
+
+// memoKey names a node whose value depends only on the event, so that two
+// rules writing the same subexpression share its value; ok is false for
+// nodes not worth sharing.
+func memoKey(n ast.Node) (string, bool) {
+	switch x := n.(type) {
+	case *ast.IdentifierNode:
+		return "f:" + x.Value, true
+	case *ast.MemberNode:
+		if b, ok := x.Node.(*ast.IdentifierNode); ok && b.Value == "payload" {
+			if p, ok := x.Property.(*ast.StringNode); ok {
+				return "f:" + p.Value, true
+			}
+		}
+	case *ast.CallNode:
+		callee, ok := x.Callee.(*ast.IdentifierNode)
+		if !ok {
+			return "", false
+		}
+		switch callee.Value {
+		case "_dec_add", "_dec_sub", "_dec_mul", "_dec_neg":
+		default:
+			return "", false
+		}
+		var b strings.Builder
+		b.WriteString(callee.Value)
+		for _, a := range x.Arguments {
+			k, ok := memoKey(a)
+			if !ok {
+				v, lit := literal(a)
+				if !lit {
+					return "", false
+				}
+				k = fmt.Sprintf("l:%d:%v:%q:%s", v.kind, v.b, v.s, v.d.d.String())
+			}
+			b.WriteString("(" + k + ")")
+		}
+		return b.String(), true
+	}
+	return "", false
+}
+
+// memoize wraps f, the compiled form of n, with a memo slot when n is
+// shared by several conditions of the set.
+func (fc *fastCompiler) memoize(n ast.Node, f fastFunc) fastFunc {
+	k, ok := memoKey(n)
+	if !ok || f == nil {
+		return f
+	}
+	if fc.counting {
+		fc.counts[k]++
+		return f
+	}
+	if fc.counts[k] < 2 {
+		return f
+	}
+	slot, ok := fc.slots[k]
+	if !ok {
+		if len(fc.slots) >= maxMemo {
+			return f
+		}
+		slot = len(fc.slots)
+		fc.slots[k] = slot
+	}
+	bit := uint32(1) << slot
+	return func(ev *Event, m *fmemo) (fval, bool) {
+		if m.done&bit != 0 {
+			return m.vals[slot], m.ok&bit != 0
+		}
+		v, ok := f(ev, m)
+		m.done |= bit
+		if ok {
+			m.ok |= bit
+		}
+		m.vals[slot] = v
+		return v, ok
+	}
+}
 
 type fkind uint8
 
@@ -89,7 +192,7 @@ func fastEqual(a, b fval) bool {
 // has none. When drop is set, the top-level conjunct field == "value" it
 // names is left out: the rule index only offers the rule to events that
 // satisfy it.
-func compileFast(prog *vm.Program, drop *requirement) fastExpr {
+func (fc *fastCompiler) compile(prog *vm.Program, drop *requirement) fastExpr {
 	if prog == nil {
 		return nil
 	}
@@ -97,12 +200,12 @@ func compileFast(prog *vm.Program, drop *requirement) fastExpr {
 	if drop != nil && len(drop.values) == 1 {
 		root = withoutConjunct(root, drop.field, drop.values[0])
 	}
-	f := fastNode(root)
+	f := fc.node(root)
 	if f == nil {
 		return nil
 	}
-	return func(ev *Event) (fval, bool) {
-		v, ok := f(ev)
+	return func(ev *Event, m *fmemo) (fval, bool) {
+		v, ok := f(ev, m)
 		return v, ok && v.kind == fBool
 	}
 }
@@ -138,7 +241,7 @@ func withoutConjunct(n ast.Node, field, value string) ast.Node {
 	return n
 }
 
-type fastFunc = func(ev *Event) (fval, bool)
+type fastFunc = func(ev *Event, m *fmemo) (fval, bool)
 
 // literal returns the value of a literal node.
 func literal(n ast.Node) (fval, bool) {
@@ -158,9 +261,13 @@ func literal(n ast.Node) (fval, bool) {
 }
 
 // fastNode compiles one node, or returns nil.
-func fastNode(n ast.Node) fastFunc {
+func (fc *fastCompiler) node(n ast.Node) fastFunc {
+	return fc.memoize(n, fc.build(n))
+}
+
+func (fc *fastCompiler) build(n ast.Node) fastFunc {
 	if v, ok := literal(n); ok {
-		return func(*Event) (fval, bool) { return v, true }
+		return func(*Event, *fmemo) (fval, bool) { return v, true }
 	}
 	switch x := n.(type) {
 	case *ast.IdentifierNode:
@@ -168,28 +275,28 @@ func fastNode(n ast.Node) fastFunc {
 			return nil
 		}
 		name := x.Value
-		return func(ev *Event) (fval, bool) { return toFval(ev.Payload[name]) }
+		return func(ev *Event, m *fmemo) (fval, bool) { return toFval(ev.Payload[name]) }
 	case *ast.MemberNode:
 		return fastMember(x)
 	case *ast.UnaryNode:
 		if x.Operator != "not" && x.Operator != "!" {
 			return nil
 		}
-		f := fastNode(x.Node)
+		f := fc.node(x.Node)
 		if f == nil {
 			return nil
 		}
-		return func(ev *Event) (fval, bool) {
-			v, ok := f(ev)
+		return func(ev *Event, m *fmemo) (fval, bool) {
+			v, ok := f(ev, m)
 			if !ok || v.kind != fBool {
 				return fval{}, false
 			}
 			return fval{kind: fBool, b: !v.b}, true
 		}
 	case *ast.BinaryNode:
-		return fastBinary(x)
+		return fc.binary(x)
 	case *ast.CallNode:
-		return fastCall(x)
+		return fc.call(x)
 	}
 	return nil
 }
@@ -204,7 +311,7 @@ func fastMember(x *ast.MemberNode) fastFunc {
 	name := prop.Value
 	switch base.Value {
 	case "payload":
-		return func(ev *Event) (fval, bool) { return toFval(ev.Payload[name]) }
+		return func(ev *Event, m *fmemo) (fval, bool) { return toFval(ev.Payload[name]) }
 	case "meta":
 		var get func(ev *Event) string
 		switch name {
@@ -219,13 +326,13 @@ func fastMember(x *ast.MemberNode) fastFunc {
 		default:
 			return nil
 		}
-		return func(ev *Event) (fval, bool) { return fval{kind: fString, s: get(ev)}, true }
+		return func(ev *Event, m *fmemo) (fval, bool) { return fval{kind: fString, s: get(ev)}, true }
 	}
 	return nil
 }
 
-func fastBinary(x *ast.BinaryNode) fastFunc {
-	l, r := fastNode(x.Left), fastNode(x.Right)
+func (fc *fastCompiler) binary(x *ast.BinaryNode) fastFunc {
+	l, r := fc.node(x.Left), fc.node(x.Right)
 	if l == nil {
 		return nil
 	}
@@ -236,16 +343,16 @@ func fastBinary(x *ast.BinaryNode) fastFunc {
 		if !ok {
 			return nil
 		}
-		m, ok := set.Value.(map[string]struct{})
+		members, ok := set.Value.(map[string]struct{})
 		if !ok {
 			return nil
 		}
-		return func(ev *Event) (fval, bool) {
-			v, ok := l(ev)
+		return func(ev *Event, m *fmemo) (fval, bool) {
+			v, ok := l(ev, m)
 			if !ok || v.kind != fString {
 				return fval{}, false
 			}
-			_, in := m[v.s]
+			_, in := members[v.s]
 			return fval{kind: fBool, b: in}, true
 		}
 	}
@@ -257,20 +364,20 @@ func fastBinary(x *ast.BinaryNode) fastFunc {
 		or := x.Operator == "||" || x.Operator == "or"
 		if b, ok := x.Left.(*ast.BoolNode); ok && b.Value && !or {
 			// true && r, as withoutConjunct leaves an indexed rule
-			return func(ev *Event) (fval, bool) {
-				v, ok := r(ev)
+			return func(ev *Event, m *fmemo) (fval, bool) {
+				v, ok := r(ev, m)
 				return v, ok && v.kind == fBool
 			}
 		}
-		return func(ev *Event) (fval, bool) {
-			v, ok := l(ev)
+		return func(ev *Event, m *fmemo) (fval, bool) {
+			v, ok := l(ev, m)
 			if !ok || v.kind != fBool {
 				return fval{}, false
 			}
 			if v.b == or {
 				return v, true
 			}
-			v, ok = r(ev)
+			v, ok = r(ev, m)
 			if !ok || v.kind != fBool {
 				return fval{}, false
 			}
@@ -278,12 +385,12 @@ func fastBinary(x *ast.BinaryNode) fastFunc {
 		}
 	case "==", "!=":
 		ne := x.Operator == "!="
-		return func(ev *Event) (fval, bool) {
-			a, ok := l(ev)
+		return func(ev *Event, m *fmemo) (fval, bool) {
+			a, ok := l(ev, m)
 			if !ok {
 				return fval{}, false
 			}
-			b, ok := r(ev)
+			b, ok := r(ev, m)
 			if !ok {
 				return fval{}, false
 			}
@@ -310,12 +417,12 @@ func fastOrder(l, r fastFunc, op string, numbers bool) fastFunc {
 	case ">=":
 		want = func(c int) bool { return c >= 0 }
 	}
-	return func(ev *Event) (fval, bool) {
-		a, ok := l(ev)
+	return func(ev *Event, m *fmemo) (fval, bool) {
+		a, ok := l(ev, m)
 		if !ok {
 			return fval{}, false
 		}
-		b, ok := r(ev)
+		b, ok := r(ev, m)
 		if !ok {
 			return fval{}, false
 		}
@@ -330,7 +437,7 @@ func fastOrder(l, r fastFunc, op string, numbers bool) fastFunc {
 }
 
 // fastCall handles the decimal patcher's operator calls.
-func fastCall(x *ast.CallNode) fastFunc {
+func (fc *fastCompiler) call(x *ast.CallNode) fastFunc {
 	callee, ok := x.Callee.(*ast.IdentifierNode)
 	if !ok {
 		return nil
@@ -340,7 +447,7 @@ func fastCall(x *ast.CallNode) fastFunc {
 		if callee.Value == "_dec_in" && i == 1 {
 			continue
 		}
-		if args[i] = fastNode(a); args[i] == nil {
+		if args[i] = fc.node(a); args[i] == nil {
 			return nil
 		}
 	}
@@ -351,12 +458,12 @@ func fastCall(x *ast.CallNode) fastFunc {
 		}
 		op := map[string]func(x, y Decimal) (Decimal, error){"_dec_add": Decimal.Add, "_dec_sub": Decimal.Sub, "_dec_mul": Decimal.Mul}[callee.Value]
 		l, r := args[0], args[1]
-		return func(ev *Event) (fval, bool) {
-			a, ok := l(ev)
+		return func(ev *Event, m *fmemo) (fval, bool) {
+			a, ok := l(ev, m)
 			if !ok || a.kind != fDecimal {
 				return fval{}, false
 			}
-			b, ok := r(ev)
+			b, ok := r(ev, m)
 			if !ok || b.kind != fDecimal {
 				return fval{}, false
 			}
@@ -378,12 +485,12 @@ func fastCall(x *ast.CallNode) fastFunc {
 		}
 		ne := callee.Value == "_dec_ne"
 		l, r := args[0], args[1]
-		return func(ev *Event) (fval, bool) {
-			a, ok := l(ev)
+		return func(ev *Event, m *fmemo) (fval, bool) {
+			a, ok := l(ev, m)
 			if !ok {
 				return fval{}, false
 			}
-			b, ok := r(ev)
+			b, ok := r(ev, m)
 			if !ok {
 				return fval{}, false
 			}
@@ -394,8 +501,8 @@ func fastCall(x *ast.CallNode) fastFunc {
 			return nil
 		}
 		f := args[0]
-		return func(ev *Event) (fval, bool) {
-			a, ok := f(ev)
+		return func(ev *Event, m *fmemo) (fval, bool) {
+			a, ok := f(ev, m)
 			if !ok || a.kind != fDecimal {
 				return fval{}, false
 			}
@@ -433,8 +540,8 @@ func fastCall(x *ast.CallNode) fastFunc {
 			return nil
 		}
 		f := args[0]
-		return func(ev *Event) (fval, bool) {
-			a, ok := f(ev)
+		return func(ev *Event, m *fmemo) (fval, bool) {
+			a, ok := f(ev, m)
 			if !ok {
 				return fval{}, false
 			}

@@ -12,7 +12,7 @@ import (
 // vmOnly returns rs with every rule's fast form removed, so that each
 // condition runs on expr's VM: the reference the fast forms must agree with.
 func vmOnly(rs *RuleSet) *RuleSet {
-	out := &RuleSet{bySrc: rs.bySrc, anySrc: rs.anySrc, compile: rs.compile}
+	out := &RuleSet{bySrc: rs.bySrc, anySrc: rs.anySrc, compile: rs.compile, memoSlots: rs.memoSlots}
 	for _, r := range rs.Rules {
 		c := *r
 		c.fast, c.fastIndexed = nil, nil
@@ -268,12 +268,16 @@ func TestFastFormCoverage(t *testing.T) {
 			t.Errorf("%s: fast form %v, want %v", r.When, r.fast != nil, want)
 		}
 	}
+	// amount, read by several conditions, is read once per event.
+	if rs.memoSlots == 0 {
+		t.Error("no subexpression is shared between the conditions")
+	}
 	// The index's conjunct is left out of the indexed form only.
 	ev := payramEvent(t, `{"status":"FILLED","amount":"20","filled_amount_in_usd":"30"}`)
-	if v, ok := rs.Rules[0].fastIndexed(ev); !ok || !v.b {
+	if v, ok := rs.Rules[0].fastIndexed(ev, &fmemo{}); !ok || !v.b {
 		t.Errorf("indexed form of %s on a FILLED event: %v %v, want true (the status test is the index's)", rs.Rules[0].When, v, ok)
 	}
-	if v, ok := rs.Rules[0].fast(ev); !ok || v.b {
+	if v, ok := rs.Rules[0].fast(ev, &fmemo{}); !ok || v.b {
 		t.Errorf("full form of %s on a FILLED event: %v %v, want false", rs.Rules[0].When, v, ok)
 	}
 }

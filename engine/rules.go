@@ -68,6 +68,8 @@ type RuleSet struct {
 	anySrc  *ruleIndex // for events from a source the config does not name
 	vmPool  sync.Pool
 	compile compileMode
+	// memoSlots is how many subexpressions the fast forms share.
+	memoSlots int
 }
 
 type ruleIndex struct {
@@ -144,15 +146,20 @@ func Compile(rules []*config.Rule, opt CompileOptions, probs *config.Problems) *
 		return nil
 	}
 	rs.buildIndex(opt.Sources)
-	for _, r := range rs.Rules {
-		if opt.mode != decimalMode {
-			break // the fast forms know Decimals, not float64s
+	if opt.mode == decimalMode { // the fast forms know Decimals, not float64s
+		fc := newFastCompiler()
+		for _, r := range rs.Rules {
+			fc.compile(r.when, nil)
 		}
-		r.fast = compileFast(r.when, nil)
-		r.fastIndexed = r.fast
-		if r.req != nil {
-			r.fastIndexed = compileFast(r.when, r.req)
+		fc.counting = false
+		for _, r := range rs.Rules {
+			r.fast = fc.compile(r.when, nil)
+			r.fastIndexed = r.fast
+			if r.req != nil {
+				r.fastIndexed = fc.compile(r.when, r.req)
+			}
 		}
+		rs.memoSlots = len(fc.slots)
 	}
 	return rs
 }
@@ -447,6 +454,11 @@ func (rs *RuleSet) candidates(ev *Event, buf []int32) []int32 {
 // rule (for payramd test), evaluating every rule without the index.
 func (rs *RuleSet) Evaluate(ev *Event, all bool) []Result {
 	st := evalState{rs: rs, ev: ev}
+	if rs.memoSlots > 0 {
+		st.memo = memoPool.Get().(*fmemo)
+		st.memo.done, st.memo.ok = 0, 0
+		defer memoPool.Put(st.memo)
+	}
 	defer st.release()
 	var out []Result
 	if all {
@@ -471,10 +483,11 @@ func (rs *RuleSet) Evaluate(ev *Event, all bool) []Result {
 // variables map and a VM, both taken on first use only, since most rules
 // have a fast form that needs neither.
 type evalState struct {
-	rs  *RuleSet
-	ev  *Event
-	env map[string]any
-	m   *vm.VM
+	rs   *RuleSet
+	ev   *Event
+	env  map[string]any
+	m    *vm.VM
+	memo *fmemo // the fast forms' shared subexpressions; nil when none are
 }
 
 func (st *evalState) vm() (*vm.VM, map[string]any) {
@@ -509,6 +522,9 @@ func (st *evalState) release() {
 	st.rs.vmPool.Put(st.m)
 }
 
+// memoPool holds the fast forms' per-event memos (1.5 KiB each).
+var memoPool = sync.Pool{New: func() any { return new(fmemo) }}
+
 // envPool holds cleared variable maps for Evaluate. A map keeps the
 // capacity of its largest event, so one from an unusually large payload is
 // not kept.
@@ -525,7 +541,7 @@ func (rs *RuleSet) evalRule(st *evalState, r *Rule, fast fastExpr) Result {
 	}
 	decided := false
 	if fast != nil {
-		if v, ok := fast(st.ev); ok {
+		if v, ok := fast(st.ev, st.memo); ok {
 			if !v.b {
 				return res
 			}
