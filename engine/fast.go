@@ -384,23 +384,33 @@ func (fc *fastCompiler) binary(x *ast.BinaryNode) fastFunc {
 			return v, true
 		}
 	case "==", "!=":
-		ne := x.Operator == "!="
-		return func(ev *Event, m *fmemo) (fval, bool) {
-			a, ok := l(ev, m)
-			if !ok {
-				return fval{}, false
-			}
-			b, ok := r(ev, m)
-			if !ok {
-				return fval{}, false
-			}
-			return fval{kind: fBool, b: fastEqual(a, b) != ne}, true
-		}
+		return fastEquality(l, r, x.Operator == "!=")
 	case "<", "<=", ">", ">=":
 		// Unpatched, these compare strings (numbers were patched to calls).
 		return fastOrder(l, r, x.Operator, false)
 	}
 	return nil
+}
+
+// fastEquality is == (or, with ne, !=): expr's own and the patcher's
+// _dec_eq decide alike for the kinds fast forms handle.
+func fastEquality(l, r fastFunc, ne bool) fastFunc {
+	return func(ev *Event, m *fmemo) (fval, bool) {
+		a, b, ok := pair(l, r, ev, m)
+		if !ok {
+			return fval{}, false
+		}
+		return fval{kind: fBool, b: fastEqual(a, b) != ne}, true
+	}
+}
+
+// pair evaluates two operands, left first, as the VM does.
+func pair(l, r fastFunc, ev *Event, m *fmemo) (a, b fval, ok bool) {
+	if a, ok = l(ev, m); !ok {
+		return a, b, false
+	}
+	b, ok = r(ev, m)
+	return a, b, ok
 }
 
 // fastOrder compares two strings, or (numbers set) two numbers or two
@@ -418,11 +428,7 @@ func fastOrder(l, r fastFunc, op string, numbers bool) fastFunc {
 		want = func(c int) bool { return c >= 0 }
 	}
 	return func(ev *Event, m *fmemo) (fval, bool) {
-		a, ok := l(ev, m)
-		if !ok {
-			return fval{}, false
-		}
-		b, ok := r(ev, m)
+		a, b, ok := pair(l, r, ev, m)
 		if !ok {
 			return fval{}, false
 		}
@@ -483,19 +489,7 @@ func (fc *fastCompiler) call(x *ast.CallNode) fastFunc {
 		if len(args) != 2 {
 			return nil
 		}
-		ne := callee.Value == "_dec_ne"
-		l, r := args[0], args[1]
-		return func(ev *Event, m *fmemo) (fval, bool) {
-			a, ok := l(ev, m)
-			if !ok {
-				return fval{}, false
-			}
-			b, ok := r(ev, m)
-			if !ok {
-				return fval{}, false
-			}
-			return fval{kind: fBool, b: fastEqual(a, b) != ne}, true
-		}
+		return fastEquality(args[0], args[1], callee.Value == "_dec_ne")
 	case "_dec_neg":
 		if len(args) != 1 {
 			return nil
