@@ -396,21 +396,16 @@ func (fc *fastCompiler) binary(x *ast.BinaryNode) fastFunc {
 // _dec_eq decide alike for the kinds fast forms handle.
 func fastEquality(l, r fastFunc, ne bool) fastFunc {
 	return func(ev *Event, m *fmemo) (fval, bool) {
-		a, b, ok := pair(l, r, ev, m)
+		a, ok := l(ev, m)
+		if !ok {
+			return fval{}, false
+		}
+		b, ok := r(ev, m)
 		if !ok {
 			return fval{}, false
 		}
 		return fval{kind: fBool, b: fastEqual(a, b) != ne}, true
 	}
-}
-
-// pair evaluates two operands, left first, as the VM does.
-func pair(l, r fastFunc, ev *Event, m *fmemo) (a, b fval, ok bool) {
-	if a, ok = l(ev, m); !ok {
-		return a, b, false
-	}
-	b, ok = r(ev, m)
-	return a, b, ok
 }
 
 // fastOrder compares two strings, or (numbers set) two numbers or two
@@ -427,8 +422,14 @@ func fastOrder(l, r fastFunc, op string, numbers bool) fastFunc {
 	case ">=":
 		want = func(c int) bool { return c >= 0 }
 	}
+	// The operands are evaluated inline, as in fastEquality: a helper
+	// returning both measured 10 % slower (two fvals returned in memory).
 	return func(ev *Event, m *fmemo) (fval, bool) {
-		a, b, ok := pair(l, r, ev, m)
+		a, ok := l(ev, m)
+		if !ok {
+			return fval{}, false
+		}
+		b, ok := r(ev, m)
 		if !ok {
 			return fval{}, false
 		}
