@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/expr-lang/expr/ast"
@@ -55,11 +56,12 @@ func newFastCompiler() *fastCompiler {
 func memoKey(n ast.Node) (string, bool) {
 	switch x := n.(type) {
 	case *ast.IdentifierNode:
-		return "f:" + x.Value, true
+		return "f:" + strconv.Quote(x.Value), true
 	case *ast.MemberNode:
 		if b, ok := x.Node.(*ast.IdentifierNode); ok && b.Value == "payload" {
 			if p, ok := x.Property.(*ast.StringNode); ok {
-				return "f:" + p.Value, true
+				// Quoted: payload["a)(f:b"] must not read as two keys.
+				return "f:" + strconv.Quote(p.Value), true
 			}
 		}
 	case *ast.CallNode:

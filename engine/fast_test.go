@@ -282,6 +282,29 @@ func TestFastFormCoverage(t *testing.T) {
 	}
 }
 
+// Two divergences a review found, now fixed: a payload key named "$env"
+// made "$env == ..." look like an indexed equality, whose conjunct the
+// indexed form then left out; and field names containing ")(" made two
+// different subtractions share one memo slot.
+func TestFastFormEdgeCases(t *testing.T) {
+	for _, c := range []struct {
+		whens   []string
+		payload map[string]any
+	}{
+		{[]string{`$env == "FILLED" && amount > 1`, `"FILLED" == $env`}, map[string]any{"$env": "FILLED", "amount": DecimalFromInt(5)}},
+		{[]string{`payload["a)(f:b"] - c > 0`, `a - payload["b)(f:c"] > 0`},
+			map[string]any{"a)(f:b": DecimalFromInt(10), "c": DecimalFromInt(1), "a": DecimalFromInt(0), "b)(f:c": DecimalFromInt(1)}},
+	} {
+		for _, opt := range []CompileOptions{{Sources: []string{"payram"}}, payramOptions} {
+			rs := mustCompile(t, opt, c.whens...)
+			ev := &Event{Source: "payram", Provider: "payram", Type: "payment.filled", Payload: c.payload}
+			ref := vmOnly(rs)
+			sameResults(t, fmt.Sprint(c.whens), rs.Evaluate(ev, true), ref.Evaluate(ev, true))
+			sameResults(t, fmt.Sprint(c.whens)+" (indexed)", rs.Evaluate(ev, false), ref.Evaluate(ev, false))
+		}
+	}
+}
+
 // FuzzFastCondition compiles arbitrary conditions and checks that with
 // fast forms every event gets the VM's outcome for every rule.
 func FuzzFastCondition(f *testing.F) {
@@ -294,6 +317,7 @@ func FuzzFastCondition(f *testing.F) {
 		`9999999999999999999 + amount > 0`,
 		`"FILLED" == status and amount == 49.99`,
 		`status < amount`,
+		`$env == "FILLED" && payload["a)(f:b"] - c > a - payload["b)(f:c"]`,
 	} {
 		f.Add(s)
 	}
@@ -302,6 +326,8 @@ func FuzzFastCondition(f *testing.F) {
 	for range 20 {
 		events = append(events, randomFastEvent(r))
 	}
+	// Keys that are not identifiers, as a payload may carry.
+	events = append(events, &Event{Source: "payram", Payload: map[string]any{"$env": "FILLED", "a)(f:b": DecimalFromInt(10), "b)(f:c": DecimalFromInt(1), "c": DecimalFromInt(1)}})
 	opts := []CompileOptions{
 		{Sources: []string{"payram", "shop"}},
 		{Schemas: map[string]Schema{"payram": payramSchema}, Sources: []string{"payram", "shop"}},

@@ -319,7 +319,9 @@ func findRequirement(code string) *requirement {
 func fieldName(n ast.Node) (string, bool) {
 	switch x := n.(type) {
 	case *ast.IdentifierNode:
-		if x.Value == "payload" || x.Value == "meta" {
+		// payload, meta and $env are not payload fields (a payload key
+		// named "$env" must not make a rule look indexed on it).
+		if x.Value == "payload" || x.Value == "meta" || strings.HasPrefix(x.Value, "$") {
 			return "", false
 		}
 		return x.Value, true
@@ -457,7 +459,10 @@ func (rs *RuleSet) Evaluate(ev *Event, all bool) []Result {
 	if rs.memoSlots > 0 {
 		st.memo = memoPool.Get().(*fmemo)
 		st.memo.done, st.memo.ok = 0, 0
-		defer memoPool.Put(st.memo)
+		defer func() {
+			clear(st.memo.vals[:rs.memoSlots]) // keep no payload strings alive
+			memoPool.Put(st.memo)
+		}()
 	}
 	defer st.release()
 	var out []Result
