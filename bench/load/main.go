@@ -242,12 +242,20 @@ func median(rs []result) result {
 	return s[len(s)/2]
 }
 
+// ratios lists a/b per round, then their median: the rounds are
+// interleaved, so each round's ratio pairs two servers measured minutes
+// apart at most, while the tables' ratio of medians may pair rounds far
+// apart on a machine whose load drifts.
 func ratios(a, b []result) string {
 	var parts []string
+	var rs []float64
 	for i := range a {
-		parts = append(parts, fmt.Sprintf("%.2f", a[i].rps/b[i].rps))
+		r := a[i].rps / b[i].rps
+		rs = append(rs, r)
+		parts = append(parts, fmt.Sprintf("%.2f", r))
 	}
-	return strings.Join(parts, ", ")
+	slices.Sort(rs)
+	return fmt.Sprintf("%s (median %.2f)", strings.Join(parts, ", "), rs[len(rs)/2])
 }
 
 type result struct {
