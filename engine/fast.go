@@ -190,7 +190,7 @@ func fastEqual(a, b fval) bool {
 	return a.d.Cmp(b.d) == 0
 }
 
-// compileFast returns the fast form of a compiled condition, or nil when it
+// compile returns the fast form of a compiled condition, or nil when it
 // has none. When drop is set, the top-level conjunct field == "value" it
 // names is left out: the rule index only offers the rule to events that
 // satisfy it.
@@ -262,7 +262,7 @@ func literal(n ast.Node) (fval, bool) {
 	return fval{}, false
 }
 
-// fastNode compiles one node, or returns nil.
+// node compiles one node, or returns nil; build does the work.
 func (fc *fastCompiler) node(n ast.Node) fastFunc {
 	return fc.memoize(n, fc.build(n))
 }
