@@ -13,9 +13,14 @@ import (
 	"github.com/payramd/payramd/engine"
 )
 
-func writeConfig(t *testing.T, path string, threshold int) {
+// writeConfig writes a config with one PayRam source (secret "k"), one log
+// action and one rule with the condition when, its listeners on loopback
+// ports of the system's choosing and its journal next to the file.
+func writeConfig(t *testing.T, path, when string) {
 	t.Helper()
 	cfg := fmt.Sprintf(`server:
+  listen: 127.0.0.1:0
+  admin_listen: 127.0.0.1:0
   data_dir: %s
 sources:
   payram:
@@ -27,20 +32,23 @@ actions:
     message: "{{ reference_id }}"
 rules:
   - name: big
-    when: status == "FILLED" && amount > %d
+    when: %s
     do: [note]
-`, filepath.Join(filepath.Dir(path), "data"), threshold)
+`, filepath.Join(filepath.Dir(path), "data"), when)
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
+
+// thresholdRule is the condition TestReloadsRaceEvaluations swaps.
+func thresholdRule(n int) string { return fmt.Sprintf(`status == "FILLED" && amount > %d`, n) }
 
 // TestReloadsRaceEvaluations swaps the config 100 times while events are
 // evaluated concurrently (run with -race): each evaluation sees one whole
 // snapshot, old or new, and never fails.
 func TestReloadsRaceEvaluations(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "rules.yaml")
-	writeConfig(t, path, 0)
+	writeConfig(t, path, thresholdRule(0))
 	d, err := New(Options{Load: LoadOptions{Path: path}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -76,7 +84,7 @@ func TestReloadsRaceEvaluations(t *testing.T) {
 	}
 	for i := 0; i < 100; i++ {
 		// Thresholds alternate below and above the amount (50).
-		writeConfig(t, path, []int{10, 90}[i%2])
+		writeConfig(t, path, thresholdRule([]int{10, 90}[i%2]))
 		if !d.Reload("test") {
 			t.Fatalf("reload %d refused", i)
 		}

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -133,28 +132,8 @@ func TestDispatcherIsToldOfPendingJobs(t *testing.T) {
 	defer func(b int, w time.Duration) { maxBacklog, dispatcherMaxWait = b, w }(maxBacklog, dispatcherMaxWait)
 	maxBacklog, dispatcherMaxWait = 0, time.Minute
 
-	dir := t.TempDir()
-	path := filepath.Join(dir, "rules.yaml")
-	cfg := fmt.Sprintf(`server:
-  listen: 127.0.0.1:0
-  admin_listen: 127.0.0.1:0
-  data_dir: %s
-sources:
-  payram:
-    provider: payram
-    secret: k
-actions:
-  note:
-    type: log
-    message: "{{ reference_id }}"
-rules:
-  - name: any
-    when: "true"
-    do: [note]
-`, filepath.Join(dir, "data"))
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path := filepath.Join(t.TempDir(), "rules.yaml")
+	writeConfig(t, path, "true")
 	logs := &syncBuffer{}
 	d, err := New(Options{Load: LoadOptions{Path: path}, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
