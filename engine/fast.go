@@ -83,7 +83,7 @@ func memoKey(n ast.Node) (string, bool) {
 				if !lit {
 					return "", false
 				}
-				k = fmt.Sprintf("l:%d:%v:%q:%s", v.kind, v.b, v.s, v.d.d.String())
+				k = fmt.Sprintf("l:%d:%v:%q:%s", v.kind, v.b, v.s, v.d.String())
 			}
 			b.WriteString("(" + k + ")")
 		}

@@ -459,10 +459,6 @@ func (rs *RuleSet) Evaluate(ev *Event, all bool) []Result {
 	if rs.memoSlots > 0 {
 		st.memo = memoPool.Get().(*fmemo)
 		st.memo.done, st.memo.ok = 0, 0
-		defer func() {
-			clear(st.memo.vals[:rs.memoSlots]) // keep no payload strings alive
-			memoPool.Put(st.memo)
-		}()
 	}
 	defer st.release()
 	var out []Result
@@ -516,7 +512,13 @@ func (st *evalState) vm() (*vm.VM, map[string]any) {
 	return st.m, st.env
 }
 
+// release returns what Evaluate took: the memo, and the VM and variables
+// when a rule needed them.
 func (st *evalState) release() {
+	if st.memo != nil {
+		clear(st.memo.vals[:st.rs.memoSlots]) // keep no payload strings alive
+		memoPool.Put(st.memo)
+	}
 	if st.m == nil {
 		return
 	}
