@@ -230,13 +230,7 @@ func withoutConjunct(n ast.Node, field, value string) ast.Node {
 		nb.SetType(b.Type())
 		return nb
 	case "==":
-		f, lok := fieldName(b.Left)
-		s, sok := b.Right.(*ast.StringNode)
-		if !lok || !sok {
-			f, lok = fieldName(b.Right)
-			s, sok = b.Left.(*ast.StringNode)
-		}
-		if lok && sok && f == field && s.Value == value {
+		if f, v, ok := fieldEquality(b); ok && f == field && v == value {
 			return &ast.BoolNode{Value: true}
 		}
 	}

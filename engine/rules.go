@@ -274,14 +274,8 @@ func findRequirement(code string) *requirement {
 			walk(b.Left)
 			walk(b.Right)
 		case "==":
-			if f, ok := fieldName(b.Left); ok {
-				if s, ok := b.Right.(*ast.StringNode); ok {
-					reqs = append(reqs, &requirement{field: f, values: []string{s.Value}})
-				}
-			} else if f, ok := fieldName(b.Right); ok {
-				if s, ok := b.Left.(*ast.StringNode); ok {
-					reqs = append(reqs, &requirement{field: f, values: []string{s.Value}})
-				}
+			if f, v, ok := fieldEquality(b); ok {
+				reqs = append(reqs, &requirement{field: f, values: []string{v}})
 			}
 		case "in":
 			f, ok := fieldName(b.Left)
@@ -313,6 +307,21 @@ func findRequirement(code string) *requirement {
 		}
 	}
 	return &requirement{field: best.field, values: best.values, alts: reqs}
+}
+
+// fieldEquality recognizes field == "literal" and "literal" == field, b
+// being an == node.
+func fieldEquality(b *ast.BinaryNode) (field, value string, ok bool) {
+	if f, ok := fieldName(b.Left); ok {
+		if s, ok := b.Right.(*ast.StringNode); ok {
+			return f, s.Value, true
+		}
+	} else if f, ok := fieldName(b.Right); ok {
+		if s, ok := b.Left.(*ast.StringNode); ok {
+			return f, s.Value, true
+		}
+	}
+	return "", "", false
 }
 
 // fieldName recognizes a top-level payload field or meta.type/source/provider.
