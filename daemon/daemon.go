@@ -249,8 +249,9 @@ func (d *Daemon) PublicAddr() net.Addr {
 }
 
 // acceptTimeout bounds the wait for a webhook's journal write, under the
-// server's 30s write timeout so that the 503 can still be written.
-const acceptTimeout = 25 * time.Second
+// server's 30s write timeout so that the 503 can still be written. A
+// variable for tests.
+var acceptTimeout = 25 * time.Second
 
 // accept evaluates an event against the current rules and journals it with
 // its jobs in one durable transaction. The webhook answers 2xx only after

@@ -3,6 +3,7 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/payramd/payramd/config"
 	"github.com/payramd/payramd/engine"
+	"github.com/payramd/payramd/journal"
 )
 
 func TestBackoffGrowsWithJitterAndCap(t *testing.T) {
@@ -129,12 +131,94 @@ func TestEventCacheKeepsWaitingEvents(t *testing.T) {
 // dispatcher is told, not because its safety-net timer happens to fire:
 // the timer is set to a minute here, so only the wake-up can run the job.
 func TestDispatcherIsToldOfPendingJobs(t *testing.T) {
-	defer func(b int, w time.Duration) { maxBacklog, dispatcherMaxWait = b, w }(maxBacklog, dispatcherMaxWait)
+	b, w := maxBacklog, dispatcherMaxWait
+	t.Cleanup(func() { maxBacklog, dispatcherMaxWait = b, w }) // after the daemon stops
 	maxBacklog, dispatcherMaxWait = 0, time.Minute
 
 	path := filepath.Join(t.TempDir(), "rules.yaml")
 	writeConfig(t, path, "true")
 	logs := &syncBuffer{}
+	d := startDaemon(t, path, logs)
+	// Let the dispatcher's first look at the journal (at start) pass, so
+	// that only a wake-up can find the job.
+	time.Sleep(200 * time.Millisecond)
+
+	if code := postSigned(t, d, `{"reference_id":"r1","status":"FILLED","amount":"5.00"}`); code != 200 {
+		t.Fatalf("webhook answered %d", code)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), "action succeeded") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the job stored pending did not run within 10 s; log:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestStalledJournalAnswers503 holds the journal's write lock from another
+// connection, as a stuck disk or a long sqlite3 session would. The webhook
+// the writer is executing gets 503 when SQLite's busy timeout (5 s) fails
+// its batch; one queued behind it gets 503 when the daemon's own deadline
+// runs out (25 s, shortened here). Both answers come well inside the
+// server's 30 s write timeout, so the provider retries, and once the lock
+// is gone the retries are accepted.
+func TestStalledJournalAnswers503(t *testing.T) {
+	timeout := acceptTimeout
+	t.Cleanup(func() { acceptTimeout = timeout })
+	acceptTimeout = 300 * time.Millisecond
+
+	path := filepath.Join(t.TempDir(), "rules.yaml")
+	writeConfig(t, path, "true")
+	d := startDaemon(t, path, &syncBuffer{})
+
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(filepath.Dir(path), "data", journal.FileName)+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	bodies := []string{
+		`{"reference_id":"r1","status":"FILLED","amount":"5.00"}`,
+		`{"reference_id":"r2","status":"FILLED","amount":"5.00"}`,
+	}
+	first := make(chan int, 1)
+	go func() { first <- postSigned(t, d, bodies[0]) }()
+	time.Sleep(100 * time.Millisecond) // the writer has taken the first
+	start := time.Now()
+	if code := postSigned(t, d, bodies[1]); code != http.StatusServiceUnavailable {
+		t.Fatalf("a webhook queued behind a stalled journal answered %d, want 503", code)
+	}
+	if el := time.Since(start); el > 3*time.Second {
+		t.Errorf("the queued webhook's 503 took %s: the daemon's deadline did not cut its wait", el)
+	}
+	if code := <-first; code != http.StatusServiceUnavailable {
+		t.Fatalf("the webhook in the stalled batch answered %d, want 503", code)
+	}
+	if el := time.Since(start); el > 10*time.Second {
+		t.Errorf("the stalled batch's 503 took %s", el)
+	}
+	if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range bodies {
+		if code := postSigned(t, d, b); code != 200 {
+			t.Fatalf("a retry answered %d, want 200", code)
+		}
+	}
+}
+
+// startDaemon runs the daemon on the config at path, logging to logs, until
+// the test ends, and waits for its listener.
+func startDaemon(t *testing.T, path string, logs *syncBuffer) *Daemon {
+	t.Helper()
 	d, err := New(Options{Load: LoadOptions{Path: path}, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -142,12 +226,12 @@ func TestDispatcherIsToldOfPendingJobs(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
-	defer func() {
+	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("Run: %v", err)
 		}
-	}()
+	})
 	deadline := time.Now().Add(10 * time.Second)
 	for d.PublicAddr() == nil {
 		if time.Now().After(deadline) {
@@ -155,14 +239,16 @@ func TestDispatcherIsToldOfPendingJobs(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	// Let the dispatcher's first look at the journal (at start) pass, so
-	// that only a wake-up can find the job.
-	time.Sleep(200 * time.Millisecond)
+	return d
+}
 
-	body := []byte(`{"reference_id":"r1","status":"FILLED","amount":"5.00"}`)
+// postSigned sends body to the daemon's payram source, signed with the
+// secret writeConfig sets, and returns the status code.
+func postSigned(t *testing.T, d *Daemon, body string) int {
+	t.Helper()
 	mac := hmac.New(sha256.New, []byte("k"))
-	mac.Write(body)
-	req, _ := http.NewRequest("POST", "http://"+d.PublicAddr().String()+"/webhooks/payram", bytes.NewReader(body))
+	mac.Write([]byte(body))
+	req, _ := http.NewRequest("POST", "http://"+d.PublicAddr().String()+"/webhooks/payram", strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Payram-Signature", "sha256="+hex.EncodeToString(mac.Sum(nil)))
 	resp, err := http.DefaultClient.Do(req)
@@ -170,15 +256,7 @@ func TestDispatcherIsToldOfPendingJobs(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("webhook answered %d", resp.StatusCode)
-	}
-	for !strings.Contains(logs.String(), "action succeeded") {
-		if time.Now().After(deadline) {
-			t.Fatalf("the job stored pending did not run within 10 s; log:\n%s", logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return resp.StatusCode
 }
 
 // syncBuffer is a bytes.Buffer safe for a logger and a test to share.
