@@ -3,9 +3,9 @@ package daemon
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"crypto/hmac"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
