@@ -159,9 +159,11 @@ func TestDispatcherIsToldOfPendingJobs(t *testing.T) {
 // connection, as a stuck disk or a long sqlite3 session would. The webhook
 // the writer is executing gets 503 when SQLite's busy timeout (5 s) fails
 // its batch; one queued behind it gets 503 when the daemon's own deadline
-// runs out (25 s, shortened here). Both answers come well inside the
-// server's 30 s write timeout, so the provider retries, and once the lock
-// is gone the retries are accepted.
+// runs out (25 s, shortened here). (SQLite sometimes refuses at once
+// instead, when the writer's snapshot is older than the lock holder's; the
+// answers are 503 either way, and such a run does not reach the deadline.)
+// Both answers come well inside the server's 30 s write timeout, so the
+// provider retries, and once the lock is gone the retries are accepted.
 func TestStalledJournalAnswers503(t *testing.T) {
 	timeout := acceptTimeout
 	t.Cleanup(func() { acceptTimeout = timeout })
