@@ -98,13 +98,20 @@ func BenchmarkCompile(b *testing.B) {
 }
 
 func BenchmarkTemplate(b *testing.B) {
-	tmpl := CompileTemplate(&config.Scalar{Value: "Overpaid {{ reference_id }} by {{ money(filled_amount_in_usd - amount) }} USD (customer {{ customer_email }})"}, &config.Problems{})
 	env := readEvent(b, "over_filled.json").Env()
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := tmpl.Render(env); err != nil {
-			b.Fatal(err)
-		}
+	for _, c := range []struct{ name, src string }{
+		{"expressions", "Overpaid {{ reference_id }} by {{ money(filled_amount_in_usd - amount) }} USD (customer {{ customer_email }})"},
+		{"names", "{{ reference_id }} {{ status }}"}, // bench/load's log action
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			tmpl := CompileTemplate(&config.Scalar{Value: c.src}, &config.Problems{})
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := tmpl.Render(env); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/vm"
 	"github.com/payramd/payramd/config"
 )
@@ -21,6 +22,10 @@ type tmplPart struct {
 	lit  string
 	prog *vm.Program // nil for a literal part
 	code string
+	// name is set when the placeholder is a bare variable name, as most
+	// are ({{ reference_id }}): Render then reads it from the environment
+	// directly instead of starting expr's VM, which gives the same value.
+	name string
 }
 
 // CompileTemplate compiles s. Problems (with file:line:col) go to probs and
@@ -61,7 +66,7 @@ func CompileTemplate(s *config.Scalar, probs *config.Problems) *Template {
 				reportExprError(probs, s, line, col, err)
 				ok = false
 			}
-			t.parts = append(t.parts, tmplPart{prog: prog, code: strings.TrimSpace(code)})
+			t.parts = append(t.parts, tmplPart{prog: prog, code: strings.TrimSpace(code), name: bareName(prog)})
 		}
 		adv := i + 2 + j + 2
 		rest, off = rest[adv:], off+adv
@@ -70,6 +75,20 @@ func CompileTemplate(s *config.Scalar, probs *config.Problems) *Template {
 		return nil
 	}
 	return t
+}
+
+// bareName returns the variable a placeholder's program only reads, or ""
+// when it does anything else. Names starting with $ are expr's own ($env is
+// the whole environment), not variables.
+func bareName(prog *vm.Program) string {
+	if prog == nil {
+		return ""
+	}
+	id, ok := prog.Node().(*ast.IdentifierNode)
+	if !ok || strings.HasPrefix(id.Value, "$") {
+		return ""
+	}
+	return id.Value
 }
 
 // closingBraces finds the "}}" that ends a placeholder, skipping string
@@ -135,9 +154,14 @@ func (t *Template) Render(env map[string]any) (string, error) {
 			b.WriteString(p.lit)
 			continue
 		}
-		v, err := machine.Run(p.prog, env)
-		if err != nil {
-			return "", fmt.Errorf("{{ %s }}: %s", p.code, cleanRunError(err))
+		var v any
+		if p.name != "" {
+			v = env[p.name] // a missing name is nil, as on the VM
+		} else {
+			var err error
+			if v, err = machine.Run(p.prog, env); err != nil {
+				return "", fmt.Errorf("{{ %s }}: %s", p.code, cleanRunError(err))
+			}
 		}
 		s, err := FormatValue(v)
 		if err != nil {

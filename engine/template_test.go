@@ -179,3 +179,48 @@ func TestFormatValue(t *testing.T) {
 		}
 	}
 }
+
+// TestTemplateBareNames checks the shortcut for placeholders that only name a
+// variable: it must be taken for such placeholders, and give what expr's VM
+// gives for every kind of value, including names that are missing, nil, or
+// not variables at all.
+func TestTemplateBareNames(t *testing.T) {
+	ev := payramEvent(t, `{"reference_id":"ref_1","amount":"44.99","note":null,"tags":["a"],"count":3,"ok":false,
+		"nested":{"x":"1.50"},"len":"shadow","true_":"t","$env":"dollar"}`)
+	env := ev.Env()
+	names := []string{"reference_id", "amount", "note", "tags", "count", "ok", "nested", "missing",
+		"meta", "payload", "len", "true_", "$env", "money", "now", "duration", "trim"}
+	took := map[string]bool{}
+	for _, name := range names {
+		probs := &config.Problems{}
+		tmpl := CompileTemplate(&config.Scalar{Value: "{{ " + name + " }}"}, probs)
+		if tmpl == nil {
+			continue // not a valid placeholder on its own; nothing to compare
+		}
+		got, gotErr := tmpl.Render(env)
+		took[name] = tmpl.parts[0].name != ""
+
+		vmOnly := *tmpl
+		vmOnly.parts = []tmplPart{tmpl.parts[0]}
+		vmOnly.parts[0].name = ""
+		want, wantErr := vmOnly.Render(env)
+		if got != want || (gotErr == nil) != (wantErr == nil) || (gotErr != nil && gotErr.Error() != wantErr.Error()) {
+			t.Errorf("{{ %s }}: shortcut gives %q, %v; the VM gives %q, %v", name, got, gotErr, want, wantErr)
+		}
+	}
+	for _, name := range []string{"reference_id", "amount", "note", "missing", "meta"} {
+		if !took[name] {
+			t.Errorf("{{ %s }} is a bare name but Render does not read it directly", name)
+		}
+	}
+	if took["$env"] {
+		t.Errorf("{{ $env }} is the whole environment, not a variable, and must run on the VM")
+	}
+	// Anything more than a name runs on the VM.
+	tmpl := CompileTemplate(&config.Scalar{Value: "{{ nested.x }}{{ amount * 2 }}{{ -amount }}"}, &config.Problems{})
+	for _, p := range tmpl.parts {
+		if p.name != "" {
+			t.Errorf("{{ %s }} was taken for a bare name (%q)", p.code, p.name)
+		}
+	}
+}
