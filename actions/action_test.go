@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -94,6 +96,16 @@ func TestConfigErrors(t *testing.T) {
 			want: []string{`rules.yaml:3:16: a standard-webhooks secret is whsec_ followed by base64`},
 		},
 		{
+			name: "empty hmac signing secret",
+			src:  "type: http\nurl: https://example.com\nsign: {scheme: hmac, secret: ''}\n",
+			want: []string{`rules.yaml:3:30: secret is empty: bodies would be signed with no key`},
+		},
+		{
+			name: "blank standard-webhooks signing secret",
+			src:  "type: http\nurl: https://example.com\nsign:\n  secret: '  '\n",
+			want: []string{`rules.yaml:4:11: secret is empty: bodies would be signed with no key`},
+		},
+		{
 			name: "log level",
 			src:  "type: log\nmessage: hi\nlevel: loud\n",
 			want: []string{`rules.yaml:3:8: level must be one of debug, info, warn, error, not "loud"`},
@@ -118,6 +130,24 @@ func TestConfigErrors(t *testing.T) {
 			}
 			assertNoSecrets(t, []string{"not base64 at all!"}, probs)
 		})
+	}
+}
+
+// TestEmptySigningSecretFile: a secret file holding nothing is refused like
+// an empty secret, unless the action is disabled.
+func TestEmptySigningSecretFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "forward.key")
+	if err := os.WriteFile(path, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src := "type: http\nurl: https://example.com\nsign: {scheme: hmac, secret_file: " + path + "}\n"
+	act, probs := compileYAML(t, "a", src)
+	if got := problemStrings(probs); act != nil || len(got) != 1 || !strings.HasPrefix(got[0], "rules.yaml:3:35: secret is empty: bodies would be signed with no key") {
+		t.Errorf("built %v, problems %q", act != nil, got)
+	}
+	act, probs = compileYAML(t, "a", "enabled: false\n"+src)
+	if probs.HasErrors() || act == nil {
+		t.Errorf("a disabled action may keep an empty secret (set by the environment of another machine): %q", problemStrings(probs))
 	}
 }
 

@@ -287,12 +287,17 @@ type signer struct {
 
 func newSigner(s *spec) *signer {
 	g := &signer{scheme: s.f.OneOf("scheme", "standard-webhooks", "standard-webhooks", "hmac")}
-	secret := s.f.Secret("secret")
+	var secret config.Secret
+	if s.enabled {
+		// Present but empty (secret: "${FORWARD_SECRET}" with the variable
+		// set to nothing) is an error like absent: it would sign with no key.
+		secret = s.f.NonEmptySecret("secret", "bodies would be signed with no key, a signature anyone can forge")
+	} else {
+		secret = s.f.Secret("secret")
+	}
 	header, prefix := s.f.String("header"), s.f.String("prefix")
-	if secret == "" {
-		if !s.f.Has("secret") && !s.f.Has("secret_file") {
-			s.missing("secret", " (the key the receiver verifies with; secret_file: PATH reads it from a file)")
-		}
+	if secret == "" && !s.f.Has("secret") && !s.f.Has("secret_file") {
+		s.missing("secret", " (the key the receiver verifies with; secret_file: PATH reads it from a file)")
 	}
 	switch g.scheme {
 	case "standard-webhooks":

@@ -497,7 +497,7 @@ func (f *Fields) Node(key string) *yaml.Node {
 // An empty value means "no secret" (an optional password left unset); the
 // caller decides whether one is required.
 func (f *Fields) Secret(key string) Secret {
-	s := f.secrets(key, "", false)
+	s := f.secrets(key, "", "")
 	if len(s) == 0 {
 		return ""
 	}
@@ -508,10 +508,24 @@ func (f *Fields) Secret(key string) Secret {
 // rotation) and key+"_file". Pass plural "" to allow only one. An empty
 // secret is an error: it would verify a signature made with no key.
 func (f *Fields) Secrets(key, plural string) []Secret {
-	return f.secrets(key, plural, true)
+	return f.secrets(key, plural, "an empty secret would accept anything signed with no key")
 }
 
-func (f *Fields) secrets(key, plural string, nonEmpty bool) []Secret {
+// NonEmptySecret reads one secret (key or key+"_file") like Secret, but a
+// key that is present with an empty value, or a file holding nothing, is an
+// error saying why it matters (why), unless an unset ${VAR} was reported
+// there already. An absent key is not an error here.
+func (f *Fields) NonEmptySecret(key, why string) Secret {
+	s := f.secrets(key, "", why)
+	if len(s) == 0 {
+		return ""
+	}
+	return s[0]
+}
+
+// secrets reads the secrets of key; a non-empty why makes an empty one an
+// error explained by why.
+func (f *Fields) secrets(key, plural string, why string) []Secret {
 	var out []Secret
 	var at []Pos // where each secret was written, for the empty-secret error
 	if v := f.scalarNode(key); v != nil {
@@ -552,9 +566,9 @@ func (f *Fields) secrets(key, plural string, nonEmpty bool) []Secret {
 	for i, s := range out {
 		if strings.TrimSpace(string(s)) != "" {
 			kept = append(kept, s)
-		} else if nonEmpty && !f.probs.hasAt(at[i]) {
-			// An unset ${VAR} was reported here already; this is its echo.
-			f.probs.Errorf(at[i], "%s is empty: an empty secret would accept anything signed with no key", key)
+		} else if why != "" && !f.probs.hasAt(at[i]) {
+			// (An unset ${VAR} was reported here already; this is its echo.)
+			f.probs.Errorf(at[i], "%s is empty: %s", key, why)
 		}
 	}
 	return kept
