@@ -58,12 +58,27 @@ func TestConfigErrors(t *testing.T) {
 		{
 			name: "placeholder in sh -c",
 			src:  "type: exec\ncommand: [sh, -c, 'curl -d {{ reference_id }} https://x']\n",
-			want: []string{`rules.yaml:2:28: placeholder inside the script of sh -c: the shell would run whatever the event contains; pass data through env: instead`},
+			want: []string{`rules.yaml:2:28: placeholder inside the script of sh -c: it would run whatever the event contains; pass data through env: instead`},
 		},
 		{
 			name: "placeholder in bash -ec, block list",
 			src:  "type: exec\ncommand:\n  - /bin/bash\n  - -ec\n  - \"echo {{ note }}\"\n",
 			want: []string{`rules.yaml:5:11: placeholder inside the script of bash -c`},
+		},
+		{
+			name: "placeholder in sh -c behind timeout",
+			src:  "type: exec\ncommand: [timeout, '30', sh, -c, 'echo {{ reference_id }}']\n",
+			want: []string{`rules.yaml:2:40: placeholder inside the script of sh -c`},
+		},
+		{
+			name: "placeholder in python3 -c",
+			src:  "type: exec\ncommand: [python3, -c, 'print(\"{{ reference_id }}\")']\n",
+			want: []string{`rules.yaml:2:32: placeholder inside the code of python3 -c`},
+		},
+		{
+			name: "placeholder in env -S",
+			src:  "type: exec\ncommand: [/usr/bin/env, -S, \"sh -c 'echo {{ reference_id }}'\"]\n",
+			want: []string{`rules.yaml:2:42: placeholder inside the command line of env -S`},
 		},
 		{
 			name: "command as a string",

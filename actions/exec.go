@@ -56,7 +56,8 @@ type Exec struct {
 const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // shells are the interpreters whose -c argument is a script.
-var shells = map[string]bool{"sh": true, "bash": true, "dash": true, "zsh": true, "ksh": true, "mksh": true, "ash": true}
+var shells = map[string]bool{"sh": true, "bash": true, "dash": true, "zsh": true, "ksh": true, "mksh": true, "ash": true,
+	"csh": true, "tcsh": true, "fish": true}
 
 // reservedEnv are set by payramd and cannot be configured.
 var reservedEnv = []string{"PAYRAMD_EVENT_ID", "PAYRAMD_RULE", "PAYRAMD_SOURCE", "PAYRAMD_JOB_ID", "PAYRAMD_ATTEMPT"}
@@ -111,56 +112,101 @@ func newExec(c *config.Action) (Action, error) {
 	return a, nil
 }
 
-// checkShellScript rejects a placeholder inside the script of `sh -c`: the
-// shell would parse the event's data as code. Arguments after the script
-// ($0, $1, …) are safe and allowed.
+// checkShellScript rejects a placeholder inside code that a program parses:
+// the script of `sh -c` (wherever the shell comes in argv: after env,
+// timeout, nice, sudo…), the code of `python3 -c`, `perl -e` and the like,
+// and the command line `env -S` splits itself. The event's data would be
+// run as code. Arguments after the script ($0, $1, …) are safe and allowed.
 func checkShellScript(s *spec, scs []*config.Scalar) {
 	argv := make([]string, len(scs))
 	for i, sc := range scs {
 		argv[i] = sc.Value
 	}
-	i := shellScriptIndex(argv)
-	if i < 0 {
-		return
-	}
-	sc := scs[i]
-	at := strings.Index(sc.Value, "{{")
-	if at < 0 {
-		return
-	}
-	line, col := 1, 1
-	for _, r := range sc.Value[:at] {
-		if r == '\n' {
-			line, col = line+1, 1
-		} else {
-			col++
+	report := func(i int, what string) {
+		sc := scs[i]
+		at := strings.Index(sc.Value, "{{")
+		if at < 0 {
+			return
 		}
+		line, col := 1, 1
+		for _, r := range sc.Value[:at] {
+			if r == '\n' {
+				line, col = line+1, 1
+			} else {
+				col++
+			}
+		}
+		s.errorAt(sc.At(line, col), "placeholder inside %s: it would run whatever the event contains; pass data through env: instead (env: {REF: \"{{ reference_id }}\"} and \"$REF\" in the script)", what)
 	}
-	shell := filepath.Base(argv[shellIndex(argv)])
-	s.errorAt(sc.At(line, col), "placeholder inside the script of %s -c: the shell would run whatever the event contains; pass data through env: instead (env: {REF: \"{{ reference_id }}\"} and \"$REF\" in the script)", shell)
+	if i, prog := codeIndex(argv); i >= 0 {
+		report(i, "the "+prog)
+	}
+	if i := envSplitIndex(argv); i >= 0 {
+		report(i, "the command line of env -S")
+	}
 }
 
-// shellIndex finds the shell in argv, after an optional `env [-opts] [NAME=value…]`.
-func shellIndex(argv []string) int {
-	i := 0
-	if i < len(argv) && filepath.Base(argv[i]) == "env" {
-		for i++; i < len(argv) && (strings.HasPrefix(argv[i], "-") || strings.Contains(argv[i], "=")); i++ {
+// codeFlags are the options with which an interpreter runs its next
+// argument as code.
+var codeFlags = map[string][]string{
+	"python": {"-c"}, "perl": {"-e", "-E"}, "ruby": {"-e"}, "node": {"-e", "--eval", "-p", "--print"},
+	"php": {"-r"}, "lua": {"-e"},
+}
+
+// codeIndex finds, anywhere in argv, a shell run with -c or an interpreter
+// run with its code option, and returns the index of the code argument and
+// how to name it ("script of sh -c"), or -1.
+func codeIndex(argv []string) (int, string) {
+	for p, a := range argv {
+		base := filepath.Base(a)
+		if shells[base] {
+			if i := shellScriptIndex(argv[p:]); i >= 0 {
+				return p + i, "script of " + base + " -c"
+			}
+			continue
+		}
+		name := strings.TrimRight(base, "0123456789.") // python3.12, perl5
+		flags := codeFlags[name]
+		for j := p + 1; flags != nil && j+1 < len(argv) && strings.HasPrefix(argv[j], "-"); j++ {
+			// Options come before the script file; what follows it is the
+			// script's own (python3 notify.py -c CUSTOMER is not code).
+			if slices.Contains(flags, argv[j]) {
+				return j + 1, "code of " + base + " " + argv[j]
+			}
 		}
 	}
-	if i < len(argv) && shells[filepath.Base(argv[i])] {
-		return i
+	return -1, ""
+}
+
+// envSplitIndex returns the index of the string given to `env -S` (or
+// --split-string), which env splits into a command line itself, or -1.
+func envSplitIndex(argv []string) int {
+	for p, a := range argv {
+		if filepath.Base(a) != "env" {
+			continue
+		}
+		for i := p + 1; i < len(argv) && strings.HasPrefix(argv[i], "-"); i++ {
+			switch o := argv[i]; {
+			case o == "-S" || o == "--split-string":
+				if i+1 < len(argv) {
+					return i + 1
+				}
+			case strings.HasPrefix(o, "--split-string=") || (strings.HasPrefix(o, "-S") && !strings.HasPrefix(o, "--")):
+				return i
+			}
+		}
 	}
 	return -1
 }
 
 // shellScriptIndex returns the index of the script argument of a shell run
-// with -c (also in option clusters such as -ec), or -1.
+// with -c (also in option clusters such as -ec), when argv starts with the
+// shell, or -1.
 func shellScriptIndex(argv []string) int {
-	i := shellIndex(argv)
-	if i < 0 {
+	if len(argv) == 0 || !shells[filepath.Base(argv[0])] {
 		return -1
 	}
-	hasC := false
+	i, hasC := 0, false
 	for i++; i < len(argv); i++ {
 		a := argv[i]
 		if a == "--" || a == "-" {

@@ -324,7 +324,10 @@ env: {API_TOKEN: tok-very-secret, REF: "{{ reference_id }}"}
 	assertNoSecrets(t, []string{"tok-very-secret"}, rd)
 }
 
-func TestShellScriptIndex(t *testing.T) {
+// TestCodeIndex: where a placeholder would become code. The shell may come
+// after any wrapper (env, timeout, nice, sudo), and interpreters run the
+// argument of their code option.
+func TestCodeIndex(t *testing.T) {
 	tests := []struct {
 		argv []string
 		want int
@@ -334,14 +337,38 @@ func TestShellScriptIndex(t *testing.T) {
 		{[]string{"bash", "--norc", "-o", "pipefail", "-c", "x"}, 5},
 		{[]string{"/usr/bin/env", "A=1", "zsh", "-c", "x"}, 4},
 		{[]string{"sh", "-c", "--", "x"}, 3},
+		{[]string{"timeout", "30", "sh", "-c", "x"}, 4},
+		{[]string{"sudo", "-u", "shop", "sh", "-c", "x"}, 5},
+		{[]string{"nice", "/bin/bash", "-c", "x"}, 3},
+		{[]string{"busybox", "sh", "-c", "x"}, 3},
+		{[]string{"python3", "-c", "x"}, 2},
+		{[]string{"/usr/bin/python3.12", "-u", "-c", "x"}, 3},
+		{[]string{"perl", "-E", "x"}, 2},
+		{[]string{"node", "--eval", "x"}, 2},
 		{[]string{"sh", "script.sh", "-c"}, -1},
 		{[]string{"sh", "-e", "script.sh"}, -1},
-		{[]string{"python3", "-c", "x"}, -1},
+		{[]string{"python3", "-c"}, -1},
+		{[]string{"python3", "notify.py", "-c", "x"}, -1}, // the script's own option
+		{[]string{"node", "app.js", "--eval", "x"}, -1},
 		{[]string{"sh", "-c"}, -1},
+		{[]string{"/usr/bin/notify", "--ref", "x"}, -1},
 	}
 	for _, tt := range tests {
-		if got := shellScriptIndex(tt.argv); got != tt.want {
-			t.Errorf("shellScriptIndex(%q) = %d, want %d", tt.argv, got, tt.want)
+		if got, _ := codeIndex(tt.argv); got != tt.want {
+			t.Errorf("codeIndex(%q) = %d, want %d", tt.argv, got, tt.want)
+		}
+	}
+	for _, tt := range []struct {
+		argv []string
+		want int
+	}{
+		{[]string{"/usr/bin/env", "-S", "sh -c 'x'"}, 2},
+		{[]string{"env", "-i", "--split-string=sh -c x"}, 2},
+		{[]string{"env", "-Ssh -c x"}, 1},
+		{[]string{"env", "A=1", "sh"}, -1},
+	} {
+		if got := envSplitIndex(tt.argv); got != tt.want {
+			t.Errorf("envSplitIndex(%q) = %d, want %d", tt.argv, got, tt.want)
 		}
 	}
 }
