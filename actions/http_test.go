@@ -296,6 +296,10 @@ func TestRetryAfter(t *testing.T) {
 		"7": 7 * time.Second, "": 0, "-3": 0, "soon": 0,
 		"Mon, 23 Nov 2026 10:01:00 GMT": time.Minute,
 		"Mon, 23 Nov 2026 09:00:00 GMT": 0,
+		// Far-future asks are capped, or the job would never run nor die.
+		"315360000":                     24 * time.Hour,
+		"Wed, 01 Jan 2036 00:00:00 GMT": 24 * time.Hour,
+		"Fri, 31 Dec 9999 23:59:59 GMT": 24 * time.Hour,
 	} {
 		if got := retryAfter(in, now); got != want {
 			t.Errorf("retryAfter(%q) = %v, want %v", in, got, want)

@@ -253,7 +253,13 @@ func classifyStatus(r *response, expect []int) (ok, again bool, after time.Durat
 	return false, false, 0
 }
 
-// retryAfter parses a Retry-After header: delay-seconds or an HTTP date.
+// maxRetryAfter caps what a receiver may ask for: a far-future Retry-After
+// (a misconfigured proxy, a date in 2099) must not park a job for years,
+// where it never runs and never becomes dead.
+const maxRetryAfter = 24 * time.Hour
+
+// retryAfter parses a Retry-After header: delay-seconds or an HTTP date,
+// capped at maxRetryAfter.
 func retryAfter(v string, now time.Time) time.Duration {
 	v = strings.TrimSpace(v)
 	if v == "" {
@@ -263,11 +269,11 @@ func retryAfter(v string, now time.Time) time.Duration {
 		if n <= 0 {
 			return 0
 		}
-		return time.Duration(min(n, int64((24*time.Hour)/time.Second))) * time.Second
+		return time.Duration(min(n, int64(maxRetryAfter/time.Second))) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		if d := t.Sub(now); d > 0 {
-			return d.Round(time.Second)
+			return min(d, maxRetryAfter).Round(time.Second)
 		}
 	}
 	return 0
