@@ -225,8 +225,7 @@ func (d *Daemon) apiReplay(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	jobs, err := d.store.Replay(r.Context(), id, eval)
-	if err != nil {
-		apiError(w, http.StatusServiceUnavailable, err.Error())
+	if storeFailed(w, err, "no such event") { // pruned since it was read: 404
 		return
 	}
 	d.countResults(ev, eval)

@@ -115,7 +115,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.store = store
 	defer store.Close()
 	d.metrics.observeJournal(store.Stats)
-	if n, err := store.RecoverRunning(ctx); err != nil {
+	// Not ctx: a SIGTERM during a long start must still end in a clean
+	// stop (exit 0) below, not in a failed recovery.
+	if n, err := store.RecoverRunning(context.Background()); err != nil {
 		return fmt.Errorf("recovering jobs: %w", err)
 	} else if n > 0 {
 		d.log.Info("jobs interrupted by the last stop will run again", "jobs", n)

@@ -96,6 +96,10 @@ const claimBatch = 256
 // tests can prove that it is told.)
 var dispatcherMaxWait = time.Second
 
+// finishTryTimeout bounds one try at recording a job's attempt; the worker
+// tries again until the record lands. A variable for tests.
+var finishTryTimeout = 10 * time.Second
+
 // run is the dispatcher loop. ctx cancels running jobs (shutdown timeout).
 // It never holds p.mu across a journal call: ingest takes p.mu for every
 // event (canTake, submit), and a claim waits for a group commit.
@@ -221,7 +225,7 @@ func (p *pool) exec(ctx context.Context, j *journal.Job, ev *engine.Event) {
 		for try := 1; ; try++ {
 			// The record must land even while shutting down, or the
 			// attempt would silently repeat; it gets its own deadline.
-			fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			fctx, cancel := context.WithTimeout(context.Background(), finishTryTimeout)
 			err := d.store.Finish(fctx, j.ID, a, next, runAt)
 			cancel()
 			if err == nil {
@@ -233,7 +237,10 @@ func (p *pool) exec(ctx context.Context, j *journal.Job, ev *engine.Event) {
 				}
 				return
 			}
-			if !errors.Is(err, journal.ErrUnavailable) || ctx.Err() != nil {
+			// Only "no such running job" is final: there is nothing left to
+			// record. A full disk, a read-only journal, or a try that ran
+			// out of time behind a stalled writer all pass.
+			if errors.Is(err, journal.ErrNotFound) || ctx.Err() != nil {
 				d.log.Error("recording a job attempt failed; the job will run again at the next start", "job", j.ID, "err", err)
 				return
 			}
@@ -303,7 +310,12 @@ func (p *pool) exec(ctx context.Context, j *journal.Job, ev *engine.Event) {
 		finish(journal.Dead, time.Time{}, "dead", res.Err.Error(), res.Output)
 		return
 	}
-	delay := max(backoff(cfgAct.Retry, j.Attempts), res.RetryAfter)
+	if ctx.Err() != nil {
+		return // shutdown: the job stays running and runs again at the next start
+	}
+	// Retry-After is capped by the actions already; capped here too, since
+	// a delay past year 2262 would wrap run_at around to the past.
+	delay := max(backoff(cfgAct.Retry, j.Attempts), min(res.RetryAfter, 24*time.Hour))
 	d.logJob(slog.LevelWarn, "action failed; will retry", j, dur, slog.Any("err", res.Err), slog.String("retry_in", delay.Round(time.Millisecond).String()))
 	finish(journal.Pending, time.Now().Add(delay), "retry", res.Err.Error(), res.Output)
 }
@@ -328,10 +340,17 @@ func (d *Daemon) logJob(level slog.Level, msg string, j *journal.Job, dur time.D
 // last went dead: a job revived by hand (payramd retry) gets a fresh set of
 // attempts, not a single one. It reads the attempt history, which only
 // happens for jobs at or past their budget.
+//
+// When the history cannot be read it says the budget is not spent: the job
+// is then retried later (with backoff) rather than declared dead on a read
+// error, or on shutdown cancelling ctx.
 func (d *Daemon) budgetSpent(ctx context.Context, j *journal.Job, budget int) bool {
 	det, err := d.store.Event(ctx, j.EventID)
 	if err != nil {
-		return true
+		if ctx.Err() == nil {
+			d.log.Warn("could not read a job's attempts to check its retry budget; retrying it", "job", j.ID, "err", err)
+		}
+		return false
 	}
 	for _, jd := range det.Jobs {
 		if jd.ID != j.ID {

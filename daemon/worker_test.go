@@ -10,9 +10,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -277,4 +280,111 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestAttemptRecordOutlastsStalledJournal: an attempt whose record waits
+// behind a stalled journal (its write lock held by another connection) for
+// longer than one try's deadline is recorded once the journal recovers, so
+// the job's retries still run. The worker used to give up on that deadline
+// and leave the job running until the next restart.
+func TestAttemptRecordOutlastsStalledJournal(t *testing.T) {
+	defer func(old time.Duration) { finishTryTimeout = old }(finishTryTimeout)
+	finishTryTimeout = 300 * time.Millisecond
+
+	var hits atomic.Int32
+	release := make(chan struct{})
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hits.Add(1) == 1 {
+			<-release
+		}
+		w.WriteHeader(http.StatusInternalServerError)
+	}))
+	defer sink.Close()
+
+	dir := t.TempDir()
+	path := filepath.Join(dir, "rules.yaml")
+	cfg := fmt.Sprintf("server:\n  listen: 127.0.0.1:0\n  admin_listen: 127.0.0.1:0\n  data_dir: %s\n"+
+		"sources:\n  payram:\n    provider: payram\n    secret: k\n"+
+		"actions:\n  hook:\n    type: http\n    url: %s\n    retry: {attempts: 3, initial: 50ms, max: 100ms}\n"+
+		"rules:\n  - name: all\n    when: \"true\"\n    do: [hook]\n", filepath.Join(dir, "data"), sink.URL)
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, path, &syncBuffer{})
+	if code := postSigned(t, d, `{"reference_id":"r1","status":"FILLED","amount":"5.00"}`); code != 200 {
+		t.Fatalf("webhook answered %d", code)
+	}
+	for hits.Load() == 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	// Stall the journal while the first attempt is in flight, with writes
+	// queued ahead of its record.
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "data", journal.FileName)+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		go d.store.Ping(context.Background()) //nolint:errcheck // only to queue writes
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(release) // the attempt fails with a 500; its record must wait
+	time.Sleep(4 * finishTryTimeout)
+	if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+
+	// Three attempts in all, then dead: the retries ran.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		jobs, err := d.store.Jobs(ctx, journal.JobFilter{})
+		if err == nil && len(jobs) == 1 && jobs[0].State == journal.Dead {
+			if n := hits.Load(); n != 3 {
+				t.Errorf("the sink saw %d attempts, want 3", n)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job not dead after the journal recovered: %+v, %v; sink hits %d", jobs, err, hits.Load())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestBudgetNotSpentWhenHistoryUnreadable: when the attempt history cannot
+// be read (here: shutdown has cancelled the context), a job past its
+// attempts counter is not declared dead; it is retried or left for the
+// next start. It used to be recorded dead.
+func TestBudgetNotSpentWhenHistoryUnreadable(t *testing.T) {
+	s, err := journal.Open(t.TempDir(), journal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	res, err := s.Ingest(context.Background(), &journal.Event{ID: "e1", Source: "payram"},
+		&journal.Evaluation{Results: []journal.RuleResult{{Rule: "r", Matched: true}}, Matches: []journal.Match{{Rule: "r", Actions: []string{"a"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &Daemon{store: s, log: slog.New(slog.NewTextHandler(&syncBuffer{}, nil))}
+	j := res.Jobs[0]
+	j.Attempts = 11 // revived by hand after 10: the first attempt of a fresh budget
+	if d.budgetSpent(context.Background(), j, 10) {
+		t.Fatal("a revived job's budget is not spent")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if d.budgetSpent(ctx, j, 10) {
+		t.Error("with its history unreadable, the job was declared out of attempts")
+	}
 }
