@@ -158,6 +158,33 @@ func TestDispatcherIsToldOfPendingJobs(t *testing.T) {
 	}
 }
 
+// lockJournal takes the write lock of the journal in dataDir from a second
+// SQLite connection, as a long sqlite3 session or a stuck disk would hold
+// it. The returned func releases it.
+func lockJournal(t *testing.T, dataDir string) (unlock func()) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dataDir, journal.FileName)+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	ctx := context.Background()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		t.Helper()
+		if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestStalledJournalAnswers503 holds the journal's write lock from another
 // connection, as a stuck disk or a long sqlite3 session would. The webhook
 // the writer is executing gets 503 when SQLite's busy timeout (5 s) fails
@@ -176,20 +203,7 @@ func TestStalledJournalAnswers503(t *testing.T) {
 	writeConfig(t, path, "true")
 	d := startDaemon(t, path, &syncBuffer{})
 
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(filepath.Dir(path), "data", journal.FileName)+"?_pragma=busy_timeout(5000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	ctx := context.Background()
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		t.Fatal(err)
-	}
+	unlock := lockJournal(t, filepath.Join(filepath.Dir(path), "data"))
 	bodies := []string{
 		`{"reference_id":"r1","status":"FILLED","amount":"5.00"}`,
 		`{"reference_id":"r2","status":"FILLED","amount":"5.00"}`,
@@ -210,9 +224,7 @@ func TestStalledJournalAnswers503(t *testing.T) {
 	if el := time.Since(start); el > 10*time.Second {
 		t.Errorf("the stalled batch's 503 took %s", el)
 	}
-	if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
-		t.Fatal(err)
-	}
+	unlock()
 	for _, b := range bodies {
 		if code := postSigned(t, d, b); code != 200 {
 			t.Fatalf("a retry answered %d, want 200", code)
@@ -320,29 +332,15 @@ func TestAttemptRecordOutlastsStalledJournal(t *testing.T) {
 
 	// Stall the journal while the first attempt is in flight, with writes
 	// queued ahead of its record.
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "data", journal.FileName)+"?_pragma=busy_timeout(5000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	ctx := context.Background()
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		t.Fatal(err)
-	}
+	unlock := lockJournal(t, filepath.Join(dir, "data"))
 	for range 3 {
 		go d.store.Ping(context.Background()) //nolint:errcheck // only to queue writes
 		time.Sleep(20 * time.Millisecond)
 	}
 	close(release) // the attempt fails with a 500; its record must wait
 	time.Sleep(4 * finishTryTimeout)
-	if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
-		t.Fatal(err)
-	}
-	conn.Close()
+	unlock()
+	ctx := context.Background()
 
 	// Three attempts in all, then dead: the retries ran.
 	deadline := time.Now().Add(20 * time.Second)
