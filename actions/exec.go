@@ -128,15 +128,7 @@ func checkShellScript(s *spec, scs []*config.Scalar) {
 		if at < 0 {
 			return
 		}
-		line, col := 1, 1
-		for _, r := range sc.Value[:at] {
-			if r == '\n' {
-				line, col = line+1, 1
-			} else {
-				col++
-			}
-		}
-		s.errorAt(sc.At(line, col), "placeholder inside %s: it would run whatever the event contains; pass data through env: instead (env: {REF: \"{{ reference_id }}\"} and \"$REF\" in the script)", what)
+		s.errorAt(sc.AtOffset(at), "placeholder inside %s: it would run whatever the event contains; pass data through env: instead (env: {REF: \"{{ reference_id }}\"} and \"$REF\" in the script)", what)
 	}
 	if i, prog := codeIndex(argv); i >= 0 {
 		report(i, "the "+prog)

@@ -73,6 +73,20 @@ func blockLayout(lines []string, line int) (indent int, widths []int) {
 	return indent, widths
 }
 
+// AtOffset maps a byte offset into the value (as strings.Index gives) to a
+// position in the file. Columns count characters, as YAML's do.
+func (s *Scalar) AtOffset(off int) Pos {
+	line, col := 1, 1
+	for _, r := range s.Value[:min(max(off, 0), len(s.Value))] {
+		if r == '\n' {
+			line, col = line+1, 1
+		} else {
+			col++
+		}
+	}
+	return s.At(line, col)
+}
+
 // At maps a 1-based line and column inside the value (as reported by expr)
 // to a position in the file.
 func (s *Scalar) At(line, col int) Pos {

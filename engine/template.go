@@ -50,14 +50,12 @@ func CompileTemplate(s *config.Scalar, probs *config.Problems) *Template {
 		}
 		j := closingBraces(rest[i+2:])
 		if j < 0 {
-			line, col := lineCol(s.Value, off+i)
-			probs.Errorf(s.At(line, col), "placeholder opened with {{ is never closed with }}")
+			probs.Errorf(s.AtOffset(off+i), "placeholder opened with {{ is never closed with }}")
 			return nil
 		}
 		code := rest[i+2 : i+2+j]
 		if strings.TrimSpace(code) == "" {
-			line, col := lineCol(s.Value, off+i)
-			probs.Errorf(s.At(line, col), "empty placeholder {{ }}: put an expression inside, such as {{ reference_id }}")
+			probs.Errorf(s.AtOffset(off+i), "empty placeholder {{ }}: put an expression inside, such as {{ reference_id }}")
 			ok = false
 		} else {
 			prog, err := compileValue(code, nil)
