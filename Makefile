@@ -60,7 +60,10 @@ lint-basic:
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
+# go.mod must be what `go mod tidy` writes: direct dependencies listed as
+# direct, nothing missing or unused.
 lint: lint-basic
+	$(GO) mod tidy -diff
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
 # Go benchmarks plus a load test of the real daemon against a bare net/http
