@@ -173,6 +173,30 @@ func TestConfigWarnings(t *testing.T) {
 	}
 }
 
+func TestUnescapedURLPlaceholderWarns(t *testing.T) {
+	tests := []struct{ url, want string }{
+		{`https://erp.example/orders/{{ reference_id }}/paid`, `rules.yaml:2:34: warning: url: {{ reference_id }} is inserted as it is, so a value containing / ? # or & changes the address called; write {{ urlpath(reference_id) }}`},
+		{`https://erp.example/paid?ref={{ reference_id }}`, `rules.yaml:2:36: warning: url: {{ reference_id }} is inserted as it is, so a value containing / ? # or & changes the address called; write {{ urlquery(reference_id) }}`},
+		// Escaped, or the address itself chosen by a placeholder: no warning.
+		{`https://erp.example/orders/{{ urlpath(reference_id) }}?n={{ urlquery(note) }}`, ""},
+		{`{{ meta.headers['x-callback'] }}`, ""},
+		{`https://{{ meta.source }}.erp.example/hook`, ""},
+	}
+	for _, tt := range tests {
+		_, probs := compileYAML(t, "a", "type: http\nurl: \""+tt.url+"\"\n")
+		got := problemStrings(probs)
+		if tt.want == "" {
+			if len(got) != 0 {
+				t.Errorf("%s: problems %q, want none", tt.url, got)
+			}
+			continue
+		}
+		if probs.HasErrors() || len(got) != 1 || got[0] != tt.want {
+			t.Errorf("%s:\n got %q\nwant %q", tt.url, got, tt.want)
+		}
+	}
+}
+
 func TestDisabledActionMayOmitRequiredFields(t *testing.T) {
 	act, probs := compileYAML(t, "a", "type: slack\nenabled: false\ntext: hi\n")
 	if probs.HasErrors() {

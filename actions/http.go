@@ -50,6 +50,8 @@ func newHTTP(c *config.Action) (Action, error) {
 		if err := checkHTTPURL(u); err != nil {
 			s.errorf("url", "url: %v", err)
 		}
+	} else if a.url != nil {
+		warnUnescapedURL(s, a.url)
 	}
 	a.method = strings.ToUpper(s.f.String("method"))
 	if a.method == "" {
@@ -95,6 +97,48 @@ func newHTTP(c *config.Action) (Action, error) {
 func mustConstant(v string) *engine.Template {
 	var probs config.Problems
 	return engine.CompileTemplate(&config.Scalar{Value: v}, &probs)
+}
+
+// warnUnescapedURL warns about a placeholder in a url's path or query that
+// inserts its value as it is: an order id of "42/refund?amount=1000" would
+// change which endpoint is called and with what. A placeholder before the
+// path ({{ erp_base }}/orders, https://{{ host }}/) is the merchant's own
+// choice of address and is left alone, as is one that escapes its value
+// itself (urlpath, urlquery).
+func warnUnescapedURL(s *spec, t *engine.Template) {
+	src := t.Source()
+	path := pathStart(src)
+	for _, p := range t.Placeholders() {
+		if p.Offset < path || p.Func == "urlpath" || p.Func == "urlquery" {
+			continue
+		}
+		fix := "urlpath(" + p.Code + ")"
+		if q := strings.IndexByte(src, '?'); q >= 0 && q < p.Offset {
+			fix = "urlquery(" + p.Code + ")"
+		}
+		sc := s.f.Scalar("url")
+		s.f.Problems().Warnf(sc.AtOffset(p.Offset), "url: {{ %s }} is inserted as it is, so a value containing / ? # or & changes the address called; write {{ %s }}", p.Code, fix)
+		return // one warning per url is enough to show the fix
+	}
+}
+
+// pathStart is the byte offset where the path of a templated URL begins:
+// the first "/" after "scheme://host", or the end when there is none. A
+// URL that starts with a placeholder ({{ callback_url }}) has no path of
+// its own.
+func pathStart(src string) int {
+	if strings.HasPrefix(strings.TrimSpace(src), "{{") {
+		return len(src)
+	}
+	i := strings.Index(src, "://")
+	if i < 0 {
+		return len(src)
+	}
+	j := strings.IndexByte(src[i+3:], '/')
+	if j < 0 {
+		return len(src)
+	}
+	return i + 3 + j
 }
 
 // checkHTTPURL accepts absolute http and https URLs with a host.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/url"
 	"reflect"
 	"strconv"
 	"strings"
@@ -409,6 +410,8 @@ func numberOps() []expr.Option {
 				return x.Money(), nil
 			},
 		},
+		urlEscaper("urlpath", url.PathEscape),
+		urlEscaper("urlquery", url.QueryEscape),
 		oneNumber("decimal", func(x Decimal, _ []any) (any, error) { return x, nil }, decimalType),
 		oneNumber("abs", func(x Decimal, _ []any) (any, error) { return x.Abs(), nil }, decimalType),
 		oneNumber("round", func(x Decimal, rest []any) (any, error) {
@@ -437,6 +440,32 @@ func numberOps() []expr.Option {
 		opts = append(opts, func(c *conf.Config) { c.Functions[f.Name] = f })
 	}
 	return opts
+}
+
+// urlEscaper is a function that renders its argument as a template would
+// and escapes it for one part of a URL: urlpath for a path segment (a "/"
+// becomes %2F), urlquery for a query value ("&" and "=" escaped, a space as
+// "+"). Without one, {{ order_id }} in a url inserts "../refund?x=" as it is.
+func urlEscaper(name string, escape func(string) string) *builtin.Function {
+	return &builtin.Function{
+		Name: name,
+		Validate: func(args []reflect.Type) (reflect.Type, error) {
+			if len(args) != 1 {
+				return nil, fmt.Errorf("%s takes one value", name)
+			}
+			return stringType, nil
+		},
+		Func: func(args ...any) (any, error) {
+			if len(args) != 1 {
+				return nil, fmt.Errorf("%s takes one value", name)
+			}
+			s, err := FormatValue(args[0])
+			if err != nil {
+				return nil, fmt.Errorf("%s: %v", name, err)
+			}
+			return escape(s), nil
+		},
+	}
 }
 
 // AsDecimal converts a number or a numeric string to a Decimal.

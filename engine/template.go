@@ -26,6 +26,7 @@ type tmplPart struct {
 	// are ({{ reference_id }}): Render then reads it from the environment
 	// directly instead of starting expr's VM, which gives the same value.
 	name string
+	off  int // byte offset of the placeholder's "{{" in src
 }
 
 // CompileTemplate compiles s. Problems (with file:line:col) go to probs and
@@ -64,7 +65,7 @@ func CompileTemplate(s *config.Scalar, probs *config.Problems) *Template {
 				reportExprError(probs, s, line, col, err)
 				ok = false
 			}
-			t.parts = append(t.parts, tmplPart{prog: prog, code: strings.TrimSpace(code), name: bareName(prog)})
+			t.parts = append(t.parts, tmplPart{prog: prog, code: strings.TrimSpace(code), name: bareName(prog), off: off + i})
 		}
 		adv := i + 2 + j + 2
 		rest, off = rest[adv:], off+adv
@@ -122,6 +123,37 @@ func lineCol(s string, off int) (int, int) {
 		}
 	}
 	return line, col
+}
+
+// Placeholder is one {{ }} of a template, for checks that depend on where
+// in the text it sits (a value inserted into a URL's path, say).
+type Placeholder struct {
+	Offset int    // byte offset of its "{{" in Source()
+	Code   string // the expression inside, trimmed
+	// Func is the function the expression calls last, "urlpath" in
+	// {{ urlpath(order_id) }}; "" when its outermost node is not a call.
+	Func string
+}
+
+// Placeholders lists the template's placeholders in order.
+func (t *Template) Placeholders() []Placeholder {
+	if t == nil {
+		return nil
+	}
+	var ps []Placeholder
+	for _, p := range t.parts {
+		if p.prog == nil {
+			continue
+		}
+		ph := Placeholder{Offset: p.off, Code: p.code}
+		if call, ok := p.prog.Node().(*ast.CallNode); ok {
+			if id, ok := call.Callee.(*ast.IdentifierNode); ok {
+				ph.Func = id.Value
+			}
+		}
+		ps = append(ps, ph)
+	}
+	return ps
 }
 
 // Source is the template text as written.

@@ -34,6 +34,8 @@ func TestTemplateRender(t *testing.T) {
 		{"meta", "{{ meta.id }} {{ meta.source }} {{ meta.type }} {{ meta.headers['content-type'] }}", "evt_1 payram payment.over_filled application/json"},
 		{"conditional", `{{ amount > 40 ? "big" : "small" }}`, "big"},
 		{"payload by name", `{{ payload["reference_id"] }}`, "ref_2Bv6NcX9"},
+		{"urlpath escapes a path segment", `/orders/{{ urlpath("42/../refund?x=1 #") }}/{{ urlpath(count) }}/{{ urlpath(note) }}`, "/orders/42%2F..%2Frefund%3Fx=1%20%23/3/"},
+		{"urlquery escapes a query value", `?ref={{ urlquery("a&b=c d+é") }}&n={{ urlquery(amount) }}`, "?ref=a%26b%3Dc+d%2B%C3%A9&n=44.99"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
