@@ -12,7 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/payramd/payramd/daemon"
+	"github.com/payramd/payramd/config"
 )
 
 // adminClient talks to the running daemon's admin API.
@@ -20,18 +20,37 @@ type adminClient struct {
 	base  string
 	token string
 	http  *http.Client
+	note  string // why the config did not give the address or token, when it did not
 }
 
-func newAdminClient(c *common, adminURL string) *adminClient {
+func newAdminClient(c *common, adminURL string, stderr io.Writer) *adminClient {
 	ac := &adminClient{http: &http.Client{Timeout: 30 * time.Second}}
 	ac.token = os.Getenv("PAYRAMD_ADMIN_TOKEN")
 	listen := os.Getenv("PAYRAMD_ADMIN_LISTEN")
-	if snap, _ := daemon.Load(loadOptions(c.config)); snap != nil {
-		if listen == "" {
-			listen = snap.Config.Server.AdminListen
+	if (adminURL == "" && listen == "") || ac.token == "" {
+		// The address and the token come from the config. Its server:
+		// section is read even when something else in the file fails,
+		// which in an operator's shell is usually a secret that only the
+		// service's environment file sets.
+		opts := loadOptions(c.config)
+		var cfg *config.Config
+		var probs *config.Problems
+		if opts.Embedded != nil {
+			cfg, probs = config.LoadBytes(opts.Path, opts.Embedded, opts.Config)
+		} else {
+			cfg, probs = config.Load(opts.Path, opts.Config)
 		}
-		if t := snap.Config.Server.AdminToken.Reveal(); t != "" && ac.token == "" {
-			ac.token = t
+		if cfg != nil {
+			if listen == "" {
+				listen = cfg.Server.AdminListen
+			}
+			if ac.token == "" {
+				ac.token = cfg.Server.AdminToken.Reveal()
+			}
+		}
+		if probs.HasErrors() {
+			ac.note = fmt.Sprintf("%s has errors (payramd check -c %s lists them), so its admin_listen and admin_token may not have been read", opts.Path, opts.Path)
+			fmt.Fprintf(stderr, "payramd %s: warning: %s; pass --admin, or set PAYRAMD_ADMIN_LISTEN and PAYRAMD_ADMIN_TOKEN\n", c.fs.Name(), ac.note)
 		}
 	}
 	if listen == "" {
@@ -42,6 +61,17 @@ func newAdminClient(c *common, adminURL string) *adminClient {
 		ac.base = strings.TrimRight(adminURL, "/")
 	}
 	return ac
+}
+
+// tokenHint says why a request was unauthorized, as far as the client knows.
+func (ac *adminClient) tokenHint() string {
+	switch {
+	case ac.token == "" && ac.note != "":
+		return "no admin token: " + ac.note
+	case ac.token == "":
+		return "no admin token was sent: set PAYRAMD_ADMIN_TOKEN, or run with the config that sets admin_token"
+	}
+	return "the admin token sent is not the daemon's: check PAYRAMD_ADMIN_TOKEN and the config's admin_token"
 }
 
 func (ac *adminClient) do(method, path string, out any) error {
@@ -63,6 +93,9 @@ func (ac *adminClient) do(method, path string, out any) error {
 			Error string `json:"error"`
 		}
 		if json.Unmarshal(body, &e) == nil && e.Error != "" {
+			if resp.StatusCode == http.StatusUnauthorized {
+				return fmt.Errorf("%s: %s (%s)", resp.Status, e.Error, ac.tokenHint())
+			}
 			return fmt.Errorf("%s: %s", resp.Status, e.Error)
 		}
 		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
@@ -112,7 +145,7 @@ func cmdEvents(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return 2
 	}
-	ac := newAdminClient(c, *admin)
+	ac := newAdminClient(c, *admin, stderr)
 	if len(pos) > 0 {
 		raw, code, done := ac.fetch(c, "events", "/api/events/"+url.PathEscape(pos[0]), stdout, stderr)
 		if !done {
@@ -215,7 +248,7 @@ func cmdJobs(args []string, stdout, stderr io.Writer) int {
 	if _, err := c.parse(args); err != nil {
 		return 2
 	}
-	ac := newAdminClient(c, *admin)
+	ac := newAdminClient(c, *admin, stderr)
 	q := url.Values{"limit": {fmt.Sprint(*limit)}}
 	if *state != "" {
 		q.Set("state", *state)
@@ -268,7 +301,7 @@ func cmdRetry(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	var raw json.RawMessage
-	if err := newAdminClient(c, *admin).do("POST", "/api/jobs/"+url.PathEscape(pos[0])+"/retry", &raw); err != nil {
+	if err := newAdminClient(c, *admin, stderr).do("POST", "/api/jobs/"+url.PathEscape(pos[0])+"/retry", &raw); err != nil {
 		fmt.Fprintln(stderr, "payramd retry:", err)
 		return 1
 	}
@@ -289,7 +322,7 @@ func cmdReload(args []string, stdout, stderr io.Writer) int {
 		OK       bool     `json:"ok"`
 		Problems []string `json:"problems"`
 	}
-	ac := newAdminClient(c, *admin)
+	ac := newAdminClient(c, *admin, stderr)
 	req, _ := http.NewRequest("POST", ac.base+"/api/reload", nil)
 	if ac.token != "" {
 		req.Header.Set("Authorization", "Bearer "+ac.token)
@@ -340,7 +373,7 @@ func cmdReplay(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	var raw json.RawMessage
-	if err := newAdminClient(c, *admin).do("POST", "/api/events/"+url.PathEscape(pos[0])+"/replay", &raw); err != nil {
+	if err := newAdminClient(c, *admin, stderr).do("POST", "/api/events/"+url.PathEscape(pos[0])+"/replay", &raw); err != nil {
 		fmt.Fprintln(stderr, "payramd replay:", err)
 		return 1
 	}

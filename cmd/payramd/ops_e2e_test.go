@@ -509,6 +509,29 @@ func TestAdminToken(t *testing.T) {
 		t.Errorf("payramd events with a wrong token: %d %s %s", code, out, errOut)
 	}
 
+	t.Run("the CLI reads the admin address from a config that does not load", func(t *testing.T) {
+		// As in an operator's shell: the token and a source's secret live in
+		// the service's environment file, so the config has errors there.
+		addr := strings.TrimPrefix(p.Admin, "http://")
+		text := strings.Replace(cfgText(filepath.Join(dir, "data"), s.URL, "fulfil", `status == "FILLED"`),
+			"server:\n", "server:\n  admin_listen: \""+addr+"\"\n  admin_token: ${PAYRAMD_ADMIN_TOKEN}\n", 1)
+		cliCfg := writeFile(t, dir, "cli.yaml", strings.Replace(text, "sources:\n",
+			"sources:\n  other:\n    provider: hmac\n    header: X-Sig\n    secret: ${OTHER_SECRET_ONLY_IN_THE_SERVICE_ENV}\n", 1))
+		code, out, errOut := runCLI(t, nil, "jobs", "-c", cliCfg)
+		if code != 1 || !strings.Contains(errOut, "warning: "+cliCfg+" has errors (payramd check -c "+cliCfg+" lists them)") ||
+			!strings.Contains(errOut, "401 Unauthorized: unauthorized (no admin token: ") {
+			t.Errorf("payramd jobs with no token anywhere: %d\nstdout %s\nstderr %s", code, out, errOut)
+		}
+		code, out, errOut = runCLI(t, []string{"PAYRAMD_ADMIN_TOKEN=" + token}, "jobs", "-c", cliCfg)
+		if code != 0 || !strings.Contains(errOut, "warning: "+cliCfg+" has errors") || strings.Contains(errOut, token) {
+			t.Errorf("payramd jobs with the token in the environment and the address from the broken config: %d\nstdout %s\nstderr %s", code, out, errOut)
+		}
+		code, out, errOut = runCLI(t, []string{"PAYRAMD_ADMIN_TOKEN=wrong"}, "jobs", "--admin", p.Admin)
+		if code != 1 || !strings.Contains(errOut, "the admin token sent is not the daemon's") {
+			t.Errorf("payramd jobs with a wrong token: %d\nstdout %s\nstderr %s", code, out, errOut)
+		}
+	})
+
 	t.Run("check refuses admin_listen off loopback without a token", func(t *testing.T) {
 		base := cfgText(filepath.Join(dir, "data2"), s.URL, "fulfil", `status == "FILLED"`)
 		for _, addr := range []string{"0.0.0.0:8081", ":8081", "[::]:8081", "203.0.113.7:8081"} {
