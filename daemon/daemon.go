@@ -223,6 +223,7 @@ loop:
 	}
 	stopWork()
 	<-poolDone
+	pool.unclaimBacklog()
 	if admin != nil {
 		_ = admin.Shutdown(shutCtx)
 	}

@@ -173,6 +173,31 @@ func (p *pool) run(ctx context.Context) {
 	}
 }
 
+// unclaimBacklog hands the jobs claimed but never started back to the
+// journal as pending, so that a shutdown neither leaves them "running" in
+// the API until the next start nor counts an attempt that never ran. Call
+// it once the dispatcher has stopped.
+func (p *pool) unclaimBacklog() {
+	p.mu.Lock()
+	ids := make([]int64, 0, len(p.backlog))
+	for _, q := range p.backlog {
+		ids = append(ids, q.job.ID)
+	}
+	p.backlog = nil
+	p.mu.Unlock()
+	if len(ids) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), finishTryTimeout)
+	defer cancel()
+	n, err := p.d.store.Unclaim(ctx, ids)
+	if err != nil {
+		p.d.log.Warn("could not hand back jobs that were claimed but not started: they show as running until the next start, which runs them", "jobs", len(ids), "err", err)
+		return
+	}
+	p.d.log.Info("jobs waiting for a worker handed back as pending; they run at the next start", "jobs", n)
+}
+
 // startQueued starts backlog jobs while workers are free. p.mu is held.
 func (p *pool) startQueued(ctx context.Context) {
 	for len(p.backlog) > 0 && int(p.running.Load()) < p.size {

@@ -386,3 +386,76 @@ func TestBudgetNotSpentWhenHistoryUnreadable(t *testing.T) {
 		t.Error("with its history unreadable, the job was declared out of attempts")
 	}
 }
+
+// TestShutdownHandsBackUnstartedJobs: jobs claimed but still waiting for a
+// worker when the daemon stops go back to pending with no attempt counted;
+// the job a worker was running is left for the next start to run again.
+func TestShutdownHandsBackUnstartedJobs(t *testing.T) {
+	var hits atomic.Int32
+	release := make(chan struct{})
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer sink.Close()
+	defer close(release)
+
+	dir := t.TempDir()
+	path := filepath.Join(dir, "rules.yaml")
+	cfg := fmt.Sprintf("server:\n  listen: 127.0.0.1:0\n  admin_listen: 127.0.0.1:0\n  data_dir: %s\n  workers: 1\n  shutdown_timeout: 200ms\n"+
+		"sources:\n  payram:\n    provider: payram\n    secret: k\n"+
+		"actions:\n  hook:\n    type: http\n    url: %s\n    timeout: 30s\n"+
+		"rules:\n  - name: all\n    when: \"true\"\n    do: [hook]\n", filepath.Join(dir, "data"), sink.URL)
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(Options{Load: LoadOptions{Path: path}, Logger: slog.New(slog.NewTextHandler(&syncBuffer{}, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	for d.PublicAddr() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	for i := range 5 {
+		if code := postSigned(t, d, fmt.Sprintf(`{"reference_id":"r%d","status":"FILLED","amount":"5.00"}`, i)); code != 200 {
+			t.Fatalf("webhook answered %d", code)
+		}
+	}
+	for hits.Load() == 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel() // SIGTERM: one job is stuck in its sink, four wait for the worker
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+
+	s, err := journal.Open(filepath.Join(dir, "data"), journal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	jobs, err := s.Jobs(context.Background(), journal.JobFilter{})
+	if err != nil || len(jobs) != 5 {
+		t.Fatalf("jobs: %d, %v", len(jobs), err)
+	}
+	var pending, running int
+	for _, j := range jobs {
+		switch {
+		case j.State == journal.Pending && j.Attempts == 0:
+			pending++
+		case j.State == journal.Running && j.Attempts == 1:
+			running++ // started: it may have reached the sink, so it counts
+		default:
+			t.Errorf("job %d: %s with %d attempts", j.ID, j.State, j.Attempts)
+		}
+	}
+	if pending != 4 || running != 1 || hits.Load() != 1 {
+		t.Errorf("after shutdown: %d pending with no attempt, %d running; the sink saw %d requests; want 4, 1, 1", pending, running, hits.Load())
+	}
+}

@@ -208,6 +208,11 @@ type Store interface {
 	// RecoverRunning moves every running job back to pending. It is called
 	// at start-up: a job that was running during a crash runs again.
 	RecoverRunning(ctx context.Context) (int, error)
+	// Unclaim moves running jobs that were claimed but never started back
+	// to pending, taking back the attempt the claim counted. A shutdown
+	// calls it for the jobs still waiting for a worker; any other running
+	// job is left as it is. It returns how many jobs it moved.
+	Unclaim(ctx context.Context, jobIDs []int64) (int, error)
 	// Event returns one event with its results, jobs and attempts.
 	Event(ctx context.Context, id string) (*EventDetail, error)
 	// Events lists events, newest first.

@@ -517,6 +517,42 @@ func TestRecoverRunning(t *testing.T) {
 	}
 }
 
+func TestUnclaim(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := range 3 {
+		mustIngest(t, s, testEvent(idOf("e", i)), evalFor("r", "a"))
+	}
+	claimed, err := s.ClaimDue(ctx, time.Now(), 3)
+	if err != nil || len(claimed) != 3 {
+		t.Fatalf("claim: %v %v", claimed, err)
+	}
+	// The first one finishes; the other two never started.
+	if err := s.Finish(ctx, claimed[0].ID, Attempt{N: 1, StartedAt: time.Now(), Outcome: "succeeded"}, Succeeded, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.Unclaim(ctx, []int64{claimed[0].ID, claimed[1].ID, claimed[2].ID, 999})
+	if err != nil || n != 2 {
+		t.Fatalf("Unclaim = %d, %v; want 2 (a finished job and an unknown one are left alone)", n, err)
+	}
+	again, _ := s.ClaimDue(ctx, time.Now(), 10)
+	if len(again) != 2 {
+		t.Fatalf("claimed %d after Unclaim, want 2", len(again))
+	}
+	for _, j := range again {
+		if j.Attempts != 1 {
+			t.Errorf("job %d: attempts %d after unclaim and a new claim, want 1", j.ID, j.Attempts)
+		}
+	}
+	if counts, _ := s.CountJobs(ctx); counts[Succeeded] != 1 {
+		t.Errorf("counts: %v", counts)
+	}
+}
+
 func TestReplay(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openTest(t, Options{})

@@ -266,6 +266,23 @@ func (s *SQLite) RecoverRunning(ctx context.Context) (int, error) {
 	return int(n), err
 }
 
+// Unclaim implements [Store.Unclaim].
+func (s *SQLite) Unclaim(ctx context.Context, jobIDs []int64) (int, error) {
+	var n int64
+	err := s.write(ctx, func(w *wtx) error {
+		now := s.now().UnixNano()
+		for _, id := range jobIDs {
+			c, err := w.execN(stUnclaim, now, id)
+			if err != nil {
+				return err
+			}
+			n += c
+		}
+		return nil
+	})
+	return int(n), err
+}
+
 // pruneChunk bounds the rows one Prune op deletes, so that pruning a large
 // backlog is many short transactions interleaved with ingestion rather than
 // one long one that stalls every webhook behind it.

@@ -89,6 +89,7 @@ const (
 	stInsAttempt
 	stRetry
 	stRecover
+	stUnclaim
 	stPruneEvents
 	stPruneOnce
 	stPing
@@ -133,6 +134,9 @@ var writerSQL = [numStmts]string{
 	stRetry: `UPDATE jobs SET state = 'pending', run_at = ?1, updated_at = ?1
 		WHERE id = ?2 AND state IN ('dead', 'pending') RETURNING ` + jobColumns,
 	stRecover: `UPDATE jobs SET state = 'pending', updated_at = ? WHERE state <> 'succeeded' AND state = 'running'`,
+	// The claim's attempts + 1 is undone: the job never started.
+	stUnclaim: `UPDATE jobs SET state = 'pending', attempts = max(attempts - 1, 0), updated_at = ?
+		WHERE id = ? AND state <> 'succeeded' AND state = 'running'`,
 	// An event is prunable when it is old enough and every job it has (if
 	// any) has succeeded; the foreign-key cascade removes its results, jobs
 	// and attempts.
