@@ -150,6 +150,16 @@ func TestCompileProblems(t *testing.T) {
 			want: []string{`rules.yaml:10:38: warning: no known payload has a field "fillled_amount_in_usd", so it will always be nil (did you mean "filled_amount_in_usd"?)`},
 		},
 		{
+			name: "misspelt field on the second line of a block, after non-ASCII text",
+			rules: `  - name: overpaid
+    when: |
+      customer_email != "zoë@example.com" &&
+        fillled_amount_in_usd > 5
+    do: [log]
+`,
+			want: []string{`rules.yaml:12:9: warning: no known payload has a field "fillled_amount_in_usd", so it will always be nil (did you mean "filled_amount_in_usd"?)`},
+		},
+		{
 			name: "unknown field without a suggestion, in once_per",
 			rules: `  - name: overpaid
     when: status == "OVER_FILLED"

@@ -5,6 +5,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/vm"
@@ -61,7 +62,7 @@ func CompileTemplate(s *config.Scalar, probs *config.Problems) *Template {
 		} else {
 			prog, err := compileValue(code, nil)
 			if err != nil {
-				line, col := lineCol(s.Value, off+i+2)
+				line, col := lineCol(s.Value, utf8.RuneCountInString(s.Value[:off+i+2]))
 				reportExprError(probs, s, line, col, err)
 				ok = false
 			}
@@ -112,11 +113,16 @@ func closingBraces(s string) int {
 	return -1
 }
 
-// lineCol converts a byte offset in s to a 1-based line and column.
+// lineCol converts an offset in s counted in characters (runes), as expr
+// counts them, to a 1-based line and column.
 func lineCol(s string, off int) (int, int) {
-	line, col := 1, 1
-	for i := 0; i < off && i < len(s); i++ {
-		if s[i] == '\n' {
+	line, col, n := 1, 1, 0
+	for _, r := range s {
+		if n == off {
+			break
+		}
+		n++
+		if r == '\n' {
 			line, col = line+1, 1
 		} else {
 			col++

@@ -104,6 +104,11 @@ func TestTemplateProblems(t *testing.T) {
 			want: []string{`rules.yaml:3:27: unexpected token Operator("=") (to compare, write == instead of =)`},
 		},
 		{
+			name: "columns count characters, not bytes",
+			yaml: "a:\n  type: log\n  text: 'héhé — {{ status = 1 }}'\n",
+			want: []string{`rules.yaml:3:27: unexpected token Operator("=") (to compare, write == instead of =)`},
+		},
+		{
 			name: "every placeholder is checked",
 			yaml: "a:\n  type: log\n  text: '{{ a +}} and {{ b[ }}'\n",
 			want: []string{
