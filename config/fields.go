@@ -48,6 +48,35 @@ type Scalar struct {
 	// that fold into its first line. Zero when unknown.
 	indent int
 	folded []int
+
+	exp *expansion // set when the value had ${VAR} references
+}
+
+// expansion is a value's text as written before its ${VAR} references were
+// replaced, and where each went.
+type expansion struct {
+	src   string
+	spans []expSpan // in order
+}
+
+// expSpan is one reference: at byte src (srcLen long) in the text as
+// written, at byte val (valLen long) in the value.
+type expSpan struct{ val, valLen, src, srcLen int }
+
+// toSource maps a byte offset in the expanded value to the text as
+// written; an offset inside a reference's value maps to its "${".
+func (e *expansion) toSource(off int) int {
+	shift := 0
+	for _, sp := range e.spans {
+		if off < sp.val {
+			break
+		}
+		if off < sp.val+sp.valLen {
+			return sp.src
+		}
+		shift = sp.src + sp.srcLen - (sp.val + sp.valLen)
+	}
+	return off + shift
 }
 
 // blockLayout measures a block scalar whose indicator is on line (1-based)
@@ -74,22 +103,54 @@ func blockLayout(lines []string, line int) (indent int, widths []int) {
 }
 
 // AtOffset maps a byte offset into the value (as strings.Index gives) to a
-// position in the file. Columns count characters, as YAML's do.
+// position in the file. Columns count characters, as YAML's do. After
+// ${VAR} expansion the offset is one in the expanded value; the position is
+// where that text is in the file.
 func (s *Scalar) AtOffset(off int) Pos {
+	text := s.Value
+	off = min(max(off, 0), len(text))
+	if s.exp != nil {
+		text, off = s.exp.src, min(s.exp.toSource(off), len(s.exp.src))
+	}
 	line, col := 1, 1
-	for _, r := range s.Value[:min(max(off, 0), len(s.Value))] {
+	for _, r := range text[:off] {
 		if r == '\n' {
 			line, col = line+1, 1
 		} else {
 			col++
 		}
 	}
-	return s.At(line, col)
+	return s.place(line, col)
 }
 
 // At maps a 1-based line and column inside the value (as reported by expr)
 // to a position in the file.
 func (s *Scalar) At(line, col int) Pos {
+	if s.exp != nil && line > 0 && col > 0 {
+		return s.AtOffset(byteOffset(s.Value, line, col))
+	}
+	return s.place(line, col)
+}
+
+// byteOffset is the byte offset of a 1-based line and column (counted in
+// characters) in s.
+func byteOffset(s string, line, col int) int {
+	l, c := 1, 1
+	for i, r := range s {
+		if l == line && c == col || l > line {
+			return i
+		}
+		if r == '\n' {
+			l, c = l+1, 1
+		} else {
+			c++
+		}
+	}
+	return len(s)
+}
+
+// place is At for a line and column in the text as written.
+func (s *Scalar) place(line, col int) Pos {
 	p := s.Pos
 	if line <= 0 || col <= 0 {
 		return p
@@ -132,11 +193,12 @@ type Fields struct {
 	probs *Problems
 	dir   string   // for resolving relative paths (secret_file)
 	lines []string // the file's lines when known, to place errors in block scalars
+	exp   map[*yaml.Node]*expansion
 }
 
 // scalar wraps a scalar node with its position.
 func (f *Fields) scalar(n *yaml.Node) *Scalar {
-	s := &Scalar{Value: n.Value, Pos: f.nodePos(n), Style: n.Style, Comment: n.LineComment}
+	s := &Scalar{Value: n.Value, Pos: f.nodePos(n), Style: n.Style, Comment: n.LineComment, exp: f.exp[n]}
 	if n.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0 && f.lines != nil {
 		s.indent, s.folded = blockLayout(f.lines, n.Line)
 	}
@@ -493,7 +555,7 @@ func (f *Fields) Map(key string) *Fields {
 		f.probs.Errorf(f.nodePos(v), "%s must be a mapping (key: value lines indented under it), not %s", key, kindName(v))
 		return nil
 	}
-	return &Fields{file: f.file, node: v, probs: f.probs, dir: f.dir, lines: f.lines}
+	return &Fields{file: f.file, node: v, probs: f.probs, dir: f.dir, lines: f.lines, exp: f.exp}
 }
 
 // Node returns key's raw value node (declaring it), for callers with their

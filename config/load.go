@@ -45,7 +45,7 @@ func Load(path string, opt Options) (*Config, *Problems) {
 // resolve relative include and event paths.
 func LoadBytes(path string, data []byte, opt Options) (*Config, *Problems) {
 	probs := &Problems{}
-	l := &loader{opt: opt, probs: probs, cfg: &Config{Path: path}, lines: map[string][]string{}}
+	l := &loader{opt: opt, probs: probs, cfg: &Config{Path: path}, lines: map[string][]string{}, exp: map[*yaml.Node]*expansion{}}
 	l.cfg.Files = append(l.cfg.Files, path)
 	root := l.parse(path, data)
 	if root != nil {
@@ -60,12 +60,17 @@ type loader struct {
 	probs *Problems
 	cfg   *Config
 	lines map[string][]string // each file's lines, for positions in block scalars
+	// exp records, for every value that had ${VAR} references, its text as
+	// written and where each reference went, so that a problem found in
+	// the expanded value is reported where it is in the file.
+	exp map[*yaml.Node]*expansion
 }
 
 // fields is NewFields that also knows the file's text.
 func (l *loader) fields(file string, node *yaml.Node) *Fields {
 	f := NewFields(file, node, l.probs)
 	f.lines = l.lines[file]
+	f.exp = l.exp
 	return f
 }
 
@@ -242,33 +247,20 @@ var envRefRE = regexp.MustCompile(`\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:-|:\+
 // (never in keys). $${ escapes a literal ${.
 func (l *loader) expand(path string, n *yaml.Node) {
 	if n.Kind == yaml.ScalarNode && strings.Contains(n.Value, "${") {
-		n.Value = envRefRE.ReplaceAllStringFunc(n.Value, func(ref string) string {
-			if ref == "$${" {
-				return "${"
-			}
-			m := envRefRE.FindStringSubmatch(ref)
-			if m[1] == "" {
-				l.probs.Errorf(Pos{File: path, Line: n.Line, Col: n.Column}, "%q is not a valid variable reference: write ${NAME} or ${NAME:-default}", ref)
-				return ref
-			}
-			val, set := l.opt.lookup(m[1])
-			switch m[2] {
-			case ":-":
-				if !set || val == "" {
-					return m[3]
-				}
-				return val
-			case ":+":
-				if set && val != "" {
-					return m[3]
-				}
-				return ""
-			}
-			if !set {
-				l.probs.Errorf(Pos{File: path, Line: n.Line, Col: n.Column}, "environment variable %s is not set; set it (systemd: EnvironmentFile=) or give a default: ${%s:-value}", m[1], m[1])
-			}
-			return val
-		})
+		src := n.Value
+		var b strings.Builder
+		e := &expansion{src: src}
+		last := 0
+		for _, m := range envRefRE.FindAllStringIndex(src, -1) {
+			b.WriteString(src[last:m[0]])
+			val := l.expandRef(path, n, src[m[0]:m[1]])
+			e.spans = append(e.spans, expSpan{val: b.Len(), valLen: len(val), src: m[0], srcLen: m[1] - m[0]})
+			b.WriteString(val)
+			last = m[1]
+		}
+		b.WriteString(src[last:])
+		n.Value = b.String()
+		l.exp[n] = e
 		if n.Tag == "!!null" && n.Value != "" {
 			n.Tag = "!!str"
 		}
@@ -279,6 +271,35 @@ func (l *loader) expand(path string, n *yaml.Node) {
 		}
 		l.expand(path, c)
 	}
+}
+
+// expandRef is the text a ${...} reference of node n stands for.
+func (l *loader) expandRef(path string, n *yaml.Node, ref string) string {
+	if ref == "$${" {
+		return "${"
+	}
+	m := envRefRE.FindStringSubmatch(ref)
+	if m[1] == "" {
+		l.probs.Errorf(Pos{File: path, Line: n.Line, Col: n.Column}, "%q is not a valid variable reference: write ${NAME} or ${NAME:-default}", ref)
+		return ref
+	}
+	val, set := l.opt.lookup(m[1])
+	switch m[2] {
+	case ":-":
+		if !set || val == "" {
+			return m[3]
+		}
+		return val
+	case ":+":
+		if set && val != "" {
+			return m[3]
+		}
+		return ""
+	}
+	if !set {
+		l.probs.Errorf(Pos{File: path, Line: n.Line, Col: n.Column}, "environment variable %s is not set; set it (systemd: EnvironmentFile=) or give a default: ${%s:-value}", m[1], m[1])
+	}
+	return val
 }
 
 func (l *loader) top(path string, root *yaml.Node) {

@@ -593,6 +593,45 @@ tests:
 	}
 }
 
+// TestPositionsAfterExpansion: a position inside a value whose ${VAR}
+// references were replaced is where that text is in the file, not where it
+// would be if the file held the expanded text.
+func TestPositionsAfterExpansion(t *testing.T) {
+	dir := writeTree(t, map[string]string{"rules.yaml": `actions:
+  erp:
+    type: http
+    url: "${ERP_URL:-http://127.0.0.1:9000}/orders/{{ id }}/${SUFFIX}"
+  note:
+    type: log
+    message: |
+      to ${WHO}:
+        paid {{ ref }}
+`})
+	cfg, probs := loadDir(t, dir, map[string]string{"SUFFIX": "paid", "WHO": "the finance team at ACME"})
+	if len(probs) > 0 {
+		t.Fatalf("unexpected problems:\n%s", strings.Join(probs, "\n"))
+	}
+	url := cfg.Action("erp").Fields.Scalar("url")
+	msg := cfg.Action("note").Fields.Scalar("message")
+	for _, c := range []struct {
+		name string
+		got  Pos
+		line int
+		col  int
+	}{
+		{"after a reference with its default", url.AtOffset(strings.Index(url.Value, "{{")), 4, 52},
+		{"inside a reference's value: its ${", url.AtOffset(strings.Index(url.Value, "9000")), 4, 11},
+		{"after two references", url.AtOffset(strings.Index(url.Value, "paid")), 4, 61},
+		{"line and column, as expr reports them", url.At(1, strings.Index(url.Value, "id }}")+1), 4, 55},
+		{"second line of a block, after a longer value on the first", msg.AtOffset(strings.Index(msg.Value, "{{")), 9, 14},
+		{"start", url.AtOffset(0), 4, 11},
+	} {
+		if c.got.Line != c.line || c.got.Col != c.col {
+			t.Errorf("%s: %d:%d, want %d:%d", c.name, c.got.Line, c.got.Col, c.line, c.col)
+		}
+	}
+}
+
 func TestLoadExpandsVariables(t *testing.T) {
 	dir := writeTree(t, map[string]string{"rules.yaml": `server:
   listen: "${LISTEN:-:9090}"
