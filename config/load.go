@@ -601,6 +601,7 @@ func (l *loader) ruleDo(file string, r *Rule, f *Fields) {
 	if do.Kind == yaml.SequenceNode {
 		items = do.Content
 	}
+	seen := map[string]bool{} // inline action types
 	for i, it := range items {
 		pos := Pos{File: file, Line: it.Line, Col: it.Column}
 		switch it.Kind {
@@ -615,7 +616,12 @@ func (l *loader) ruleDo(file string, r *Rule, f *Fields) {
 			// Jobs find their action by name when they run; the type in
 			// the name keeps an edit that reorders do: from sending a
 			// pending retry to an action of another kind.
-			name := fmt.Sprintf("%s/do[%d]:%s", r.Name, i, mappingValue(it, "type"))
+			typ := mappingValue(it, "type")
+			name := fmt.Sprintf("%s/do[%d]:%s", r.Name, i, typ)
+			if seen[typ] && typ != "" {
+				l.probs.Warnf(pos, "a second inline %s action in rule %q: retries waiting in the journal find an inline action by its place in do:, so reordering these two would send one's retries to the other; define them under actions: with names", typ, r.Name)
+			}
+			seen[typ] = true
 			if a := l.action(file, name, it, true); a != nil {
 				l.cfg.Actions = append(l.cfg.Actions, a)
 				r.Do = append(r.Do, name)

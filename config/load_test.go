@@ -116,6 +116,19 @@ func TestLoadProblems(t *testing.T) {
 			want: []string{`rules.yaml:10:5: YAML syntax error: mapping values are not allowed in this context; a value containing ": " must be quoted`},
 		},
 		{
+			name: "two inline actions of one type in a rule",
+			files: map[string]string{"rules.yaml": head + `rules:
+  - name: a
+    when: "true"
+    do:
+      - {type: log, message: one}
+      - ops-slack
+      - {type: slack, text: two}
+      - {type: log, message: three}
+`},
+			want: []string{`rules.yaml:15:9: warning: a second inline log action in rule "a": retries waiting in the journal find an inline action by its place in do:, so reordering these two would send one's retries to the other; define them under actions: with names`},
+		},
+		{
 			name: "unknown top-level key with suggestion",
 			files: map[string]string{"rules.yaml": head + `rulse:
   - name: a
