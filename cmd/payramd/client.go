@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -284,33 +286,110 @@ func cmdJobs(args []string, stdout, stderr io.Writer) int {
 
 func oneLine(s string, n int) string {
 	s = strings.ReplaceAll(s, "\n", " ")
-	if len(s) > n {
-		return s[:n-1] + "…"
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
 	}
 	return s
 }
 
 func cmdRetry(args []string, stdout, stderr io.Writer) int {
 	c, admin := adminFlags("retry", stderr)
+	dead := c.fs.Bool("dead", false, "retry every dead job (after an outage)")
+	action := c.fs.String("action", "", "with --dead: only the jobs of this action")
 	pos, err := c.parse(args)
 	if err != nil {
 		return 2
 	}
-	if len(pos) != 1 {
-		fmt.Fprintln(stderr, "payramd retry: give one job id (payramd jobs --state dead lists them)")
+	switch {
+	case *dead && len(pos) > 0:
+		fmt.Fprintln(stderr, "payramd retry: give job ids or --dead, not both")
+		return 2
+	case !*dead && len(pos) == 0:
+		fmt.Fprintln(stderr, "payramd retry: give job ids (payramd jobs --state dead lists them), or --dead for every dead job")
+		return 2
+	case *action != "" && !*dead:
+		fmt.Fprintln(stderr, "payramd retry: --action goes with --dead")
 		return 2
 	}
-	var raw json.RawMessage
-	if err := newAdminClient(c, *admin, stderr).do("POST", "/api/jobs/"+url.PathEscape(pos[0])+"/retry", &raw); err != nil {
-		fmt.Fprintln(stderr, "payramd retry:", err)
+	ac := newAdminClient(c, *admin, stderr)
+	ids := pos
+	more := false
+	if *dead {
+		if ids, more, err = deadJobs(ac, *action); err != nil {
+			fmt.Fprintln(stderr, "payramd retry:", err)
+			return 1
+		}
+	}
+	var retried []json.RawMessage
+	type failure struct {
+		Job   string `json:"job"`
+		Error string `json:"error"`
+	}
+	var failed []failure
+	for _, id := range ids {
+		var raw json.RawMessage
+		if err := ac.do("POST", "/api/jobs/"+url.PathEscape(id)+"/retry", &raw); err != nil {
+			failed = append(failed, failure{id, err.Error()})
+			if !c.jsonOut {
+				fmt.Fprintf(stderr, "payramd retry: job %s: %v\n", id, err)
+			}
+			continue
+		}
+		retried = append(retried, raw)
+	}
+	switch {
+	case c.jsonOut && len(pos) == 1 && len(retried) == 1:
+		printRaw(stdout, retried[0]) // one job: the job itself, as always
+	case c.jsonOut:
+		out, _ := json.Marshal(struct {
+			Retried []json.RawMessage `json:"retried"`
+			Failed  []failure         `json:"failed"`
+			More    bool              `json:"more"`
+		}{append([]json.RawMessage{}, retried...), append([]failure{}, failed...), more})
+		printRaw(stdout, out)
+	case len(pos) == 1 && len(retried) == 1:
+		fmt.Fprintf(stdout, "job %s is pending and will run now\n", pos[0])
+	case *dead && len(ids) == 0:
+		fmt.Fprintln(stdout, "no dead jobs"+forAction(*action))
+	default:
+		fmt.Fprintf(stdout, "%d job(s) pending and will run now%s\n", len(retried), forAction(*action))
+		if more {
+			fmt.Fprintln(stdout, "more dead jobs remain: run it again for the next batch")
+		}
+	}
+	if len(failed) > 0 {
 		return 1
 	}
-	if c.jsonOut {
-		printRaw(stdout, raw)
-	} else {
-		fmt.Fprintf(stdout, "job %s is pending and will run now\n", pos[0])
-	}
 	return 0
+}
+
+// deadJobs lists the ids of dead jobs, of one action when action is set.
+// more is true when the listing was cut at the API's limit.
+func deadJobs(ac *adminClient, action string) (ids []string, more bool, err error) {
+	const limit = 10000 // the API's maximum
+	var list struct {
+		Jobs []struct {
+			ID     int64  `json:"id"`
+			Action string `json:"action"`
+		} `json:"jobs"`
+	}
+	if err := ac.do("GET", fmt.Sprintf("/api/jobs?state=dead&limit=%d", limit), &list); err != nil {
+		return nil, false, err
+	}
+	for _, j := range list.Jobs {
+		if action == "" || j.Action == action {
+			ids = append(ids, strconv.FormatInt(j.ID, 10))
+		}
+	}
+	slices.Reverse(ids) // oldest job first
+	return ids, len(list.Jobs) == limit, nil
+}
+
+func forAction(action string) string {
+	if action == "" {
+		return ""
+	}
+	return " (action " + action + ")"
 }
 
 func cmdReload(args []string, stdout, stderr io.Writer) int {

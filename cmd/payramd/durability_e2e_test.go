@@ -694,6 +694,74 @@ func TestDeadJobAndRetry(t *testing.T) {
 	stopClean(t, p)
 }
 
+// TestRetryEveryDeadJob: after an outage, `payramd retry --dead` revives
+// every dead job (or, with --action, one action's), and they are delivered.
+func TestRetryEveryDeadJob(t *testing.T) {
+	var up atomic.Bool
+	s := newPaySink(t, func(string, int) (int, time.Duration) {
+		if up.Load() {
+			return 200, 0
+		}
+		return 503, 0
+	})
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "rules.yaml", durConfig(filepath.Join(dir, "data"), 5*time.Second,
+		sinkAction("sink", s.URL, "{attempts: 1}")+sinkAction("audit", s.URL, "{attempts: 1}"),
+		"  - name: fulfil\n    when: status == \"FILLED\"\n    do: [sink, audit]\n"))
+	p := startDur(t, cfg)
+	var ids []string
+	for i := range 3 {
+		ids = append(ids, mustAccept(t, p, payment(fmt.Sprintf("out_%d", i), 1763900500, 0)))
+	}
+	type job struct {
+		Action string `json:"action"`
+	}
+	var jobs struct {
+		Jobs []job `json:"jobs"`
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for p.getJSON("/api/jobs?state=dead", &jobs); len(jobs.Jobs) < 6; p.getJSON("/api/jobs?state=dead", &jobs) {
+		if time.Now().After(deadline) {
+			t.Fatalf("dead jobs: %d, want 6", len(jobs.Jobs))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	up.Store(true)
+	code, out, errOut := runCLI(t, nil, "retry", "--dead", "--action", "sink", "-c", cfg, "--admin", p.Admin)
+	if code != 0 || strings.TrimSpace(out) != "3 job(s) pending and will run now (action sink)" {
+		t.Fatalf("payramd retry --dead --action sink: exit %d: %q %s", code, out, errOut)
+	}
+	s.waitDelivered(t, []string{"out_0", "out_1", "out_2"}, 10*time.Second)
+	p.getJSON("/api/jobs?state=dead", &jobs)
+	if len(jobs.Jobs) != 3 || slices.ContainsFunc(jobs.Jobs, func(j job) bool { return j.Action != "audit" }) {
+		t.Fatalf("dead after retrying sink's: %+v, want audit's three", jobs.Jobs)
+	}
+
+	code, out, errOut = runCLI(t, nil, "retry", "--dead", "--json", "-c", cfg, "--admin", p.Admin)
+	var res struct {
+		Retried []struct {
+			ID    int64  `json:"id"`
+			State string `json:"state"`
+		} `json:"retried"`
+		Failed []any `json:"failed"`
+		More   bool  `json:"more"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); code != 0 || err != nil || len(res.Retried) != 3 || len(res.Failed) != 0 || res.More {
+		t.Fatalf("payramd retry --dead --json: exit %d: %s %s", code, out, errOut)
+	}
+	checkSucceeded(t, p, ids, 10*time.Second) // both jobs of every event
+	if code, out, _ := runCLI(t, nil, "retry", "--dead", "-c", cfg, "--admin", p.Admin); code != 0 || strings.TrimSpace(out) != "no dead jobs" {
+		t.Errorf("payramd retry --dead with none left: exit %d: %q", code, out)
+	}
+	for _, args := range [][]string{{"retry"}, {"retry", "--dead", "7"}, {"retry", "--action", "sink", "7"}} {
+		if code, _, errOut := runCLI(t, nil, append(args, "--admin", p.Admin)...); code != 2 {
+			t.Errorf("payramd %v: exit %d, want 2 (usage): %s", args, code, errOut)
+		}
+	}
+	stopClean(t, p)
+}
+
 func waitMetric(t *testing.T, p *proc, series string, want float64, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)

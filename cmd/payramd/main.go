@@ -48,7 +48,8 @@ Usage:
   payramd replay --dry-run [--since 168h] [-c candidate.yaml]
                                    backtest: what a config would have done with
                                    the journaled events of the window
-  payramd retry JOB                run a dead job again
+  payramd retry JOB... | --dead [--action A]
+                                   run dead jobs again
   payramd reload                   reload the running daemon's config
   payramd version
 
