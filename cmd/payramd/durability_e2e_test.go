@@ -174,6 +174,17 @@ func newPaySink(t *testing.T, behave func(ref string, n int) (int, time.Duration
 	return s
 }
 
+// newOutageSink is a receiver that answers 503 until up is set, then 200.
+func newOutageSink(t *testing.T) (s *paySink, up *atomic.Bool) {
+	up = new(atomic.Bool)
+	return newPaySink(t, func(string, int) (int, time.Duration) {
+		if up.Load() {
+			return 200, 0
+		}
+		return 503, 0
+	}), up
+}
+
 func (s *paySink) triesOf(ref string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -381,13 +392,7 @@ func postAll(base string, bodies [][]byte) ([]int, []webhookAnswer, []error) {
 func TestDurableWhileEndpointDown(t *testing.T) {
 	t.Parallel()
 	t0 := time.Now()
-	var up atomic.Bool
-	s := newPaySink(t, func(string, int) (int, time.Duration) {
-		if up.Load() {
-			return 200, 0
-		}
-		return 503, 0
-	})
+	s, up := newOutageSink(t)
 	dir := t.TempDir()
 	cfg := writeFile(t, dir, "rules.yaml", durConfig(filepath.Join(dir, "data"), 5*time.Second,
 		sinkAction("sink", s.URL, "{attempts: 50, initial: 50ms, max: 500ms}"), fulfilRule))
@@ -626,13 +631,7 @@ func TestRetryCounts(t *testing.T) {
 // visible in the metrics and the admin API; `payramd retry` revives it.
 func TestDeadJobAndRetry(t *testing.T) {
 	t.Parallel()
-	var up atomic.Bool
-	s := newPaySink(t, func(string, int) (int, time.Duration) {
-		if up.Load() {
-			return 200, 0
-		}
-		return 503, 0
-	})
+	s, up := newOutageSink(t)
 	dir := t.TempDir()
 	cfg := writeFile(t, dir, "rules.yaml", durConfig(filepath.Join(dir, "data"), 5*time.Second,
 		sinkAction("sink", s.URL, "{attempts: 3, initial: 50ms, max: 100ms}"), fulfilRule))
@@ -697,13 +696,7 @@ func TestDeadJobAndRetry(t *testing.T) {
 // TestRetryEveryDeadJob: after an outage, `payramd retry --dead` revives
 // every dead job (or, with --action, one action's), and they are delivered.
 func TestRetryEveryDeadJob(t *testing.T) {
-	var up atomic.Bool
-	s := newPaySink(t, func(string, int) (int, time.Duration) {
-		if up.Load() {
-			return 200, 0
-		}
-		return 503, 0
-	})
+	s, up := newOutageSink(t)
 	dir := t.TempDir()
 	cfg := writeFile(t, dir, "rules.yaml", durConfig(filepath.Join(dir, "data"), 5*time.Second,
 		sinkAction("sink", s.URL, "{attempts: 1}")+sinkAction("audit", s.URL, "{attempts: 1}"),
