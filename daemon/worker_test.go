@@ -276,6 +276,22 @@ func postSigned(t *testing.T, d *Daemon, body string) int {
 	return resp.StatusCode
 }
 
+// writeHookConfig writes dir/rules.yaml: a payram source (secret "k") whose
+// every event runs the http action "hook" calling url. server and hook are
+// extra lines for those sections. It returns the file's path.
+func writeHookConfig(t *testing.T, dir, server, url, hook string) string {
+	t.Helper()
+	path := filepath.Join(dir, "rules.yaml")
+	cfg := fmt.Sprintf("server:\n  listen: 127.0.0.1:0\n  admin_listen: 127.0.0.1:0\n  data_dir: %s\n%s"+
+		"sources:\n  payram:\n    provider: payram\n    secret: k\n"+
+		"actions:\n  hook:\n    type: http\n    url: %s\n%s"+
+		"rules:\n  - name: all\n    when: \"true\"\n    do: [hook]\n", filepath.Join(dir, "data"), server, url, hook)
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // syncBuffer is a bytes.Buffer safe for a logger and a test to share.
 type syncBuffer struct {
 	mu sync.Mutex
@@ -314,14 +330,7 @@ func TestAttemptRecordOutlastsStalledJournal(t *testing.T) {
 	defer sink.Close()
 
 	dir := t.TempDir()
-	path := filepath.Join(dir, "rules.yaml")
-	cfg := fmt.Sprintf("server:\n  listen: 127.0.0.1:0\n  admin_listen: 127.0.0.1:0\n  data_dir: %s\n"+
-		"sources:\n  payram:\n    provider: payram\n    secret: k\n"+
-		"actions:\n  hook:\n    type: http\n    url: %s\n    retry: {attempts: 3, initial: 50ms, max: 100ms}\n"+
-		"rules:\n  - name: all\n    when: \"true\"\n    do: [hook]\n", filepath.Join(dir, "data"), sink.URL)
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path := writeHookConfig(t, dir, "", sink.URL, "    retry: {attempts: 3, initial: 50ms, max: 100ms}\n")
 	d := startDaemon(t, path, &syncBuffer{})
 	if code := postSigned(t, d, `{"reference_id":"r1","status":"FILLED","amount":"5.00"}`); code != 200 {
 		t.Fatalf("webhook answered %d", code)
@@ -404,14 +413,7 @@ func TestShutdownHandsBackUnstartedJobs(t *testing.T) {
 	defer close(release)
 
 	dir := t.TempDir()
-	path := filepath.Join(dir, "rules.yaml")
-	cfg := fmt.Sprintf("server:\n  listen: 127.0.0.1:0\n  admin_listen: 127.0.0.1:0\n  data_dir: %s\n  workers: 1\n  shutdown_timeout: 200ms\n"+
-		"sources:\n  payram:\n    provider: payram\n    secret: k\n"+
-		"actions:\n  hook:\n    type: http\n    url: %s\n    timeout: 30s\n"+
-		"rules:\n  - name: all\n    when: \"true\"\n    do: [hook]\n", filepath.Join(dir, "data"), sink.URL)
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path := writeHookConfig(t, dir, "  workers: 1\n  shutdown_timeout: 200ms\n", sink.URL, "    timeout: 30s\n")
 	d, err := New(Options{Load: LoadOptions{Path: path}, Logger: slog.New(slog.NewTextHandler(&syncBuffer{}, nil))})
 	if err != nil {
 		t.Fatal(err)
