@@ -107,6 +107,22 @@ func TestDecimalRules(t *testing.T) {
 		{"text functions still work", `lower(status) == "over_filled" && len(status) - 1 == 10`, overpaidBy5, "true", ""},
 		{"string concatenation", `status + "!" == "OVER_FILLED!"`, overpaidBy5, "true", ""},
 		{"string ordering", `currency < "USDT"`, `{"currency":"USDC"}`, "true", ""},
+		// Aggregates are exact too; expr's own refused decimals at run time.
+		{"max and min of amounts", `max(amount, filled_amount_in_usd) == 54.99 && min(amount, 50) == 49.99 && max([amount, 3], 7) == 49.99`, overpaidBy5Strings, "true", ""},
+		{"sum of amounts", `sum([amount, filled_amount_in_usd]) == 104.98 && sum([0.1, 0.2]) == 0.3`, overpaidBy5, "true", "false"},
+		{"sum with a mapping", `sum(payment_info, decimal(.amount)) == 3.3 && sum(payment_info, decimal(.amount) * 2) == 6.6`, `{"payment_info":[{"amount":"1.1"},{"amount":"2.2"}]}`, "true", ""},
+		{"sum of nothing is zero", `sum([]) == 0`, `{}`, "true", ""},
+		{"sum of integers stays an integer", `[10, 20, 30][sum([0, 1])] == 20`, `{}`, "true", ""},
+		{"mean and median", `mean([amount, filled_amount_in_usd]) == 52.49 && median([3, amount, 1]) == 3 && median([1, 2, 3, 4]) == 2.5`, overpaidBy5, "true", ""},
+		{"max with a missing amount", `max(amount, filled_amount_in_usd) > 1`, open, "error: max: a value is nil (a missing or null field); write (x ?? 0) to count it as zero", ""},
+		{"mean of an empty list", `mean([]) == 0`, `{}`, "error: mean of no numbers (an empty list)", ""},
+		{"sum of text", `sum(status) > 0`, overpaidBy5, `error: sum takes a list, not the string "OVER_FILLED"`, ""},
+		{"max of text", `max(status, 1) > 0`, overpaidBy5, `error: max: "OVER_FILLED" is not a decimal number`, ""},
+		{"powers", `1.1 ** 2 == 1.21 && 2 ^ 10 == 1024 && 2 ** -2 == 0.25 && 4 ** 0.5 == 2`, `{}`, "true", "false"},
+		{"power of an amount", `amount ** 2 == 2499.0001`, overpaidBy5, "true", ""},
+		{"zero to a negative power", `0 ** -1 > 0`, `{}`, "error: division by zero", ""},
+		{"negative to a fractional power", `(0 - 8) ** 0.5 > 0`, `{}`, "error: -8 ** 0.5 has no real value", ""},
+		{"power overflow", `10 ** 19 > 0`, `{}`, "error: number too large for exact decimal arithmetic", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -40,6 +40,7 @@ const maxNodes = 1000
 var opFuncs = map[string]string{
 	"+": "_dec_add", "-": "_dec_sub", "*": "_dec_mul", "/": "_dec_div", "%": "_dec_mod",
 	"<": "_dec_lt", "<=": "_dec_le", ">": "_dec_gt", ">=": "_dec_ge", "==": "_dec_eq", "!=": "_dec_ne",
+	"**": "_dec_pow", "^": "_dec_pow",
 }
 
 func isDecimal(t reflect.Type) bool { return t == decimalType }
@@ -122,6 +123,18 @@ func (p *decimalPatcher) Visit(node *ast.Node) {
 			ast.Patch(node, call)
 			p.applied = true
 		}
+	case *ast.BuiltinNode:
+		// sum(list) and sum(list, .amount) add with expr's native +, which
+		// knows no Decimal: call _dec_sum over the list, or over map(list, f).
+		if n.Name != "sum" || len(n.Arguments) == 0 || isIntType(n.Type()) {
+			return
+		}
+		list := n.Arguments[0]
+		if len(n.Arguments) == 2 {
+			list = &ast.BuiltinNode{Name: "map", Arguments: n.Arguments}
+		}
+		ast.Patch(node, &ast.CallNode{Callee: &ast.IdentifierNode{Value: "_dec_sum"}, Arguments: []ast.Node{list}})
+		p.applied = true
 	case *ast.BinaryNode:
 		if n.Operator == "in" {
 			// amount in [10, 19.99] compares numbers by value, as == does
@@ -148,8 +161,8 @@ func (p *decimalPatcher) Visit(node *ast.Node) {
 			if isNativeNumber(lt) && isNativeNumber(rt) {
 				return
 			}
-		} else if isIntType(lt) && isIntType(rt) && n.Operator != "/" {
-			return // integer arithmetic and comparisons stay native
+		} else if isIntType(lt) && isIntType(rt) && n.Operator != "/" && n.Operator != "**" && n.Operator != "^" {
+			return // integer arithmetic and comparisons stay native (expr's / and ** give floats)
 		}
 		call := &ast.CallNode{Callee: &ast.IdentifierNode{Value: fn}, Arguments: []ast.Node{n.Left, n.Right}}
 		ast.Patch(node, call)
@@ -314,6 +327,7 @@ func numberOps() []expr.Option {
 		{Name: "_dec_mul", Validate: arithType, Func: arith("*", Decimal.Mul)},
 		{Name: "_dec_div", Validate: arithType, Func: arith("/", Decimal.Quo)},
 		{Name: "_dec_mod", Validate: arithType, Func: arith("%", Decimal.Rem)},
+		{Name: "_dec_pow", Validate: arithType, Func: arith("**", pow)},
 		{Name: "_dec_lt", Validate: boolResult, Func: compare("<", func(c int) bool { return c < 0 })},
 		{Name: "_dec_le", Validate: boolResult, Func: compare("<=", func(c int) bool { return c <= 0 })},
 		{Name: "_dec_gt", Validate: boolResult, Func: compare(">", func(c int) bool { return c > 0 })},
@@ -432,7 +446,8 @@ func numberOps() []expr.Option {
 		}, reflect.TypeOf(0)),
 	)
 	opts := make([]expr.Option, 0, len(fns)+5)
-	for _, name := range []string{"abs", "round", "ceil", "floor", "float", "int"} {
+	fns = append(fns, aggregateFuncs()...)
+	for _, name := range []string{"abs", "round", "ceil", "floor", "float", "int", "min", "max", "mean", "median"} {
 		opts = append(opts, expr.DisableBuiltin(name))
 	}
 	for _, f := range fns {
