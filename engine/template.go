@@ -5,6 +5,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/expr-lang/expr/ast"
@@ -231,6 +232,10 @@ func FormatValue(v any) (string, error) {
 			return strconv.FormatFloat(x, 'f', -1, 64), nil
 		}
 		return d.String(), nil
+	case time.Time:
+		// RFC 3339, as toJSON and the admin API write times, not Go's
+		// "2026-11-23 12:00:00.123 +0000 UTC", which no ERP parses.
+		return x.Format(time.RFC3339Nano), nil
 	case fmt.Stringer:
 		return x.String(), nil
 	}

@@ -33,6 +33,7 @@ func TestTemplateRender(t *testing.T) {
 		{"toJSON", "{{ toJSON(tags) }}", "[\n  \"vip\",\n  \"eu\"\n]"},
 		{"meta", "{{ meta.id }} {{ meta.source }} {{ meta.type }} {{ meta.headers['content-type'] }}", "evt_1 payram payment.over_filled application/json"},
 		{"conditional", `{{ amount > 40 ? "big" : "small" }}`, "big"},
+		{"times render as RFC 3339", `{{ meta.received_at }} {{ meta.received_at.Add(duration("1.5s")) }} {{ meta.received_at.Format("2006-01-02") }}`, "2026-11-23T12:00:00Z 2026-11-23T12:00:01.5Z 2026-11-23"},
 		{"payload by name", `{{ payload["reference_id"] }}`, "ref_2Bv6NcX9"},
 		{"urlpath escapes a path segment", `/orders/{{ urlpath("42/../refund?x=1 #") }}/{{ urlpath(count) }}/{{ urlpath(note) }}`, "/orders/42%2F..%2Frefund%3Fx=1%20%23/3/"},
 		{"urlquery escapes a query value", `?ref={{ urlquery("a&b=c d+é") }}&n={{ urlquery(amount) }}`, "?ref=a%26b%3Dc+d%2B%C3%A9&n=44.99"},
