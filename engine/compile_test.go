@@ -48,6 +48,16 @@ func TestCompileProblems(t *testing.T) {
 			want: []string{`rules.yaml:10:18: unexpected token Operator("=") (to compare, write == instead of =)`},
 		},
 		{
+			// expr's checker loses an error inside a call the decimal
+			// patcher rewrote (abs() > 1 became _dec_gt(abs(), 1)).
+			name: "a function called with the wrong arguments",
+			rules: `  - name: refund
+    when: status == "FILLED" && abs() > 1 || max(true) > 2 || round(amount, 2, 3) > 1
+    do: [log]
+`,
+			want: []string{`rules.yaml:10:33: abs needs a number`},
+		},
+		{
 			name: "= instead of ==, double quoted",
 			rules: `  - name: filled
     when: "status = 'FILLED'"

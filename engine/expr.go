@@ -99,11 +99,40 @@ func (p *decimalPatcher) literal(n *ast.FloatNode) (Decimal, error) {
 	return DecimalFromFloat(n.Value)
 }
 
+// callChecks are the Validate hooks of the functions merchants call, by
+// name. expr's checker runs them, but an error it finds inside a call the
+// patcher has rewritten (abs() in abs() > 1, now inside _dec_gt) is lost, so
+// the patcher runs them itself and reports the first failure.
+var callChecks = map[string]func([]reflect.Type) (reflect.Type, error){}
+
+// checkCall validates a call of one of payramd's functions.
+func (p *decimalPatcher) checkCall(n *ast.CallNode) {
+	id, ok := n.Callee.(*ast.IdentifierNode)
+	if !ok || p.err != nil {
+		return
+	}
+	validate := callChecks[id.Value]
+	if validate == nil {
+		return
+	}
+	args := make([]reflect.Type, len(n.Arguments))
+	for i, a := range n.Arguments {
+		if args[i] = staticType(a); args[i] == nil {
+			args[i] = anyType
+		}
+	}
+	if _, err := validate(args); err != nil {
+		p.err = &file.Error{Location: n.Location(), Message: err.Error()}
+	}
+}
+
 func (p *decimalPatcher) Reset()             { p.applied = false }
 func (p *decimalPatcher) ShouldRepeat() bool { return p.applied }
 
 func (p *decimalPatcher) Visit(node *ast.Node) {
 	switch n := (*node).(type) {
+	case *ast.CallNode:
+		p.checkCall(n)
 	case *ast.FloatNode:
 		d, err := p.literal(n)
 		if err != nil {
@@ -372,8 +401,11 @@ func numberOps() []expr.Option {
 		return &builtin.Function{
 			Name: name,
 			Validate: func(args []reflect.Type) (reflect.Type, error) {
-				if len(args) == 0 {
+				switch {
+				case len(args) == 0:
 					return nil, fmt.Errorf("%s needs a number", name)
+				case len(args) > 2 || (len(args) == 2 && name != "round"):
+					return nil, fmt.Errorf("%s takes one number, not %d values", name, len(args))
 				}
 				return result, nil
 			},
@@ -409,7 +441,12 @@ func numberOps() []expr.Option {
 	fns = append(fns,
 		&builtin.Function{
 			Name:     "money",
-			Validate: func(args []reflect.Type) (reflect.Type, error) { return stringType, nil },
+			Validate: func(args []reflect.Type) (reflect.Type, error) {
+				if len(args) != 1 {
+					return nil, errors.New("money takes one number")
+				}
+				return stringType, nil
+			},
 			Func: func(args ...any) (any, error) {
 				if len(args) != 1 {
 					return nil, errors.New("money takes one number")
@@ -452,6 +489,9 @@ func numberOps() []expr.Option {
 	}
 	for _, f := range fns {
 		f := f
+		if !strings.HasPrefix(f.Name, "_") {
+			callChecks[f.Name] = f.Validate
+		}
 		opts = append(opts, func(c *conf.Config) { c.Functions[f.Name] = f })
 	}
 	return opts
