@@ -440,7 +440,7 @@ func numberOps() []expr.Option {
 	}
 	fns = append(fns,
 		&builtin.Function{
-			Name:     "money",
+			Name: "money",
 			Validate: func(args []reflect.Type) (reflect.Type, error) {
 				if len(args) != 1 {
 					return nil, errors.New("money takes one number")
