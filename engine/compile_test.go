@@ -58,6 +58,29 @@ func TestCompileProblems(t *testing.T) {
 			want: []string{`rules.yaml:10:33: abs needs a number`},
 		},
 		{
+			name: "an unknown function",
+			rules: `  - name: refund
+    when: asb(filled_amount_in_usd - amount) > 5
+    do: [log]
+`,
+			want: []string{`rules.yaml:10:11: unknown function asb (did you mean "abs"?)`},
+		},
+		{
+			// Also lost by expr's checker inside a patched comparison.
+			name: "a type error inside a comparison",
+			rules: `  - name: a
+    when: upper(1) > 1
+    do: [log]
+  - name: b
+    when: filled_amount_in_usd - lower(status) > 1
+    do: [log]
+`,
+			want: []string{
+				`rules.yaml:10:17: cannot use int as argument (type string) to call upper`,
+				`rules.yaml:13:32: invalid operation: - (mismatched types number and string): arithmetic needs numbers on both sides; for an amount sent as text, write decimal(x)`,
+			},
+		},
+		{
 			name: "= instead of ==, double quoted",
 			rules: `  - name: filled
     when: "status = 'FILLED'"

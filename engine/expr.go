@@ -6,14 +6,19 @@ import (
 	"math"
 	"net/url"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/builtin"
+	"github.com/expr-lang/expr/checker"
+	"github.com/expr-lang/expr/checker/nature"
+	"github.com/expr-lang/expr/compiler"
 	"github.com/expr-lang/expr/conf"
 	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/optimizer"
 	"github.com/expr-lang/expr/vm"
 	"github.com/expr-lang/expr/vm/runtime"
 	"github.com/payramd/payramd/config"
@@ -111,7 +116,15 @@ func (p *decimalPatcher) checkCall(n *ast.CallNode) {
 	if !ok || p.err != nil {
 		return
 	}
-	validate := callChecks[id.Value]
+	validate, ours := callChecks[id.Value]
+	if !ours {
+		if _, isBuiltin := builtin.Index[id.Value]; !isBuiltin && !strings.HasPrefix(id.Value, "_dec_") {
+			// No payload field is a function, so this is a typo: without
+			// this check it fails at run time as "cannot call nil".
+			p.err = &file.Error{Location: n.Location(), Message: fmt.Sprintf("unknown function %s%s", id.Value, config.DidYouMean(id.Value, functionNames()))}
+		}
+		return
+	}
 	if validate == nil {
 		return
 	}
@@ -124,6 +137,19 @@ func (p *decimalPatcher) checkCall(n *ast.CallNode) {
 	if _, err := validate(args); err != nil {
 		p.err = &file.Error{Location: n.Location(), Message: err.Error()}
 	}
+}
+
+// functionNames lists every function a rule may call, for suggestions.
+func functionNames() []string {
+	names := make([]string, 0, len(builtin.Builtins)+len(callChecks))
+	for _, f := range builtin.Builtins {
+		names = append(names, f.Name)
+	}
+	for name := range callChecks {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
 }
 
 func (p *decimalPatcher) Reset()             { p.applied = false }
@@ -569,12 +595,57 @@ func compileExpr(code string, env map[string]any, mode compileMode, asBool bool)
 		opts = append(opts, decimalOptions...)
 		opts = append(opts, expr.Patch(patcher))
 	}
-	prog, err := expr.Compile(code, opts...)
+	prog, err := compileChecked(code, opts)
 	if patcher != nil && patcher.err != nil {
 		return nil, patcher.err.Bind(file.NewSource(code))
 	}
 	return prog, err
 }
+
+// compileChecked is expr.Compile with one more type check: of the tree as
+// the patchers left it, with every node's type cleared first. expr's checker
+// trusts the type an earlier pass gave a call, so an error inside a call
+// the decimal patcher wrapped (upper(1) > 1, status + 1 > 2, both inside
+// _dec_gt) went unreported, and the rule failed at run time instead.
+func compileChecked(code string, opts []expr.Option) (*vm.Program, error) {
+	cfg := conf.CreateNew()
+	for _, op := range opts {
+		op(cfg)
+	}
+	for name := range cfg.Disabled {
+		delete(cfg.Builtins, name)
+	}
+	cfg.Check()
+	tree, err := checker.ParseCheck(code, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if len(cfg.Visitors) > 0 {
+		ast.Walk(&tree.Node, forgetTypes{})
+		visitors := cfg.Visitors
+		cfg.Visitors = nil
+		_, err := checker.Check(tree, cfg)
+		cfg.Visitors = visitors
+		if err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Optimize {
+		if err := optimizer.Optimize(&tree.Node, cfg); err != nil {
+			var fe *file.Error
+			if errors.As(err, &fe) {
+				return nil, fe.Bind(tree.Source)
+			}
+			return nil, err
+		}
+	}
+	return compiler.Compile(tree, cfg)
+}
+
+// forgetTypes clears the type the checker gave each node.
+type forgetTypes struct{}
+
+func (forgetTypes) Visit(node *ast.Node) { (*node).SetNature(nature.Nature{}) }
 
 // compileValue compiles an expression whose result is any value.
 func compileValue(code string, env map[string]any) (*vm.Program, error) {
@@ -603,6 +674,7 @@ func reportExprError(probs *config.Problems, s *config.Scalar, line, col int, er
 
 // friendlyMessage rewrites expr's terse messages for merchants.
 func friendlyMessage(m string) string {
+	m = strings.TrimSpace(m) // expr ends some messages with a space
 	m = strings.ReplaceAll(m, "github.com/payramd/payramd/engine.Decimal", "number")
 	m = strings.ReplaceAll(m, "engine.Decimal", "number")
 	switch {
@@ -627,6 +699,11 @@ func friendlyMessage(m string) string {
 		return m + " (to compare, write == instead of =)"
 	case strings.HasPrefix(m, "invalid operation") && strings.Contains(m, "mismatched types number and string"),
 		strings.HasPrefix(m, "invalid operation") && strings.Contains(m, "mismatched types string and number"):
+		for _, op := range []string{"+", "-", "*", "/", "%", "**", "^"} {
+			if strings.HasPrefix(m, "invalid operation: "+op+" ") {
+				return m + ": arithmetic needs numbers on both sides; for an amount sent as text, write decimal(x)"
+			}
+		}
 		return m + ": a number cannot be compared with text; remove the quotes around the number"
 	}
 	return m
