@@ -243,10 +243,19 @@ func (d *Daemon) apiReplay(w http.ResponseWriter, r *http.Request) {
 }
 
 func (d *Daemon) apiJobs(w http.ResponseWriter, r *http.Request) {
-	f := journal.JobFilter{State: journal.JobState(r.URL.Query().Get("state")), EventID: r.URL.Query().Get("event"), Limit: limitParam(r, 50)}
+	q := r.URL.Query()
+	f := journal.JobFilter{State: journal.JobState(q.Get("state")), EventID: q.Get("event"), Action: q.Get("action"), Limit: limitParam(r, 50)}
 	if f.State != "" && !f.State.Valid() {
 		apiError(w, http.StatusBadRequest, "state must be pending, running, succeeded or dead")
 		return
+	}
+	if b := q.Get("before"); b != "" {
+		n, err := strconv.ParseInt(b, 10, 64)
+		if err != nil || n <= 0 {
+			apiError(w, http.StatusBadRequest, "before must be a job id: the last id of the previous page")
+			return
+		}
+		f.Before = n
 	}
 	jobs, err := d.store.Jobs(r.Context(), f)
 	if err != nil {

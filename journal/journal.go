@@ -171,7 +171,9 @@ type EventFilter struct {
 type JobFilter struct {
 	State   JobState
 	EventID string
-	Limit   int // default 100, capped at 10000
+	Action  string // the action's name, as jobs record it
+	Before  int64  // only jobs with a lower id: the cursor for the next page
+	Limit   int    // default 100, capped at 10000
 }
 
 // Store is the journal as the rest of payramd sees it. Every write method

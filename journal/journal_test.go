@@ -2,6 +2,7 @@ package journal
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -770,7 +771,11 @@ func TestQueries(t *testing.T) {
 		if i%3 == 0 {
 			ev.Source = "stripe"
 		}
-		mustIngest(t, s, ev, evalFor("r", "a"))
+		action := "a"
+		if i%2 == 1 {
+			action = "b"
+		}
+		mustIngest(t, s, ev, evalFor("r", action))
 	}
 
 	evs, err := s.Events(ctx, EventFilter{Limit: 3})
@@ -826,6 +831,28 @@ func TestQueries(t *testing.T) {
 	}
 	if jobs, _ := s.Jobs(ctx, JobFilter{State: Dead}); len(jobs) != 0 {
 		t.Errorf("Jobs dead: %+v", jobs)
+	}
+	// Paging by id (payramd retry --dead walks every page this way), and
+	// one action's jobs.
+	var paged []int64
+	for before := int64(0); ; {
+		page, err := s.Jobs(ctx, JobFilter{Action: "b", Before: before, Limit: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, j := range page {
+			if j.Action != "b" || (before > 0 && j.ID >= before) {
+				t.Fatalf("page below %d of action b: %+v", before, j)
+			}
+			paged = append(paged, j.ID)
+			before = j.ID
+		}
+	}
+	if len(paged) != n/2 || !slices.IsSortedFunc(paged, func(a, b int64) int { return cmp.Compare(b, a) }) {
+		t.Errorf("paged through action b's jobs: %v, want %d newest first", paged, n/2)
 	}
 }
 

@@ -233,6 +233,14 @@ func (s *SQLite) Jobs(ctx context.Context, f JobFilter) ([]Job, error) {
 		where = append(where, "event_seq = (SELECT seq FROM events WHERE id = ?)")
 		args = append(args, f.EventID)
 	}
+	if f.Action != "" {
+		where = append(where, "action = ?")
+		args = append(args, f.Action)
+	}
+	if f.Before > 0 {
+		where = append(where, "id < ?")
+		args = append(args, f.Before)
+	}
 	q := `SELECT ` + jobColumns + ` FROM jobs`
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, " AND ")

@@ -313,9 +313,8 @@ func cmdRetry(args []string, stdout, stderr io.Writer) int {
 	}
 	ac := newAdminClient(c, *admin, stderr)
 	ids := pos
-	more := false
 	if *dead {
-		if ids, more, err = deadJobs(ac, *action); err != nil {
+		if ids, err = deadJobs(ac, *action, 1000); err != nil {
 			fmt.Fprintln(stderr, "payramd retry:", err)
 			return 1
 		}
@@ -344,18 +343,17 @@ func cmdRetry(args []string, stdout, stderr io.Writer) int {
 		out, _ := json.Marshal(struct {
 			Retried []json.RawMessage `json:"retried"`
 			Failed  []failure         `json:"failed"`
-			More    bool              `json:"more"`
-		}{append([]json.RawMessage{}, retried...), append([]failure{}, failed...), more})
+		}{append([]json.RawMessage{}, retried...), append([]failure{}, failed...)})
 		printRaw(stdout, out)
 	case len(pos) == 1 && len(retried) == 1:
 		fmt.Fprintf(stdout, "job %s is pending and will run now\n", pos[0])
+	case len(pos) == 1:
+		// The one job failed: its error is on stderr, and "0 job(s)
+		// pending" would only repeat it less clearly.
 	case *dead && len(ids) == 0:
 		fmt.Fprintln(stdout, "no dead jobs"+forAction(*action))
 	default:
 		fmt.Fprintf(stdout, "%d job(s) pending and will run now%s\n", len(retried), forAction(*action))
-		if more {
-			fmt.Fprintln(stdout, "more dead jobs remain: run it again for the next batch")
-		}
 	}
 	if len(failed) > 0 {
 		return 1
@@ -363,26 +361,42 @@ func cmdRetry(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// deadJobs lists the ids of dead jobs, of one action when action is set.
-// more is true when the listing was cut at the API's limit.
-func deadJobs(ac *adminClient, action string) (ids []string, more bool, err error) {
-	const limit = 10000 // the API's maximum
-	var list struct {
-		Jobs []struct {
-			ID     int64  `json:"id"`
-			Action string `json:"action"`
-		} `json:"jobs"`
-	}
-	if err := ac.do("GET", fmt.Sprintf("/api/jobs?state=dead&limit=%d", limit), &list); err != nil {
-		return nil, false, err
-	}
-	for _, j := range list.Jobs {
-		if action == "" || j.Action == action {
+// deadJobs lists the ids of every dead job, of one action when action is
+// set, oldest first. It pages through the API (newest first, pageSize at a
+// time below the last id seen) until a page comes back empty, so it never
+// depends on the API's own cap on a page.
+func deadJobs(ac *adminClient, action string, pageSize int) ([]string, error) {
+	var ids []string
+	var before int64
+	for {
+		q := url.Values{"state": {"dead"}, "limit": {strconv.Itoa(pageSize)}}
+		if action != "" {
+			q.Set("action", action)
+		}
+		if before > 0 {
+			q.Set("before", strconv.FormatInt(before, 10))
+		}
+		var page struct {
+			Jobs []struct {
+				ID int64 `json:"id"`
+			} `json:"jobs"`
+		}
+		if err := ac.do("GET", "/api/jobs?"+q.Encode(), &page); err != nil {
+			return nil, err
+		}
+		if len(page.Jobs) == 0 {
+			break
+		}
+		for _, j := range page.Jobs {
+			if before > 0 && j.ID >= before {
+				return nil, fmt.Errorf("the daemon ignored the page cursor (job %d after %d): is it older than this payramd?", j.ID, before)
+			}
 			ids = append(ids, strconv.FormatInt(j.ID, 10))
+			before = j.ID
 		}
 	}
 	slices.Reverse(ids) // oldest job first
-	return ids, len(list.Jobs) == limit, nil
+	return ids, nil
 }
 
 func forAction(action string) string {
