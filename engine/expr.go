@@ -587,6 +587,8 @@ func reportExprError(probs *config.Problems, s *config.Scalar, line, col int, er
 func friendlyMessage(m string) string {
 	m = strings.ReplaceAll(m, "github.com/payramd/payramd/engine.Decimal", "number")
 	m = strings.ReplaceAll(m, "engine.Decimal", "number")
+	m = strings.ReplaceAll(m, "github.com/payramd/payramd/engine.BigNumber", "number")
+	m = strings.ReplaceAll(m, "engine.BigNumber", "number")
 	switch {
 	case strings.HasPrefix(m, "expected bool, but got"):
 		what := strings.TrimPrefix(m, "expected bool, but got ")
