@@ -22,6 +22,7 @@ FUZZ_TARGETS := \
 	./engine:FuzzDecodeJSONDifferential \
 	./engine:FuzzEncodeJSONDifferential \
 	./engine:FuzzFastCondition \
+	./engine:FuzzNumberValue \
 	./webhook:FuzzPayramVerify \
 	./webhook:FuzzHMACVerify \
 	./webhook:FuzzStandardWebhooksVerify \

@@ -232,7 +232,7 @@ func TestCompileProblems(t *testing.T) {
     when: amount < 123456789012345678901.5
     do: [log]
 `,
-			want: []string{`rules.yaml:10:20: the number 123456789012345678901.5 is too large for exact decimal arithmetic (more than 19 digits)`},
+			want: []string{`rules.yaml:10:20: the number 123456789012345678901.5 has more than 19 significant digits and would be rounded (a decimal holds 19 digits): compare the field as text instead, such as string(amount) == "123456789012345678901.5"`},
 		},
 		{
 			name: "integer literal too large",
@@ -240,7 +240,32 @@ func TestCompileProblems(t *testing.T) {
     when: amount < 99999999999999999999
     do: [log]
 `,
-			want: []string{`rules.yaml:10:39: the number 99999999999999999999 is too large for exact decimal arithmetic (more than 19 digits)`},
+			want: []string{`rules.yaml:10:39: the number 99999999999999999999 has more than 19 significant digits and would be rounded (a decimal holds 19 digits): compare the field as text instead, such as string(amount) == "99999999999999999999"`},
+		},
+		{
+			// Rounded, it would compare as 0.1234567890123456789.
+			name: "literal with too many decimals",
+			rules: `  - name: precise
+    when: status == "FILLED" && amount == 0.1234567890123456789012
+    do: [log]
+`,
+			want: []string{`rules.yaml:10:43: the number 0.1234567890123456789012 has more than 19 significant digits and would be rounded (a decimal holds 19 digits): compare the field as text instead, such as string(amount) == "0.1234567890123456789012"`},
+		},
+		{
+			name: "tiny literal",
+			rules: `  - name: tiny
+    when: amount > 1e-400
+    do: [log]
+`,
+			want: []string{`rules.yaml:10:20: the number 1e-400 has more than 19 decimal places and would be rounded (a decimal holds 19 digits): compare the field as text instead, such as string(amount) == "1e-400"`},
+		},
+		{
+			name: "literal beyond a float64",
+			rules: `  - name: huge
+    when: amount < 1e400
+    do: [log]
+`,
+			want: []string{`rules.yaml:10:24: the number 1e400 has more than 19 digits before the decimal point and would be rounded (a decimal holds 19 digits): compare the field as text instead, such as string(amount) == "1e400"`},
 		},
 		{
 			name: "every rule's problems in one pass",

@@ -26,12 +26,45 @@ var ErrDivisionByZero = errors.New("division by zero")
 
 // ParseDecimal parses a decimal number such as "25", "-0.10" or "1.5e3".
 // Surrounding spaces are not allowed; an empty string is not a number.
+//
+// It never rounds: a number a Decimal cannot hold exactly (more than 19
+// significant digits, 19 before the point or 19 after) is a *DigitsError.
+// Trailing zeros beyond that are dropped, which keeps the value:
+// "25.000000000000000000000" is 25.00000000000000000.
 func ParseDecimal(s string) (Decimal, error) {
 	d, err := decimal.Parse(s)
 	if err != nil {
+		if p, ok := splitNumber(s); ok {
+			// A number, out of range (1e400) or too long for the parser.
+			return Decimal{}, &DigitsError{Text: s, reason: p.excess()}
+		}
 		return Decimal{}, fmt.Errorf("%q is not a decimal number", s)
 	}
+	if plainShort(s) {
+		return Decimal{d}, nil
+	}
+	// Long or with an exponent: the parser may have rounded.
+	p, ok := splitNumber(s)
+	q, _ := splitNumber(d.String())
+	if !ok || cmpParts(p, q) != 0 {
+		return Decimal{}, &DigitsError{Text: s, reason: p.excess()}
+	}
 	return Decimal{d}, nil
+}
+
+// plainShort reports whether s, which parsed as a decimal, has at most 19
+// digits and no exponent: the parser holds such a number exactly.
+func plainShort(s string) bool {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9':
+			n++
+		case c == 'e' || c == 'E':
+			return false
+		}
+	}
+	return n <= 19
 }
 
 // MustDecimal parses s and panics on failure; for tests and constants.
@@ -57,9 +90,12 @@ func DecimalFromFloat(f float64) (Decimal, error) {
 	}
 	d, err := ParseDecimal(strconv.FormatFloat(f, 'f', -1, 64))
 	if err != nil {
-		// Only a number beyond 19 digits fails (a JSON number that long
-		// decodes as a float64).
-		return d, fmt.Errorf("the number %v is too large for exact decimal arithmetic (more than 19 digits)", f)
+		// Only a number beyond 19 digits fails (1e25, 1e-25).
+		var de *DigitsError
+		if errors.As(err, &de) {
+			return d, fmt.Errorf("the number %v %s", f, de.why())
+		}
+		return d, err
 	}
 	return d, nil
 }

@@ -81,8 +81,8 @@ func isIntType(t reflect.Type) bool {
 type decimalPatcher struct {
 	applied bool
 	// src is the expression, so that a float literal is read from its text
-	// (0.1000000000000000001 is not a float64); err is a literal too large
-	// for a Decimal, reported as a compile error.
+	// (0.1000000000000000001 is not a float64); err is a literal a Decimal
+	// cannot hold exactly, reported as a compile error rather than rounded.
 	src []rune
 	err *file.Error
 }
@@ -92,12 +92,15 @@ func (p *decimalPatcher) literal(n *ast.FloatNode) (Decimal, error) {
 	loc := n.Location()
 	if loc.From >= 0 && loc.To <= len(p.src) && loc.From < loc.To {
 		text := strings.ReplaceAll(string(p.src[loc.From:loc.To]), "_", "")
-		if d, err := ParseDecimal(text); err == nil {
+		d, err := ParseDecimal(text)
+		if err == nil {
 			return d, nil
-		} else if f, ferr := strconv.ParseFloat(text, 64); ferr == nil && math.Abs(f) >= 1 {
-			// The text is the literal, with more integer digits than a
-			// Decimal holds (a tiny one, 1e-400, rounds to zero below).
-			p.err = &file.Error{Location: loc, Message: fmt.Sprintf("the number %s is too large for exact decimal arithmetic (more than 19 digits)", text)}
+		}
+		var de *DigitsError
+		if errors.As(err, &de) {
+			if p.err == nil {
+				p.err = &file.Error{Location: loc, Message: literalError(de)}
+			}
 			return Decimal{}, err
 		}
 	}
@@ -150,6 +153,12 @@ func functionNames() []string {
 	}
 	slices.Sort(names)
 	return names
+}
+
+// literalError refuses a rule literal that would be rounded.
+func literalError(e *DigitsError) string {
+	return fmt.Sprintf("%s and would be rounded (a decimal holds 19 digits): compare the field as text instead, such as %s",
+		e.Error(), textSuggestion(e.Text))
 }
 
 func (p *decimalPatcher) Reset()             { p.applied = false }
@@ -261,6 +270,8 @@ func toDecimal(v any) (Decimal, bool, error) {
 	switch x := v.(type) {
 	case Decimal:
 		return x, true, nil
+	case BigNumber:
+		return Decimal{}, false, x.tooLong("compute with")
 	case int:
 		return DecimalFromInt(int64(x)), true, nil
 	case int64:
@@ -343,6 +354,18 @@ func compare(op string, ok func(c int) bool) func(args ...any) (any, error) {
 				return ok(strings.Compare(sa, sb)), nil
 			}
 		}
+		if isBig(a) || isBig(b) {
+			// By exact value: the text, not a rounding of it.
+			c, isNum := cmpExact(a, b)
+			if !isNum {
+				bad := a
+				if _, isNum := numberParts(a); isNum {
+					bad = b
+				}
+				return nil, fmt.Errorf("invalid operation %s: %s is not a number", op, describe(bad))
+			}
+			return ok(c), nil
+		}
 		x, y, err := operands(op, a, b)
 		if err != nil {
 			return nil, err
@@ -352,6 +375,10 @@ func compare(op string, ok func(c int) bool) func(args ...any) (any, error) {
 }
 
 func equal(a, b any) bool {
+	if isBig(a) || isBig(b) {
+		c, ok := cmpExact(a, b)
+		return ok && c == 0
+	}
 	x, okx, _ := toDecimal(a)
 	y, oky, _ := toDecimal(b)
 	if okx && oky {
@@ -549,10 +576,20 @@ func urlEscaper(name string, escape func(string) string) *builtin.Function {
 	}
 }
 
-// AsDecimal converts a number or a numeric string to a Decimal.
+// AsDecimal converts a number or a numeric string to a Decimal. A number
+// a Decimal cannot hold exactly (a BigNumber, or such a number as text) is
+// an error rather than a rounded result.
 func AsDecimal(v any) (Decimal, error) {
-	if s, ok := v.(string); ok {
-		return ParseDecimal(strings.TrimSpace(s))
+	switch x := v.(type) {
+	case string:
+		d, err := ParseDecimal(strings.TrimSpace(x))
+		var de *DigitsError
+		if errors.As(err, &de) {
+			return d, fmt.Errorf("%v, too many to convert exactly: compare it as text, such as %s", err, textSuggestion(de.Text))
+		}
+		return d, err
+	case BigNumber:
+		return Decimal{}, x.tooLong("convert")
 	}
 	d, ok, err := toDecimal(v)
 	if err != nil {
@@ -677,6 +714,8 @@ func friendlyMessage(m string) string {
 	m = strings.TrimSpace(m) // expr ends some messages with a space
 	m = strings.ReplaceAll(m, "github.com/payramd/payramd/engine.Decimal", "number")
 	m = strings.ReplaceAll(m, "engine.Decimal", "number")
+	m = strings.ReplaceAll(m, "github.com/payramd/payramd/engine.BigNumber", "number")
+	m = strings.ReplaceAll(m, "engine.BigNumber", "number")
 	switch {
 	case strings.HasPrefix(m, "expected bool, but got"):
 		what := strings.TrimPrefix(m, "expected bool, but got ")
@@ -692,7 +731,21 @@ func friendlyMessage(m string) string {
 	case strings.HasPrefix(m, "invalid integer literal") && strings.Contains(m, "out of range"):
 		if i := strings.Index(m, "parsing "); i >= 0 {
 			if j := strings.Index(m[i:], ": value out of range"); j >= 0 {
-				return "the number " + strings.Trim(m[i+len("parsing "):i+j], `"`) + " is too large for exact decimal arithmetic (more than 19 digits)"
+				text := strings.Trim(m[i+len("parsing "):i+j], `"`)
+				if p, ok := splitNumber(strings.ReplaceAll(text, "_", "")); ok && p.excess() != "" {
+					return literalError(&DigitsError{Text: text, reason: p.excess()})
+				}
+				// Beyond an int64 yet within 19 digits: a decimal literal holds it.
+				return "the number " + text + " is too large for a whole-number literal: write it as " + text + ".0"
+			}
+		}
+	case strings.HasPrefix(m, "invalid float literal") && strings.Contains(m, "value out of range"):
+		if i := strings.Index(m, "parsing "); i >= 0 {
+			if j := strings.Index(m[i:], ": value out of range"); j >= 0 {
+				text := strings.Trim(m[i+len("parsing "):i+j], `"`)
+				if p, ok := splitNumber(strings.ReplaceAll(text, "_", "")); ok {
+					return literalError(&DigitsError{Text: text, reason: p.excess()})
+				}
 			}
 		}
 	case strings.Contains(m, "unexpected token Operator(\"=\")"):

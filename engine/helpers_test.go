@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"os"
 	"strconv"
 	"strings"
@@ -30,7 +31,8 @@ var payramSchema = Schema{
 var payramOptions = CompileOptions{Schemas: map[string]Schema{"payram": payramSchema}, Sources: []string{"payram"}}
 
 // payramEvent decodes body as the PayRam provider does: numbers are
-// decimals, and amounts sent as JSON strings become decimals too.
+// decimals, and amounts sent as JSON strings become decimals too (or
+// BigNumbers, when too long for a Decimal).
 func payramEvent(t testing.TB, body string) *Event {
 	t.Helper()
 	payload, err := DecodeObject([]byte(body))
@@ -40,10 +42,15 @@ func payramEvent(t testing.TB, body string) *Event {
 	for _, k := range []string{"amount", "filled_amount", "filled_amount_in_usd", "amount_usd"} {
 		if s, ok := payload[k].(string); ok {
 			d, err := ParseDecimal(s)
+			if errors.As(err, new(*DigitsError)) {
+				// Too long for a Decimal: kept exactly, as a BigNumber.
+				payload[k], err = NewBigNumber(s)
+			} else {
+				payload[k] = d
+			}
 			if err != nil {
 				t.Fatalf("%s: %v", k, err)
 			}
-			payload[k] = d
 		}
 	}
 	typ := "payment." + strings.ToLower(asString(payload["status"]))

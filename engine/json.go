@@ -10,8 +10,10 @@ import (
 
 // DecodeJSON decodes one JSON document. Objects become map[string]any,
 // arrays []any, and numbers Decimal, so that no amount ever passes through
-// float64. A number with more than 19 significant digits, which no amount
-// has, becomes a float64. Trailing data after the document is an error.
+// float64. A number a Decimal cannot hold exactly (more than 19 significant
+// digits, such as an 18-decimal token amount, or 1e400) becomes a
+// BigNumber, which keeps its text. Trailing data after the document is an
+// error.
 //
 // Strings in the result of a small document may share memory with one
 // copy of it, which then lives as long as any of them.
@@ -78,15 +80,18 @@ func convertNumbers(v any) any {
 		}
 		return t
 	case json.Number:
-		if d, err := ParseDecimal(string(t)); err == nil {
-			return d
-		}
-		if f, err := t.Float64(); err == nil {
-			return f
-		}
-		return string(t)
+		return numberValue(string(t))
 	}
 	return v
+}
+
+// numberValue converts the text of a JSON number: a Decimal when one holds
+// it exactly, else a BigNumber keeping the text.
+func numberValue(text string) any {
+	if d, err := ParseDecimal(text); err == nil {
+		return d
+	}
+	return BigNumber{text}
 }
 
 // EncodeJSON encodes a value that may hold Decimals (written as plain JSON
@@ -118,7 +123,7 @@ func typeName(v any) string {
 		return "a string"
 	case bool:
 		return "a boolean"
-	case Decimal, float64, int, int64:
+	case Decimal, BigNumber, float64, int, int64:
 		return "a number"
 	case []any:
 		return "a list"

@@ -63,10 +63,10 @@ func TestDecodeJSONTypes(t *testing.T) {
 	if _, ok := v["obj"].(map[string]any)["f"].(Decimal); !ok {
 		t.Errorf("nested number is %T", v["obj"].(map[string]any)["f"])
 	}
-	// Beyond 19 digits a number cannot be a Decimal; arithmetic on it then
-	// fails rather than rounding (see TestDecimalRules).
-	if _, ok := v["big"].(float64); !ok {
-		t.Errorf("big is %T, want float64", v["big"])
+	// Beyond 19 digits a number cannot be a Decimal; it keeps its text, and
+	// arithmetic on it fails rather than rounding (see TestDecimalRules).
+	if b, ok := v["big"].(BigNumber); !ok || b.String() != "12345678901234567890" {
+		t.Errorf("big is %#v, want BigNumber 12345678901234567890", v["big"])
 	}
 	for _, in := range []string{`[]`, `"x"`, `null`, `3`} {
 		if _, err := DecodeObject([]byte(in)); err == nil || !strings.HasPrefix(err.Error(), "the payload must be a JSON object, not ") {

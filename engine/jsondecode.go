@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"strconv"
 	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -236,9 +235,8 @@ func (d *fastDecoder) array() (any, bool) {
 	return l, true
 }
 
-// number scans a number by the JSON grammar and converts its text exactly
-// as DecodeJSON always has: a Decimal, else (beyond 19 digits) a float64,
-// else the text.
+// number scans a number by the JSON grammar and converts its text as
+// encoding/json's path does (numberValue).
 func (d *fastDecoder) number() (any, bool) {
 	start := d.pos
 	p, b := d.pos, d.data
@@ -278,13 +276,7 @@ func (d *fastDecoder) number() (any, bool) {
 	}
 	d.pos = p
 	text := d.substring(start, p)
-	if x, err := ParseDecimal(text); err == nil {
-		return x, true
-	}
-	if f, err := strconv.ParseFloat(text, 64); err == nil {
-		return f, true
-	}
-	return text, true
+	return numberValue(text), true
 }
 
 // substring returns data[i:j] as a string, sharing the document's copy

@@ -10,9 +10,9 @@ import (
 // Every accepted webhook's normalized payload is encoded for the journal,
 // and encoding/json spends most of that on reflection and on sorting keys
 // through reflect.Values. appendFast writes the values a decoded payload is
-// made of (objects, lists, strings, Decimals, booleans, null) directly, byte
+// made of (objects, lists, strings, Decimals, BigNumbers, booleans, null) directly, byte
 // for byte as encoding/json with SetEscapeHTML(false) does; anything else
-// (a float64 beyond a Decimal, a struct, a []string built by an action)
+// (a float64, a struct, a []string built by an action)
 // makes EncodeJSON encode the whole value with encoding/json instead.
 // FuzzEncodeJSONDifferential checks the two agree.
 
@@ -57,6 +57,11 @@ func (e *fastEncoder) value(v any, depth int) bool {
 	case Decimal:
 		// The text MarshalJSON gives, without its allocation.
 		e.buf, _ = x.d.AppendText(e.buf)
+	case BigNumber:
+		if x.text == "" {
+			return false // encoding/json reports the error
+		}
+		e.buf = append(e.buf, x.text...)
 	case bool:
 		if x {
 			e.buf = append(e.buf, "true"...)

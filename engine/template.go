@@ -219,6 +219,8 @@ func FormatValue(v any) (string, error) {
 		return x, nil
 	case Decimal:
 		return x.String(), nil
+	case BigNumber:
+		return x.text, nil // every digit, as received
 	case bool, int, int64, int32, uint, uint64:
 		return fmt.Sprint(x), nil
 	case float64:
@@ -227,8 +229,7 @@ func FormatValue(v any) (string, error) {
 			if math.IsNaN(x) || math.IsInf(x, 0) {
 				return "", err
 			}
-			// A JSON number too long for a Decimal (an id of 20 digits)
-			// decodes as a float64; it still renders.
+			// float(x) of a large number; it still renders.
 			return strconv.FormatFloat(x, 'f', -1, 64), nil
 		}
 		return d.String(), nil

@@ -173,6 +173,8 @@ func TestFormatValue(t *testing.T) {
 		{"text", "text"},
 		{MustDecimal("25.00"), "25.00"},
 		{MustDecimal("-0.5"), "-0.5"},
+		{BigNumber{"12.345678901234567890123"}, "12.345678901234567890123"},
+		{BigNumber{"-1E-400"}, "-1E-400"},
 		{7, "7"},
 		{int64(-7), "-7"},
 		{true, "true"},

@@ -196,6 +196,7 @@ func FuzzPayramNormalize(f *testing.F) {
 		`{"event_type":"payout.ping"}`,
 		`{"reference_id":"r","status":"FILLED",}`,
 		`{"reference_id":"r","status":"FILLED","amount":123456789012345678901234567890}`,
+		`{"reference_id":"r","status":"FILLED","amount":"12.345678901234567890123","filled_amount":"-0.0000000000000000000001"}`,
 		`[]`, `null`, ``, `reference_id=r&status=OPEN`,
 	} {
 		f.Add([]byte(s), "POST", "")
@@ -220,8 +221,16 @@ func FuzzPayramNormalize(f *testing.F) {
 			t.Fatalf("normalized without type or payload: %+v", n)
 		}
 		for _, k := range payramAmounts {
-			switch n.Payload[k].(type) {
+			switch v := n.Payload[k].(type) {
 			case nil, engine.Decimal:
+			case engine.BigNumber:
+				// A JSON number a Decimal cannot hold.
+				if _, err := engine.ParseDecimal(v.String()); err == nil {
+					t.Fatalf("%s is a BigNumber %s, which a Decimal holds", k, v)
+				}
+				if _, err := engine.NewBigNumber(v.String()); err != nil {
+					t.Fatalf("%s is a BigNumber %q: %v", k, v, err)
+				}
 			default:
 				t.Fatalf("%s is %T after normalization", k, n.Payload[k])
 			}

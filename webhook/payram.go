@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"errors"
 	"hash"
 	"mime"
 	"net/http"
@@ -255,8 +256,17 @@ func (p *payram) Normalize(r *Request) (*Normalized, error) {
 			if !ok || (t != Int && t != Decimal) {
 				continue
 			}
-			if d, err := engine.ParseDecimal(strings.TrimSpace(s)); err == nil {
+			s = strings.TrimSpace(s)
+			d, err := engine.ParseDecimal(s)
+			if err == nil {
 				payload[k] = d
+				continue
+			}
+			var de *engine.DigitsError
+			if errors.As(err, &de) {
+				if b, err := engine.NewBigNumber(s); err == nil {
+					payload[k] = b
+				}
 			}
 		}
 	}
@@ -358,7 +368,7 @@ func payramAmount(field string, v any) (any, error) {
 	switch t := v.(type) {
 	case nil:
 		return nil, nil
-	case engine.Decimal:
+	case engine.Decimal, engine.BigNumber:
 		return t, nil
 	case string:
 		s := strings.TrimSpace(t)
@@ -366,12 +376,18 @@ func payramAmount(field string, v any) (any, error) {
 			return nil, nil
 		}
 		d, err := engine.ParseDecimal(s)
-		if err != nil {
-			return nil, errPayload("%s must be a decimal number such as \"25.00\", not %q", field, truncate(t, 40))
+		if err == nil {
+			return d, nil
 		}
-		return d, nil
-	case float64:
-		return nil, errPayload("%s has more than 19 significant digits, which no amount has", field)
+		// An amount of an 18-decimal token has more digits than a Decimal
+		// holds: it keeps them all, as a BigNumber.
+		var de *engine.DigitsError
+		if errors.As(err, &de) {
+			if b, err := engine.NewBigNumber(s); err == nil {
+				return b, nil
+			}
+		}
+		return nil, errPayload("%s must be a decimal number such as \"25.00\", not %q", field, truncate(t, 40))
 	}
 	return nil, errPayload("%s must be a number, a numeric string or null", field)
 }
@@ -402,7 +418,7 @@ func payramHasReference(v any) bool {
 	switch t := v.(type) {
 	case string:
 		return strings.TrimSpace(t) != ""
-	case engine.Decimal:
+	case engine.Decimal, engine.BigNumber:
 		return true
 	}
 	return false

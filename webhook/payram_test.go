@@ -14,6 +14,15 @@ import (
 
 func dec(s string) engine.Decimal { return engine.MustDecimal(s) }
 
+func bigNum(t *testing.T, s string) engine.BigNumber {
+	t.Helper()
+	b, err := engine.NewBigNumber(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // TestPayramNormalize covers every shape PayRam has been documented to
 // send, old and new.
 func TestPayramNormalize(t *testing.T) {
@@ -39,6 +48,18 @@ func TestPayramNormalize(t *testing.T) {
 			name: "amounts as numbers, exact",
 			body: `{"reference_id":"r1","status":"OVER_FILLED","amount":49.99,"filled_amount_in_usd":55.04}`,
 			want: want{typ: "payment.over_filled", fields: map[string]any{"amount": dec("49.99"), "filled_amount_in_usd": dec("55.04")}},
+		},
+		{
+			// An 18-decimal token amount has more digits than a Decimal
+			// holds: it keeps every one, never rounded.
+			name: "long amounts keep every digit",
+			body: `{"reference_id":"r1","status":"FILLED","amount":"12.345678901234567890123","filled_amount":" 0.000000000000000000001 ","filled_amount_in_usd":123456789012345678901234,"amount_usd":"25.000000000000000000000"}`,
+			want: want{typ: "payment.filled", fields: map[string]any{"amount": bigNum(t, "12.345678901234567890123"), "filled_amount": bigNum(t, "0.000000000000000000001"), "filled_amount_in_usd": bigNum(t, "123456789012345678901234"), "amount_usd": dec("25.00000000000000000")}},
+		},
+		{
+			name: "a long amount must still be a number",
+			body: `{"reference_id":"r1","status":"FILLED","amount":"12.345678901234567890123x"}`,
+			want: want{err: "amount must be a decimal number"},
 		},
 		{
 			name: "null stays nil",
@@ -125,6 +146,12 @@ func TestPayramNormalize(t *testing.T) {
 			method: http.MethodGet,
 			query:  url.Values{"reference_id": {"r9"}, "payment_state": {"FILLED"}, "filled_amount": {"18"}, "filled_amount_in_usd": {"18.00"}, "confirmation_current": {"3"}, "currency": {"USDC"}},
 			want:   want{typ: "payment.filled", fields: map[string]any{"status": "FILLED", "filled_amount": dec("18"), "filled_amount_in_usd": dec("18.00"), "confirmation_current": dec("3"), "currency": "USDC"}},
+		},
+		{
+			name:   "GET with a long amount",
+			method: http.MethodGet,
+			query:  url.Values{"reference_id": {"r9"}, "payment_state": {"FILLED"}, "filled_amount": {"1.000000000000000000001"}, "confirmation_current": {"123456789012345678901"}},
+			want:   want{typ: "payment.filled", fields: map[string]any{"filled_amount": bigNum(t, "1.000000000000000000001"), "confirmation_current": bigNum(t, "123456789012345678901")}},
 		},
 		{
 			name:   "GET with a JSON body",
@@ -254,5 +281,21 @@ func TestProviderSamples(t *testing.T) {
 		if invalid != (err != nil) {
 			t.Errorf("%s: error %v", f, err)
 		}
+	}
+}
+
+// A long PayRam amount is forwarded and journaled with every digit.
+func TestPayramLongAmountKeepsText(t *testing.T) {
+	n, err := (&payram{}).Normalize(&Request{Source: "payram", Method: http.MethodPost, Header: http.Header{},
+		Body: []byte(`{"reference_id":"r1","status":"FILLED","amount":"12.345678901234567890123"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := engine.EncodeJSON(n.Payload)
+	if err != nil || !strings.Contains(string(b), `"amount":12.345678901234567890123,`) {
+		t.Errorf("encoded %s, %v; want the amount's every digit", b, err)
+	}
+	if s, err := engine.FormatValue(n.Payload["amount"]); err != nil || s != "12.345678901234567890123" {
+		t.Errorf("rendered %q, %v", s, err)
 	}
 }
