@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/big"
 	"strconv"
 	"strings"
 
@@ -121,21 +122,51 @@ func (x Decimal) Money() string {
 	return s
 }
 
-// Add returns x + y.
+// Add returns x + y, or an error when the exact sum needs more than 19
+// significant digits (the library would round it).
 func (x Decimal) Add(y Decimal) (Decimal, error) {
 	r, err := x.d.Add(y.d)
+	if err == nil && r.Scale() < max(x.d.Scale(), y.d.Scale()) {
+		err = roundedUnless(r, func(a, b *big.Rat) *big.Rat { return a.Add(a, b) }, x, y)
+	}
 	return Decimal{r}, wrapArith(err)
 }
 
-// Sub returns x - y.
+// Sub returns x - y, or an error when the exact difference needs more than
+// 19 significant digits.
 func (x Decimal) Sub(y Decimal) (Decimal, error) {
 	r, err := x.d.Sub(y.d)
+	if err == nil && r.Scale() < max(x.d.Scale(), y.d.Scale()) {
+		err = roundedUnless(r, func(a, b *big.Rat) *big.Rat { return a.Sub(a, b) }, x, y)
+	}
 	return Decimal{r}, wrapArith(err)
 }
 
-// Mul returns x * y.
+// errRounded is the error for a sum, difference or product that a decimal
+// can only hold rounded.
+var errRounded = errors.New("the exact result has more than 19 significant digits, so a decimal would round it; round an operand first, such as round(x, 8)")
+
+// roundedUnless is the slow path of Add, Sub and Mul, taken only when the
+// result has fewer decimal places than the exact one needs: nil when r
+// still equals op(x, y) exactly (the digits dropped were zeros), else
+// errRounded.
+func roundedUnless(r decimal.Decimal, op func(a, b *big.Rat) *big.Rat, x, y Decimal) error {
+	a, _ := new(big.Rat).SetString(x.d.String())
+	b, _ := new(big.Rat).SetString(y.d.String())
+	got, _ := new(big.Rat).SetString(r.String())
+	if a == nil || b == nil || got == nil || op(a, b).Cmp(got) != 0 {
+		return errRounded
+	}
+	return nil
+}
+
+// Mul returns x * y, or an error when the exact product needs more than
+// 19 significant digits.
 func (x Decimal) Mul(y Decimal) (Decimal, error) {
 	r, err := x.d.Mul(y.d)
+	if err == nil && r.Scale() < x.d.Scale()+y.d.Scale() {
+		err = roundedUnless(r, func(a, b *big.Rat) *big.Rat { return a.Mul(a, b) }, x, y)
+	}
 	return Decimal{r}, wrapArith(err)
 }
 

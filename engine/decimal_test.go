@@ -102,6 +102,9 @@ func TestDecimalRules(t *testing.T) {
 		// trailing zeros beyond 19 digits are not rounding.
 		{"a literal with trailing zeros is exact", `25.000000000000000000000 == 25 && 0.10000000000000000000000 == 0.1`, `{}`, "true", ""},
 		{"19-digit number overflows", `big * 10 > 0`, `{"big":9999999999999999999}`, "error: number too large for exact decimal arithmetic (more than 19 digits)", ""},
+		{"a product that would round is an error", `amount * 1.23456789012345678 > 0`, overpaidBy5, "error: the exact result has more than 19 significant digits, so a decimal would round it", ""},
+		{"a sum that would round is an error", `0.1234567890123456789 + 1 > 0`, `{}`, "error: the exact result has more than 19 significant digits", ""},
+		{"a sum whose dropped digits are zeros is exact", `0.1000000000000000000 + 1 == 1.1`, `{}`, "true", ""},
 		{"19-digit sum overflows", `big + big > 0`, `{"big":9999999999999999999}`, "error: number too large for exact decimal arithmetic (more than 19 digits)", ""},
 		{"20-digit payload number compares exactly", `big > 0 && big > 9999999999999999999.0 && big != 1234567890123456789 && -5 < big && big == big && string(big) == "12345678901234567890"`, `{"big":12345678901234567890}`, "true", ""},
 		{"arithmetic on a 20-digit payload number", `big + 1 > 0`, `{"big":12345678901234567890}`, `error: the number 12345678901234567890 has more than 19 digits before the decimal point, too many to compute with exactly: compare it with == or <, or as text, such as string(amount) == "12345678901234567890" (1:5)`, ""},
