@@ -177,6 +177,16 @@ func TestUnescapedURLPlaceholderWarns(t *testing.T) {
 	tests := []struct{ url, want string }{
 		{`https://erp.example/orders/{{ reference_id }}/paid`, `rules.yaml:2:34: warning: url: {{ reference_id }} is inserted as it is, so a value containing / ? # or & changes the address called; write {{ urlpath(reference_id) }}`},
 		{`https://erp.example/paid?ref={{ reference_id }}`, `rules.yaml:2:36: warning: url: {{ reference_id }} is inserted as it is, so a value containing / ? # or & changes the address called; write {{ urlquery(reference_id) }}`},
+		// Found by a review: a base URL from a placeholder, a query with no
+		// path, urlpath in a query, and a ? inside an earlier placeholder.
+		{`{{ erp_base }}/orders/{{ reference_id }}/paid`, `rules.yaml:2:29: warning: url: {{ reference_id }} is inserted as it is, so a value containing / ? # or & changes the address called; write {{ urlpath(reference_id) }}`},
+		{`https://erp.example?ref={{ reference_id }}&amount=5`, `rules.yaml:2:31: warning: url: {{ reference_id }} is inserted as it is, so a value containing / ? # or & changes the address called; write {{ urlquery(reference_id) }}`},
+		{`https://erp.example/paid?ref={{ urlpath(reference_id) }}`, `rules.yaml:2:36: warning: url: {{ urlpath(reference_id) }} is in the query, where urlpath leaves & and = unescaped (a value 'x&amount=1000' adds a parameter); use urlquery instead`},
+		{`https://erp.example/{{ urlpath(kind ?? 'x') }}/orders/{{ reference_id }}`, `rules.yaml:2:61: warning: url: {{ reference_id }} is inserted as it is, so a value containing / ? # or & changes the address called; write {{ urlpath(reference_id) }}`},
+		{`https://erp.example/{{ urlquery(kind) }}`, `rules.yaml:2:27: warning: url: {{ urlquery(kind) }} is in the path, where urlquery's + for a space stays a plus; use urlpath instead`},
+		// A fragment is never sent; a constant inserts nothing from the event.
+		{`https://erp.example/page#{{ reference_id }}`, ""},
+		{`https://erp.example/{{ 'v2' }}/orders`, ""},
 		// Escaped, or the address itself chosen by a placeholder: no warning.
 		{`https://erp.example/orders/{{ urlpath(reference_id) }}?n={{ urlquery(note) }}`, ""},
 		{`{{ meta.headers['x-callback'] }}`, ""},

@@ -100,45 +100,81 @@ func mustConstant(v string) *engine.Template {
 }
 
 // warnUnescapedURL warns about a placeholder in a url's path or query that
-// inserts its value as it is: an order id of "42/refund?amount=1000" would
-// change which endpoint is called and with what. A placeholder before the
-// path ({{ erp_base }}/orders, https://{{ host }}/) is the merchant's own
-// choice of address and is left alone, as is one that escapes its value
-// itself (urlpath, urlquery).
+// does not escape its value for where it sits: an order id of
+// "42/refund?amount=1000" would change which endpoint is called and with
+// what. The path wants urlpath, the query urlquery (urlpath leaves & and =
+// as they are). A placeholder before the path ({{ erp_base }}/orders,
+// https://{{ host }}/) is the merchant's own choice of address, and one in
+// the fragment is never sent; both are left alone, as are constants.
 func warnUnescapedURL(s *spec, t *engine.Template) {
-	src := t.Source()
-	path := pathStart(src)
-	for _, p := range t.Placeholders() {
-		if p.Offset < path || p.Func == "urlpath" || p.Func == "urlquery" {
+	for _, p := range urlPlaceholders(t) {
+		want := map[urlPart]string{urlPath: "urlpath", urlQuery: "urlquery"}[p.part]
+		if want == "" || p.Constant || p.Func == want {
 			continue
 		}
-		fix := "urlpath(" + p.Code + ")"
-		if q := strings.IndexByte(src, '?'); q >= 0 && q < p.Offset {
-			fix = "urlquery(" + p.Code + ")"
-		}
 		sc := s.f.Scalar("url")
-		s.f.Problems().Warnf(sc.AtOffset(p.Offset), "url: {{ %s }} is inserted as it is, so a value containing / ? # or & changes the address called; write {{ %s }}", p.Code, fix)
+		switch p.Func {
+		case "urlpath":
+			s.f.Problems().Warnf(sc.AtOffset(p.Offset), "url: {{ %s }} is in the query, where urlpath leaves & and = unescaped (a value 'x&amount=1000' adds a parameter); use urlquery instead", p.Code)
+		case "urlquery":
+			s.f.Problems().Warnf(sc.AtOffset(p.Offset), "url: {{ %s }} is in the path, where urlquery's + for a space stays a plus; use urlpath instead", p.Code)
+		default:
+			s.f.Problems().Warnf(sc.AtOffset(p.Offset), "url: {{ %s }} is inserted as it is, so a value containing / ? # or & changes the address called; write {{ %s(%s) }}", p.Code, want, p.Code)
+		}
 		return // one warning per url is enough to show the fix
 	}
 }
 
-// pathStart is the byte offset where the path of a templated URL begins:
-// the first "/" after "scheme://host", or the end when there is none. A
-// URL that starts with a placeholder ({{ callback_url }}) has no path of
-// its own.
-func pathStart(src string) int {
-	if strings.HasPrefix(strings.TrimSpace(src), "{{") {
-		return len(src)
+// urlPart is where in a URL a placeholder sits.
+type urlPart int
+
+const (
+	urlAddress urlPart = iota // scheme, host, port, or a placeholder that gives the base URL
+	urlPath
+	urlQuery
+	urlFragment
+)
+
+type urlPlaceholder struct {
+	engine.Placeholder
+	part urlPart
+}
+
+// urlPlaceholders places each placeholder of a templated URL by reading the
+// literal text around the placeholders only (a "?" inside {{ a ?? b }} is
+// code, not the start of a query): the address runs to the first "/", "?"
+// or "#" after "scheme://", or after a leading placeholder that supplies
+// the base URL; the path to "?"; the query to "#".
+func urlPlaceholders(t *engine.Template) []urlPlaceholder {
+	src := t.Source()
+	var out []urlPlaceholder
+	part, afterScheme, pos := urlAddress, false, 0
+	scan := func(lit string) {
+		for i := 0; i < len(lit); i++ {
+			c := lit[i]
+			switch {
+			case part == urlAddress && !afterScheme && strings.HasPrefix(lit[i:], "://"):
+				afterScheme = true
+				i += 2
+			case part == urlAddress && c == '/':
+				part = urlPath
+			case (part == urlAddress || part == urlPath) && c == '?':
+				part = urlQuery
+			case part != urlFragment && c == '#':
+				part = urlFragment
+			}
+		}
 	}
-	i := strings.Index(src, "://")
-	if i < 0 {
-		return len(src)
+	for _, p := range t.Placeholders() {
+		lit := src[pos:p.Offset]
+		scan(lit)
+		out = append(out, urlPlaceholder{p, part})
+		if part == urlAddress && strings.TrimSpace(src[:p.Offset]) == "" {
+			afterScheme = true // {{ erp_base }}/orders: the placeholder is the scheme and host
+		}
+		pos = p.End
 	}
-	j := strings.IndexByte(src[i+3:], '/')
-	if j < 0 {
-		return len(src)
-	}
-	return i + 3 + j
+	return out
 }
 
 // checkHTTPURL accepts absolute http and https URLs with a host.

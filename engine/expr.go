@@ -514,8 +514,8 @@ func numberOps() []expr.Option {
 				return x.Money(), nil
 			},
 		},
-		urlEscaper("urlpath", url.PathEscape),
-		urlEscaper("urlquery", url.QueryEscape),
+		urlEscaper("urlpath", escapePathSegment),
+		urlEscaper("urlquery", func(s string) (string, error) { return url.QueryEscape(s), nil }),
 		oneNumber("decimal", func(x Decimal, _ []any) (any, error) { return x, nil }, decimalType),
 		oneNumber("abs", func(x Decimal, _ []any) (any, error) { return x.Abs(), nil }, decimalType),
 		oneNumber("round", func(x Decimal, rest []any) (any, error) {
@@ -554,7 +554,7 @@ func numberOps() []expr.Option {
 // and escapes it for one part of a URL: urlpath for a path segment (a "/"
 // becomes %2F), urlquery for a query value ("&" and "=" escaped, a space as
 // "+"). Without one, {{ order_id }} in a url inserts "../refund?x=" as it is.
-func urlEscaper(name string, escape func(string) string) *builtin.Function {
+func urlEscaper(name string, escape func(string) (string, error)) *builtin.Function {
 	return &builtin.Function{
 		Name: name,
 		Validate: func(args []reflect.Type) (reflect.Type, error) {
@@ -571,9 +571,29 @@ func urlEscaper(name string, escape func(string) string) *builtin.Function {
 			if err != nil {
 				return nil, fmt.Errorf("%s: %v", name, err)
 			}
-			return escape(s), nil
+			e, err := escape(s)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %v", name, err)
+			}
+			return e, nil
 		},
 	}
+}
+
+// escapePathSegment is url.PathEscape made safe for one segment: "." and
+// ".." are escaped too (a server or proxy that cleans paths reads
+// /orders/../cancel as /cancel), and an empty value is an error, because
+// /orders//paid is cleaned to /orders/paid, another address.
+func escapePathSegment(s string) (string, error) {
+	switch s {
+	case "":
+		return "", errors.New("the value is empty (or nil), and an empty path segment changes the address called")
+	case ".":
+		return "%2E", nil
+	case "..":
+		return "%2E%2E", nil
+	}
+	return url.PathEscape(s), nil
 }
 
 // AsDecimal converts a number or a numeric string to a Decimal. A number

@@ -29,6 +29,7 @@ type tmplPart struct {
 	// directly instead of starting expr's VM, which gives the same value.
 	name string
 	off  int // byte offset of the placeholder's "{{" in src
+	end  int // byte offset just after its "}}"
 }
 
 // CompileTemplate compiles s. Problems (with file:line:col) go to probs and
@@ -67,7 +68,7 @@ func CompileTemplate(s *config.Scalar, probs *config.Problems) *Template {
 				reportExprError(probs, s, line, col, err)
 				ok = false
 			}
-			t.parts = append(t.parts, tmplPart{prog: prog, code: strings.TrimSpace(code), name: bareName(prog), off: off + i})
+			t.parts = append(t.parts, tmplPart{prog: prog, code: strings.TrimSpace(code), name: bareName(prog), off: off + i, end: off + i + 2 + j + 2})
 		}
 		adv := i + 2 + j + 2
 		rest, off = rest[adv:], off+adv
@@ -136,10 +137,13 @@ func lineCol(s string, off int) (int, int) {
 // in the text it sits (a value inserted into a URL's path, say).
 type Placeholder struct {
 	Offset int    // byte offset of its "{{" in Source()
+	End    int    // byte offset just after its "}}"
 	Code   string // the expression inside, trimmed
 	// Func is the function the expression calls last, "urlpath" in
 	// {{ urlpath(order_id) }}; "" when its outermost node is not a call.
 	Func string
+	// Constant is true for a literal, {{ "v2" }}: nothing from the event.
+	Constant bool
 }
 
 // Placeholders lists the template's placeholders in order.
@@ -152,11 +156,14 @@ func (t *Template) Placeholders() []Placeholder {
 		if p.prog == nil {
 			continue
 		}
-		ph := Placeholder{Offset: p.off, Code: p.code}
-		if call, ok := p.prog.Node().(*ast.CallNode); ok {
-			if id, ok := call.Callee.(*ast.IdentifierNode); ok {
+		ph := Placeholder{Offset: p.off, End: p.end, Code: p.code}
+		switch n := p.prog.Node().(type) {
+		case *ast.CallNode:
+			if id, ok := n.Callee.(*ast.IdentifierNode); ok {
 				ph.Func = id.Value
 			}
+		case *ast.StringNode, *ast.IntegerNode, *ast.FloatNode, *ast.BoolNode, *ast.ConstantNode, *ast.NilNode:
+			ph.Constant = true
 		}
 		ps = append(ps, ph)
 	}
