@@ -39,6 +39,10 @@ type pool struct {
 	// from the journal, and those inserted already claimed at ingest, which
 	// carry their event so it need not be read back.
 	backlog []queued
+	// handedBack is set by unclaimBacklog: jobs a webhook still being
+	// accepted submits later (the shutdown timeout cut it off) are handed
+	// back at once instead of waiting in a backlog nobody reads.
+	handedBack bool
 }
 
 type queued struct {
@@ -64,7 +68,11 @@ func (p *pool) submit(jobs []*journal.Job, ev *engine.Event) {
 	for _, j := range jobs {
 		p.backlog = append(p.backlog, queued{job: j, ev: ev})
 	}
+	late := p.handedBack
 	p.mu.Unlock()
+	if late {
+		p.unclaimBacklog()
+	}
 }
 
 func newPool(d *Daemon, size int) *pool {
@@ -176,9 +184,11 @@ func (p *pool) run(ctx context.Context) {
 // unclaimBacklog hands the jobs claimed but never started back to the
 // journal as pending, so that a shutdown neither leaves them "running" in
 // the API until the next start nor counts an attempt that never ran. Call
-// it once the dispatcher has stopped.
+// it once the dispatcher has stopped; submit calls it again for jobs that
+// arrive later.
 func (p *pool) unclaimBacklog() {
 	p.mu.Lock()
+	p.handedBack = true
 	ids := make([]int64, 0, len(p.backlog))
 	for _, q := range p.backlog {
 		ids = append(ids, q.job.ID)

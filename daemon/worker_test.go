@@ -8,6 +8,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -459,5 +460,31 @@ func TestShutdownHandsBackUnstartedJobs(t *testing.T) {
 	}
 	if pending != 4 || running != 1 || hits.Load() != 1 {
 		t.Errorf("after shutdown: %d pending with no attempt, %d running; the sink saw %d requests; want 4, 1, 1", pending, running, hits.Load())
+	}
+}
+
+// TestLateSubmitHandedBack: a webhook still being accepted when the shutdown
+// timeout cut it off can submit its already-claimed jobs after the backlog
+// was handed back; they go back to pending at once rather than stay
+// "running" until the next start (found by a review session).
+func TestLateSubmitHandedBack(t *testing.T) {
+	ctx := context.Background()
+	s, err := journal.Open(t.TempDir(), journal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ev := &journal.Event{ID: "late_1", Source: "payram", Provider: "payram", Type: "payment.filled", Body: []byte(`{}`)}
+	res, err := s.Ingest(ctx, ev, &journal.Evaluation{Claim: true, Matches: []journal.Match{{Rule: "r", Actions: []string{"a"}}}})
+	if err != nil || len(res.Jobs) != 1 || res.Jobs[0].State != journal.Running {
+		t.Fatalf("ingest: %+v %v", res, err)
+	}
+	p := newPool(&Daemon{store: s, log: slog.New(slog.NewTextHandler(io.Discard, nil))}, 1)
+	p.stopClaiming()
+	p.unclaimBacklog() // the shutdown's hand-back, before the late webhook
+	p.submit(res.Jobs, nil)
+	jobs, err := s.Jobs(ctx, journal.JobFilter{})
+	if err != nil || len(jobs) != 1 || jobs[0].State != journal.Pending || jobs[0].Attempts != 0 {
+		t.Fatalf("late job: %+v %v, want pending with no attempt", jobs, err)
 	}
 }

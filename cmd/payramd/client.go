@@ -52,7 +52,16 @@ func newAdminClient(c *common, adminURL string, stderr io.Writer) *adminClient {
 		}
 		if probs.HasErrors() {
 			ac.note = fmt.Sprintf("%s has errors (payramd check -c %s lists them), so its admin_listen and admin_token may not have been read", opts.Path, opts.Path)
-			fmt.Fprintf(stderr, "payramd %s: warning: %s; pass --admin, or set PAYRAMD_ADMIN_LISTEN and PAYRAMD_ADMIN_TOKEN\n", c.fs.Name(), ac.note)
+			var fix []string
+			if adminURL == "" && listen == "" {
+				fix = append(fix, "pass --admin URL or set PAYRAMD_ADMIN_LISTEN")
+			}
+			if ac.token == "" {
+				fix = append(fix, "set PAYRAMD_ADMIN_TOKEN if the daemon needs a token")
+			}
+			if len(fix) > 0 {
+				fmt.Fprintf(stderr, "payramd %s: warning: %s; %s\n", c.fs.Name(), ac.note, strings.Join(fix, ", and "))
+			}
 		}
 	}
 	if listen == "" {
@@ -430,7 +439,11 @@ func cmdReload(args []string, stdout, stderr io.Writer) int {
 	if c.jsonOut {
 		printRaw(stdout, body)
 	}
-	if err := json.Unmarshal(body, &st); err != nil || resp.StatusCode == http.StatusUnauthorized {
+	if resp.StatusCode == http.StatusUnauthorized {
+		fmt.Fprintf(stderr, "payramd reload: %s (%s)\n", resp.Status, ac.tokenHint())
+		return 1
+	}
+	if err := json.Unmarshal(body, &st); err != nil {
 		fmt.Fprintf(stderr, "payramd reload: %s: %s\n", resp.Status, strings.TrimSpace(string(body)))
 		return 1
 	}
