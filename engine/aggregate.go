@@ -1,12 +1,15 @@
 package engine
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"math/big"
 	"reflect"
 	"slices"
 
 	"github.com/expr-lang/expr/builtin"
+	"github.com/govalues/decimal"
 )
 
 // Aggregates over amounts. expr's own min, max, mean, median, sum and **
@@ -20,12 +23,11 @@ import (
 // maxListDepth bounds how deeply aggregates descend into nested lists.
 const maxListDepth = 16
 
-// numbersOf flattens numbers and lists of numbers (nested, as expr's own
-// aggregates accept) into Decimals. Numeric strings count, as in decimal().
-// A nil is an error naming the function: a missing amount must not quietly
-// drop out of a total.
-func numbersOf(name string, args []any) ([]Decimal, error) {
-	var out []Decimal
+// numberLeaves flattens numbers and lists of numbers (nested, as expr's own
+// aggregates accept) into their leaves, unconverted. A nil is an error naming
+// the function: a missing amount must not quietly drop out of a total.
+func numberLeaves(name string, args []any) ([]any, error) {
+	var out []any
 	var walk func(v any, depth int) error
 	walk = func(v any, depth int) error {
 		if depth > maxListDepth {
@@ -41,7 +43,7 @@ func numbersOf(name string, args []any) ([]Decimal, error) {
 				}
 			}
 			return nil
-		case string, Decimal:
+		case string, Decimal, BigNumber:
 		default:
 			if rv := reflect.ValueOf(v); rv.Kind() == reflect.Slice || rv.Kind() == reflect.Array {
 				for i := range rv.Len() {
@@ -52,16 +54,28 @@ func numbersOf(name string, args []any) ([]Decimal, error) {
 				return nil
 			}
 		}
-		d, err := AsDecimal(v)
-		if err != nil {
-			return fmt.Errorf("%s: %v", name, err)
-		}
-		out = append(out, d)
+		out = append(out, v)
 		return nil
 	}
 	for _, a := range args {
 		if err := walk(a, 0); err != nil {
 			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// numbersOf is numberLeaves converted to Decimals. Numeric strings count,
+// as in decimal().
+func numbersOf(name string, args []any) ([]Decimal, error) {
+	leaves, err := numberLeaves(name, args)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Decimal, len(leaves))
+	for i, v := range leaves {
+		if out[i], err = AsDecimal(v); err != nil {
+			return nil, fmt.Errorf("%s: %v", name, err)
 		}
 	}
 	return out, nil
@@ -87,17 +101,64 @@ func total(xs []Decimal) (Decimal, error) {
 	return t, nil
 }
 
-// half returns (a + b) / 2.
-func half(a, b Decimal) (Decimal, error) {
-	s, err := a.Add(b)
-	if err != nil {
-		return s, err
+// meanOf returns the exact mean of xs rounded once to 19 significant
+// digits, as / rounds: the total may need more digits than a Decimal holds
+// (mean([0.1234567890123456789, 1])), so it is added up in math/big.
+func meanOf(xs []Decimal) (Decimal, error) {
+	t := new(big.Rat)
+	for _, x := range xs {
+		r, ok := new(big.Rat).SetString(x.String())
+		if !ok {
+			return Decimal{}, fmt.Errorf("%s is not a decimal number", x)
+		}
+		t.Add(t, r)
 	}
-	return s.Quo(DecimalFromInt(2))
+	t.Quo(t, new(big.Rat).SetInt64(int64(len(xs))))
+	return ratToDecimal(t)
 }
 
-// pow returns x ** y: exact for a whole exponent whose result fits,
-// rounded to 19 digits otherwise (2 ** 0.5, 3 ** -1).
+// ratToDecimal rounds r to 19 significant digits (at most 19 decimal
+// places), halves away from zero.
+func ratToDecimal(r *big.Rat) (Decimal, error) {
+	whole := new(big.Int).Quo(r.Num(), r.Denom())
+	intDigits := len(whole.Abs(whole).String())
+	if whole.Sign() == 0 {
+		intDigits = 0
+	}
+	if intDigits > 19 {
+		return Decimal{}, wrapArith(errors.New("overflow"))
+	}
+	d, err := decimal.Parse(r.FloatString(19 - intDigits))
+	if err != nil {
+		return Decimal{}, wrapArith(err)
+	}
+	return Decimal{d.Trim(0)}, nil
+}
+
+// powWhole returns x ** n exactly by repeated squaring, or the error of the
+// first product that a Decimal could only hold rounded.
+func powWhole(x Decimal, n uint64) (Decimal, error) {
+	r := DecimalFromInt(1)
+	for n > 0 {
+		var err error
+		if n&1 == 1 {
+			if r, err = r.Mul(x); err != nil {
+				return r, err
+			}
+		}
+		if n >>= 1; n > 0 {
+			if x, err = x.Mul(x); err != nil {
+				return x, err
+			}
+		}
+	}
+	return r, nil
+}
+
+// pow returns x ** y: exact for a whole exponent, or an error when the
+// exact power needs more than 19 digits (1.1 ** 30); rounded to 19 digits
+// for a fractional exponent (2 ** 0.5) and in the division that a negative
+// one implies (3 ** -1).
 func pow(x, y Decimal) (Decimal, error) {
 	if x.IsZero() && y.Cmp(Decimal{}) < 0 {
 		return Decimal{}, ErrDivisionByZero
@@ -106,6 +167,17 @@ func pow(x, y Decimal) (Decimal, error) {
 		if _, whole := y.Int64(); !whole {
 			return Decimal{}, fmt.Errorf("%s ** %s has no real value (a negative number to a fractional power)", x, y)
 		}
+	}
+	if n, whole := y.Int64(); whole {
+		// A whole power is a product: exact, or an error as x * x is.
+		if n >= 0 {
+			return powWhole(x, uint64(n))
+		}
+		p, err := powWhole(x, uint64(-(n+1))+1)
+		if err != nil {
+			return p, err
+		}
+		return DecimalFromInt(1).Quo(p)
 	}
 	r, err := x.d.Pow(y.d)
 	if err != nil {
@@ -130,16 +202,51 @@ func aggregateFuncs() []*builtin.Function {
 			return decimalType, nil
 		}
 	}
+	// min and max only compare, so they return one of their arguments
+	// as it is: an int for whole-number arguments (list[max(n - 2, 0)]
+	// indexes a list), a BigNumber compared by its exact value.
+	extremeType := func(name string) func([]reflect.Type) (reflect.Type, error) {
+		dec := decimalResult(name)
+		return func(args []reflect.Type) (reflect.Type, error) {
+			t, err := dec(args)
+			if err != nil {
+				return t, err
+			}
+			for _, a := range args {
+				if a == nil || a.Kind() != reflect.Int {
+					return t, nil
+				}
+			}
+			return args[0], nil
+		}
+	}
 	extreme := func(name string, keep func(c int) bool) *builtin.Function {
-		return &builtin.Function{Name: name, Validate: decimalResult(name), Func: func(args ...any) (any, error) {
-			xs, err := nonEmpty(name, args)
+		return &builtin.Function{Name: name, Validate: extremeType(name), Func: func(args ...any) (any, error) {
+			if m, ok := extremeInt(args, keep); ok {
+				return m, nil
+			}
+			leaves, err := numberLeaves(name, args)
 			if err != nil {
 				return nil, err
 			}
-			m := xs[0]
-			for _, x := range xs[1:] {
-				if keep(x.Cmp(m)) {
-					m = x
+			if len(leaves) == 0 {
+				return nil, fmt.Errorf("%s of no numbers (an empty list)", name)
+			}
+			var m any
+			for _, v := range leaves {
+				if !isBig(v) {
+					d, err := AsDecimal(v)
+					if err != nil {
+						return nil, fmt.Errorf("%s: %v", name, err)
+					}
+					v = d
+				}
+				if m == nil {
+					m = v
+					continue
+				}
+				if keep(cmpNumbers(v, m)) {
+					m = v
 				}
 			}
 			return m, nil
@@ -153,11 +260,11 @@ func aggregateFuncs() []*builtin.Function {
 			if err != nil {
 				return nil, err
 			}
-			t, err := total(xs)
+			m, err := meanOf(xs)
 			if err != nil {
 				return nil, fmt.Errorf("mean: %v", err)
 			}
-			return t.Quo(DecimalFromInt(int64(len(xs))))
+			return m, nil
 		}},
 		{Name: "median", Validate: decimalResult("median"), Func: func(args ...any) (any, error) {
 			xs, err := nonEmpty("median", args)
@@ -169,9 +276,13 @@ func aggregateFuncs() []*builtin.Function {
 			if n%2 == 1 {
 				return xs[n/2], nil
 			}
-			return half(xs[n/2-1], xs[n/2])
+			m, err := meanOf(xs[n/2-1 : n/2+1])
+			if err != nil {
+				return nil, fmt.Errorf("median: %v", err)
+			}
+			return m, nil
 		}},
-		{Name: "_dec_sum", Validate: decimalResult("sum"), Func: func(args ...any) (any, error) {
+		{Name: "_dec_sum", Validate: sumType, Func: func(args ...any) (any, error) {
 			if len(args) != 1 {
 				return nil, errors.New("sum takes a list")
 			}
@@ -192,4 +303,49 @@ func aggregateFuncs() []*builtin.Function {
 			return t, nil
 		}},
 	}
+}
+
+// sumType checks sum's one argument, which must be a list: sum(5) is a
+// mistake, not 5.
+func sumType(args []reflect.Type) (reflect.Type, error) {
+	if len(args) != 1 {
+		return nil, errors.New("sum takes a list")
+	}
+	if a := args[0]; a != nil {
+		switch a.Kind() {
+		case reflect.Slice, reflect.Array, reflect.Interface:
+		default:
+			return nil, fmt.Errorf("sum takes a list, not %s", a)
+		}
+	}
+	return decimalType, nil
+}
+
+// extremeInt is min or max of arguments that are all ints, as an int.
+func extremeInt(args []any, keep func(c int) bool) (int, bool) {
+	if len(args) == 0 {
+		return 0, false
+	}
+	m, ok := args[0].(int)
+	for _, a := range args[1:] {
+		n, isInt := a.(int)
+		if !ok || !isInt {
+			return 0, false
+		}
+		if keep(cmp.Compare(n, m)) {
+			m = n
+		}
+	}
+	return m, ok
+}
+
+// cmpNumbers compares two Decimals or BigNumbers by exact value.
+func cmpNumbers(a, b any) int {
+	x, xok := a.(Decimal)
+	y, yok := b.(Decimal)
+	if xok && yok {
+		return x.Cmp(y)
+	}
+	c, _ := cmpExact(a, b)
+	return c
 }

@@ -580,18 +580,17 @@ func urlEscaper(name string, escape func(string) (string, error)) *builtin.Funct
 	}
 }
 
-// escapePathSegment is url.PathEscape made safe for one segment: "." and
-// ".." are escaped too (a server or proxy that cleans paths reads
-// /orders/../cancel as /cancel), and an empty value is an error, because
-// /orders//paid is cleaned to /orders/paid, another address.
+// escapePathSegment is url.PathEscape made safe for one segment. "." and
+// ".." are errors: no escape keeps them apart, since %2E is the same URI
+// character as "." (RFC 3986, 6.2.2.2) and proxies decode it before
+// resolving /orders/../cancel to /cancel. An empty value is an error too,
+// because /orders//paid is cleaned to /orders/paid, another address.
 func escapePathSegment(s string) (string, error) {
 	switch s {
 	case "":
 		return "", errors.New("the value is empty (or nil), and an empty path segment changes the address called")
-	case ".":
-		return "%2E", nil
-	case "..":
-		return "%2E%2E", nil
+	case ".", "..":
+		return "", fmt.Errorf("the value is %q, a path segment that moves up or stays (/orders/../cancel is /cancel)", s)
 	}
 	return url.PathEscape(s), nil
 }
