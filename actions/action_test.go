@@ -191,6 +191,9 @@ func TestUnescapedURLPlaceholderWarns(t *testing.T) {
 		{`https://erp.example/orders/{{ urlpath(reference_id) }}?n={{ urlquery(note) }}`, ""},
 		{`{{ meta.headers['x-callback'] }}`, ""},
 		{`https://{{ meta.source }}.erp.example/hook`, ""},
+		// A leading placeholder followed by :// is the scheme alone.
+		{`{{ meta.source }}://{{ meta.source }}.erp.example/hook`, ""},
+		{`{{ meta.source }}://erp.example/orders/{{ reference_id }}`, `rules.yaml:2:46: warning: url: {{ reference_id }} is inserted as it is, so a value containing / ? # or & changes the address called; write {{ urlpath(reference_id) }}`},
 	}
 	for _, tt := range tests {
 		_, probs := compileYAML(t, "a", "type: http\nurl: \""+tt.url+"\"\n")

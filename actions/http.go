@@ -148,7 +148,7 @@ type urlPlaceholder struct {
 func urlPlaceholders(t *engine.Template) []urlPlaceholder {
 	src := t.Source()
 	var out []urlPlaceholder
-	part, afterScheme, pos := urlAddress, false, 0
+	part, afterScheme, afterBase, pos := urlAddress, false, false, 0
 	scan := func(lit string) {
 		for i := 0; i < len(lit); i++ {
 			c := lit[i]
@@ -167,9 +167,13 @@ func urlPlaceholders(t *engine.Template) []urlPlaceholder {
 	}
 	for _, p := range t.Placeholders() {
 		lit := src[pos:p.Offset]
+		if afterBase && strings.HasPrefix(lit, "://") {
+			lit = lit[3:] // {{ scheme }}://host: the leading placeholder was only the scheme
+		}
 		scan(lit)
 		out = append(out, urlPlaceholder{p, part})
-		if part == urlAddress && strings.TrimSpace(src[:p.Offset]) == "" {
+		afterBase = part == urlAddress && strings.TrimSpace(src[:p.Offset]) == ""
+		if afterBase {
 			afterScheme = true // {{ erp_base }}/orders: the placeholder is the scheme and host
 		}
 		pos = p.End
