@@ -7,6 +7,7 @@ import (
 	"math/big"
 	"reflect"
 	"slices"
+	"strings"
 
 	"github.com/expr-lang/expr/builtin"
 	"github.com/govalues/decimal"
@@ -118,17 +119,35 @@ func meanOf(xs []Decimal) (Decimal, error) {
 }
 
 // ratToDecimal rounds r to 19 significant digits (at most 19 decimal
-// places), halves away from zero.
+// places), halves to even as Quo does.
 func ratToDecimal(r *big.Rat) (Decimal, error) {
 	whole := new(big.Int).Quo(r.Num(), r.Denom())
-	intDigits := len(whole.Abs(whole).String())
-	if whole.Sign() == 0 {
-		intDigits = 0
+	intDigits := 0
+	if whole.Sign() != 0 {
+		intDigits = len(whole.Abs(whole).String())
 	}
 	if intDigits > 19 {
 		return Decimal{}, wrapArith(errors.New("overflow"))
 	}
-	d, err := decimal.Parse(r.FloatString(19 - intDigits))
+	places := 19 - intDigits
+	num := new(big.Int).Mul(r.Num(), new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(places)), nil))
+	q, m := new(big.Int).QuoRem(num, r.Denom(), new(big.Int)) // q truncated toward zero
+	m.Abs(m).Lsh(m, 1)
+	if c := m.Cmp(r.Denom()); c > 0 || c == 0 && q.Bit(0) == 1 {
+		q.Add(q, big.NewInt(int64(num.Sign())))
+	}
+	digits := new(big.Int).Abs(q).String()
+	if len(digits) <= places {
+		digits = strings.Repeat("0", places-len(digits)+1) + digits
+	}
+	text := digits[:len(digits)-places] + "." + digits[len(digits)-places:]
+	if places == 0 {
+		text = digits
+	}
+	if q.Sign() < 0 {
+		text = "-" + text
+	}
+	d, err := decimal.Parse(text)
 	if err != nil {
 		return Decimal{}, wrapArith(err)
 	}

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"math/big"
 	"strings"
 	"testing"
 
@@ -46,8 +47,8 @@ func TestPowWholeExponentExactOrError(t *testing.T) {
 // decimal is no error.
 func TestMeanMedianRoundOnce(t *testing.T) {
 	for code, want := range map[string]string{
-		`mean([0.1234567890123456789, 1])`:                      "0.5617283945061728395",
-		`median([0.1234567890123456789, 1.123456789012345678])`: "0.6234567890123456785",
+		`mean([0.1234567890123456789, 1])`:                      "0.5617283945061728394",
+		`median([0.1234567890123456789, 1.123456789012345678])`: "0.6234567890123456784",
 		`mean([6000000000000000000, 6000000000000000000])`:      "6000000000000000000",
 		`median([6000000000000000000, 6000000000000000000, 1])`: "6000000000000000000",
 		`mean([1, 2, 2])`:       "1.666666666666666667",
@@ -105,4 +106,26 @@ func formatAny(v any) string {
 		return "error: " + err.Error()
 	}
 	return s
+}
+
+// ratToDecimal rounds as Quo does, halves to even, checked against Quo on
+// divisions whose exact result needs 20 digits.
+func TestRatToDecimalRoundsAsQuo(t *testing.T) {
+	for _, c := range []struct{ a, b string }{
+		{"0.2469135780246913577", "2"}, {"0.2469135780246913579", "2"}, {"-0.2469135780246913577", "2"},
+		{"1", "3"}, {"-2", "3"}, {"9999999999999999999", "2"}, {"1", "8"}, {"12345678901234567.89", "7"},
+		{"0", "5"}, {"0.0000000000000000001", "2"}, {"0.0000000000000000003", "2"},
+	} {
+		x, y := MustDecimal(c.a), MustDecimal(c.b)
+		want, err := x.Quo(y)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ra, _ := new(big.Rat).SetString(c.a)
+		rb, _ := new(big.Rat).SetString(c.b)
+		got, err := ratToDecimal(ra.Quo(ra, rb))
+		if err != nil || got.Cmp(want) != 0 {
+			t.Errorf("%s / %s: ratToDecimal = %v, %v; Quo = %v", c.a, c.b, got, err, want)
+		}
+	}
 }
