@@ -584,13 +584,21 @@ func urlEscaper(name string, escape func(string) (string, error)) *builtin.Funct
 // ".." are errors: no escape keeps them apart, since %2E is the same URI
 // character as "." (RFC 3986, 6.2.2.2) and proxies decode it before
 // resolving /orders/../cancel to /cancel. An empty value is an error too,
-// because /orders//paid is cleaned to /orders/paid, another address.
+// because /orders//paid is cleaned to /orders/paid, another address, and
+// so is a value with a "." or ".." between slashes.
 func escapePathSegment(s string) (string, error) {
 	switch s {
 	case "":
 		return "", errors.New("the value is empty (or nil), and an empty path segment changes the address called")
 	case ".", "..":
 		return "", fmt.Errorf("the value is %q, a path segment that moves up or stays (/orders/../cancel is /cancel)", s)
+	}
+	// "/" becomes %2F, but a proxy that decodes %2F before resolving dot
+	// segments would still read 42%2F..%2Frefund as 42/../refund.
+	for _, seg := range strings.FieldsFunc(s, func(r rune) bool { return r == '/' || r == '\\' }) {
+		if seg == "." || seg == ".." {
+			return "", fmt.Errorf("the value %q holds a %q segment, which a proxy that decodes %%2F reads as moving up or staying", s, seg)
+		}
 	}
 	return url.PathEscape(s), nil
 }

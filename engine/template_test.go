@@ -35,7 +35,7 @@ func TestTemplateRender(t *testing.T) {
 		{"conditional", `{{ amount > 40 ? "big" : "small" }}`, "big"},
 		{"times render as RFC 3339", `{{ meta.received_at }} {{ meta.received_at.Add(duration("1.5s")) }} {{ meta.received_at.Format("2006-01-02") }}`, "2026-11-23T12:00:00Z 2026-11-23T12:00:01.5Z 2026-11-23"},
 		{"payload by name", `{{ payload["reference_id"] }}`, "ref_2Bv6NcX9"},
-		{"urlpath escapes a path segment", `/orders/{{ urlpath("42/../refund?x=1 #") }}/{{ urlpath(count) }}/{{ urlpath("a..b") }}`, "/orders/42%2F..%2Frefund%3Fx=1%20%23/3/a..b"},
+		{"urlpath escapes a path segment", `/orders/{{ urlpath("42/refund?x=1 #") }}/{{ urlpath(count) }}/{{ urlpath("a..b/..c") }}`, "/orders/42%2Frefund%3Fx=1%20%23/3/a..b%2F..c"},
 		{"urlquery escapes a query value", `?ref={{ urlquery("a&b=c d+é") }}&n={{ urlquery(amount) }}`, "?ref=a%26b%3Dc+d%2B%C3%A9&n=44.99"},
 	}
 	for _, tt := range tests {
@@ -68,6 +68,8 @@ func TestTemplateRenderErrors(t *testing.T) {
 		{"/orders/{{ urlpath(note) }}/paid", "{{ urlpath(note) }}: urlpath: the value is empty (or nil), and an empty path segment changes the address called"},
 		// %2E is "." to a proxy that decodes before resolving dot segments.
 		{`/orders/{{ urlpath("..") }}/cancel`, `{{ urlpath("..") }}: urlpath: the value is "..", a path segment that moves up or stays (/orders/../cancel is /cancel)`},
+		{`/orders/{{ urlpath("42/../refund") }}/cancel`, `{{ urlpath("42/../refund") }}: urlpath: the value "42/../refund" holds a ".." segment, which a proxy that decodes %2F reads as moving up or staying`},
+		{`/orders/{{ urlpath("42\\.\\x") }}/cancel`, `{{ urlpath("42\\.\\x") }}: urlpath: the value "42\\.\\x" holds a "." segment`},
 		{`/orders/{{ urlpath(".") }}/cancel`, `{{ urlpath(".") }}: urlpath: the value is ".", a path segment that moves up or stays (/orders/../cancel is /cancel)`},
 	}
 	for _, tt := range tests {
