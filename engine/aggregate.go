@@ -7,7 +7,7 @@ import (
 	"math/big"
 	"reflect"
 	"slices"
-	"strings"
+	"strconv"
 
 	"github.com/expr-lang/expr/builtin"
 	"github.com/govalues/decimal"
@@ -108,11 +108,7 @@ func total(xs []Decimal) (Decimal, error) {
 func meanOf(xs []Decimal) (Decimal, error) {
 	t := new(big.Rat)
 	for _, x := range xs {
-		r, ok := new(big.Rat).SetString(x.String())
-		if !ok {
-			return Decimal{}, fmt.Errorf("%s is not a decimal number", x)
-		}
-		t.Add(t, r)
+		t.Add(t, x.rat())
 	}
 	t.Quo(t, new(big.Rat).SetInt64(int64(len(xs))))
 	return ratToDecimal(t)
@@ -136,18 +132,7 @@ func ratToDecimal(r *big.Rat) (Decimal, error) {
 	if c := m.Cmp(r.Denom()); c > 0 || c == 0 && q.Bit(0) == 1 {
 		q.Add(q, big.NewInt(int64(num.Sign())))
 	}
-	digits := new(big.Int).Abs(q).String()
-	if len(digits) <= places {
-		digits = strings.Repeat("0", places-len(digits)+1) + digits
-	}
-	text := digits[:len(digits)-places] + "." + digits[len(digits)-places:]
-	if places == 0 {
-		text = digits
-	}
-	if q.Sign() < 0 {
-		text = "-" + text
-	}
-	d, err := decimal.Parse(text)
+	d, err := decimal.Parse(q.String() + "e-" + strconv.Itoa(places))
 	if err != nil {
 		return Decimal{}, wrapArith(err)
 	}

@@ -151,13 +151,21 @@ var errRounded = errors.New("the exact result has more than 19 significant digit
 // still equals op(x, y) exactly (the digits dropped were zeros), else
 // errRounded.
 func roundedUnless(r decimal.Decimal, op func(a, b *big.Rat) *big.Rat, x, y Decimal) error {
-	a, _ := new(big.Rat).SetString(x.d.String())
-	b, _ := new(big.Rat).SetString(y.d.String())
-	got, _ := new(big.Rat).SetString(r.String())
-	if a == nil || b == nil || got == nil || op(a, b).Cmp(got) != 0 {
+	if op(x.rat(), y.rat()).Cmp(Decimal{r}.rat()) != 0 {
 		return errRounded
 	}
 	return nil
+}
+
+// rat returns x as an exact fraction, for the few results a Decimal can
+// only hold rounded.
+func (x Decimal) rat() *big.Rat {
+	num := new(big.Int).SetUint64(x.d.Coef())
+	if x.d.IsNeg() {
+		num.Neg(num)
+	}
+	den := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(x.d.Scale())), nil)
+	return new(big.Rat).SetFrac(num, den)
 }
 
 // Mul returns x * y, or an error when the exact product needs more than
