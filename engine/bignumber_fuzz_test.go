@@ -38,6 +38,12 @@ func ratOf(s string) *big.Rat {
 		return nil
 	}
 	if i := strings.IndexAny(s, "eE"); i >= 0 && len(strings.TrimLeft(strings.TrimLeft(s[i+1:], "+-"), "0")) > 3 {
+		// Zero with any exponent is zero; other such numbers are too
+		// large for big.Rat to build quickly.
+		exp := strings.TrimPrefix(strings.TrimPrefix(s[i+1:], "+"), "-")
+		if m, ok := new(big.Rat).SetString(s[:i]); ok && m.Sign() == 0 && exp != "" && strings.Trim(exp, "0123456789") == "" {
+			return m
+		}
 		return nil
 	}
 	r, ok := new(big.Rat).SetString(s)

@@ -36,6 +36,11 @@ func ParseDecimal(s string) (Decimal, error) {
 	d, err := decimal.Parse(s)
 	if err != nil {
 		if p, ok := splitNumber(s); ok {
+			if p.digits == "" {
+				// Zero with a large exponent (0e20), which the parser
+				// counts as 20 whole digits.
+				return Decimal{}, nil
+			}
 			// A number, out of range (1e400) or too long for the parser.
 			return Decimal{}, &DigitsError{Text: s, reason: p.excess()}
 		}
