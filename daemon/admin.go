@@ -68,13 +68,20 @@ func apiError(w http.ResponseWriter, code int, msg string) {
 }
 
 // storeFailed answers a journal error: 404 with notFound for ErrNotFound,
-// 503 otherwise (the journal is unavailable). It reports whether err was set.
+// 409 naming the sources for an event id found in several, 503 otherwise
+// (the journal is unavailable). It reports whether err was set.
 func storeFailed(w http.ResponseWriter, err error, notFound string) bool {
+	var amb *journal.AmbiguousError
 	switch {
 	case err == nil:
 		return false
 	case errors.Is(err, journal.ErrNotFound):
 		apiError(w, http.StatusNotFound, notFound)
+	case errors.As(err, &amb):
+		writeJSON(w, http.StatusConflict, map[string]any{
+			"error":   "event id " + strconv.Quote(amb.ID) + " is in several sources; add ?source= with one of them",
+			"sources": amb.Sources,
+		})
 	default:
 		apiError(w, http.StatusServiceUnavailable, err.Error())
 	}
@@ -182,7 +189,7 @@ func viewJob(j *journal.Job) jobView {
 }
 
 func (d *Daemon) apiEvent(w http.ResponseWriter, r *http.Request) {
-	det, err := d.store.Event(r.Context(), r.PathValue("id"))
+	det, err := d.store.Event(r.Context(), r.URL.Query().Get("source"), r.PathValue("id"))
 	if storeFailed(w, err, "no such event") {
 		return
 	}
@@ -190,11 +197,13 @@ func (d *Daemon) apiEvent(w http.ResponseWriter, r *http.Request) {
 		Rule       string `json:"rule"`
 		Matched    bool   `json:"matched"`
 		Suppressed bool   `json:"suppressed_by_once_per,omitempty"`
-		Error      string `json:"error,omitempty"`
+		// The rule had already run for this event id on another source.
+		RanElsewhere bool   `json:"already_ran_on_another_source,omitempty"`
+		Error        string `json:"error,omitempty"`
 	}
 	var rules []ruleView
 	for _, rr := range det.Results {
-		rules = append(rules, ruleView{Rule: rr.Rule, Matched: rr.Matched, Suppressed: rr.Suppressed, Error: rr.Error})
+		rules = append(rules, ruleView{Rule: rr.Rule, Matched: rr.Matched, Suppressed: rr.Suppressed && !rr.RanElsewhere, RanElsewhere: rr.RanElsewhere, Error: rr.Error})
 	}
 	var jobs []jobView
 	for _, jd := range det.Jobs {
@@ -208,8 +217,8 @@ func (d *Daemon) apiEvent(w http.ResponseWriter, r *http.Request) {
 }
 
 func (d *Daemon) apiReplay(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	det, err := d.store.Event(r.Context(), id)
+	id, source := r.PathValue("id"), r.URL.Query().Get("source")
+	det, err := d.store.Event(r.Context(), source, id)
 	if storeFailed(w, err, "no such event") {
 		return
 	}
@@ -224,7 +233,7 @@ func (d *Daemon) apiReplay(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	jobs, err := d.store.Replay(r.Context(), id, eval)
+	jobs, err := d.store.Replay(r.Context(), det.Event.Source, id, eval)
 	if storeFailed(w, err, "no such event") { // pruned since it was read: 404
 		return
 	}
@@ -238,13 +247,13 @@ func (d *Daemon) apiReplay(w http.ResponseWriter, r *http.Request) {
 	for _, j := range jobs {
 		views = append(views, viewJob(j))
 	}
-	d.log.Info("event replayed", "event", id, "matched", len(matched), "jobs", len(jobs))
-	writeJSON(w, http.StatusOK, map[string]any{"id": id, "matched": matched, "jobs": views})
+	d.log.Info("event replayed", "event", id, "source", det.Event.Source, "matched", len(matched), "jobs", len(jobs))
+	writeJSON(w, http.StatusOK, map[string]any{"id": id, "source": det.Event.Source, "matched": matched, "jobs": views})
 }
 
 func (d *Daemon) apiJobs(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := journal.JobFilter{State: journal.JobState(q.Get("state")), EventID: q.Get("event"), Action: q.Get("action"), Limit: limitParam(r, 50)}
+	f := journal.JobFilter{State: journal.JobState(q.Get("state")), EventID: q.Get("event"), Source: q.Get("source"), Action: q.Get("action"), Limit: limitParam(r, 50)}
 	if f.State != "" && !f.State.Valid() {
 		apiError(w, http.StatusBadRequest, "state must be pending, running, succeeded or dead")
 		return

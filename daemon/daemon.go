@@ -278,6 +278,10 @@ func (d *Daemon) accept(ctx context.Context, ev *engine.Event) (bool, error) {
 	}
 	d.metrics.Ingest.Observe(time.Since(start).Seconds())
 	d.countResults(ev, eval)
+	for _, rule := range res.RanElsewhere {
+		d.log.Info("rule already ran for this event id on another source; not run again",
+			"event", ev.ID, "source", ev.Source, "rule", rule)
+	}
 	if len(res.Jobs) > 0 {
 		// Retries and jobs left pending read their event from this cache
 		// first, the journal second.
@@ -298,7 +302,7 @@ func (d *Daemon) evaluate(snap *Snapshot, ev *engine.Event) (*journal.Event, *jo
 	if err != nil {
 		return nil, nil, fmt.Errorf("encoding payload: %w", err)
 	}
-	jev := &journal.Event{ID: ev.ID, Source: ev.Source, Provider: ev.Provider, Type: ev.Type, ReceivedAt: ev.ReceivedAt, Headers: ev.Headers, Body: ev.Raw, Payload: payload}
+	jev := &journal.Event{ID: ev.ID, Source: ev.Source, Provider: ev.Provider, Type: ev.Type, ReceivedAt: ev.ReceivedAt, Headers: ev.Headers, Body: ev.Raw, Payload: payload, ProviderID: ev.ProviderID}
 	eval := &journal.Evaluation{}
 	for _, r := range snap.Rules.Evaluate(ev, false) {
 		if r.Err != nil {

@@ -22,12 +22,16 @@ import (
 // oldest entry goes.
 type eventCache struct {
 	mu       sync.Mutex
-	m        map[string]*list.Element // of *cachedEvent
-	order    *list.List               // oldest first, for eviction when full
+	m        map[eventKey]*list.Element // of *cachedEvent
+	order    *list.List                 // oldest first, for eviction when full
 	size     int
 	bytes    int64
 	maxBytes int64
 }
+
+// eventKey identifies an event: dedup is per source, so two sources may
+// hold events with the same id.
+type eventKey struct{ source, id string }
 
 type cachedEvent struct {
 	ev   *engine.Event
@@ -38,7 +42,7 @@ type cachedEvent struct {
 const maxCachedEvent = 64 << 10
 
 func newEventCache(size int, maxBytes int64) *eventCache {
-	return &eventCache{m: make(map[string]*list.Element), order: list.New(), size: size, maxBytes: maxBytes}
+	return &eventCache{m: make(map[eventKey]*list.Element), order: list.New(), size: size, maxBytes: maxBytes}
 }
 
 // cost approximates an event's memory: the raw body plus its decoded form.
@@ -52,25 +56,26 @@ func (c *eventCache) put(ev *engine.Event, jobs int) bool {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.m[ev.ID]; ok {
+	k := eventKey{ev.Source, ev.ID}
+	if _, ok := c.m[k]; ok {
 		return false
 	}
 	for (len(c.m) >= c.size || c.bytes+cost(ev) > c.maxBytes) && c.order.Len() > 0 {
 		c.remove(c.order.Front())
 	}
-	c.m[ev.ID] = c.order.PushBack(&cachedEvent{ev: ev, jobs: jobs})
+	c.m[k] = c.order.PushBack(&cachedEvent{ev: ev, jobs: jobs})
 	c.bytes += cost(ev)
 	return true
 }
 
-// done records that one job of event id has finished for good (succeeded
+// done records that one job of the event has finished for good (succeeded
 // or dead); the event leaves the cache with its last job. (Jobs made later
 // by a replay or revived by hand are not counted; when they finish, the
 // event may leave early and is read back from the journal if needed.)
-func (c *eventCache) done(id string) {
+func (c *eventCache) done(source, id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if el, ok := c.m[id]; ok {
+	if el, ok := c.m[eventKey{source, id}]; ok {
 		e := el.Value.(*cachedEvent)
 		if e.jobs--; e.jobs <= 0 {
 			c.remove(el)
@@ -80,14 +85,14 @@ func (c *eventCache) done(id string) {
 
 func (c *eventCache) remove(el *list.Element) {
 	e := c.order.Remove(el).(*cachedEvent)
-	delete(c.m, e.ev.ID)
+	delete(c.m, eventKey{e.ev.Source, e.ev.ID})
 	c.bytes -= cost(e.ev)
 }
 
-func (c *eventCache) get(id string) *engine.Event {
+func (c *eventCache) get(source, id string) *engine.Event {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if el, ok := c.m[id]; ok {
+	if el, ok := c.m[eventKey{source, id}]; ok {
 		return el.Value.(*cachedEvent).ev
 	}
 	return nil

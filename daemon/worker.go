@@ -246,7 +246,7 @@ func (p *pool) exec(ctx context.Context, j *journal.Job, ev *engine.Event) {
 	act := snap.Actions[j.Action]
 	finish := func(next journal.JobState, runAt time.Time, outcome, errMsg, output string) {
 		if next != journal.Pending {
-			d.events.done(j.EventID) // no retry of this job will need the event
+			d.events.done(j.Source, j.EventID) // no retry of this job will need the event
 		}
 		a := journal.Attempt{JobID: j.ID, N: j.Attempts, StartedAt: start, Duration: time.Since(start), Outcome: outcome, Error: errMsg, Output: output}
 		release()
@@ -305,7 +305,7 @@ func (p *pool) exec(ctx context.Context, j *journal.Job, ev *engine.Event) {
 	}
 	var err error
 	if ev == nil {
-		ev, err = d.loadEvent(ctx, j.EventID)
+		ev, err = d.loadEvent(ctx, j.Source, j.EventID)
 	}
 	if err != nil {
 		if ctx.Err() != nil {
@@ -380,7 +380,7 @@ func (d *Daemon) logJob(level slog.Level, msg string, j *journal.Job, dur time.D
 // is then retried later (with backoff) rather than declared dead on a read
 // error, or on shutdown cancelling ctx.
 func (d *Daemon) budgetSpent(ctx context.Context, j *journal.Job, budget int) bool {
-	det, err := d.store.Event(ctx, j.EventID)
+	det, err := d.store.Event(ctx, j.Source, j.EventID)
 	if err != nil {
 		if ctx.Err() == nil {
 			d.log.Warn("could not read a job's attempts to check its retry budget; retrying it", "job", j.ID, "err", err)
@@ -430,11 +430,11 @@ func backoff(r config.Retry, n int) time.Duration {
 }
 
 // loadEvent rebuilds the event a job belongs to from the journal.
-func (d *Daemon) loadEvent(ctx context.Context, id string) (*engine.Event, error) {
-	if ev := d.events.get(id); ev != nil {
+func (d *Daemon) loadEvent(ctx context.Context, source, id string) (*engine.Event, error) {
+	if ev := d.events.get(source, id); ev != nil {
 		return ev, nil
 	}
-	det, err := d.store.Event(ctx, id)
+	det, err := d.store.Event(ctx, source, id)
 	if err != nil {
 		return nil, err
 	}

@@ -59,12 +59,12 @@ func TestEventCacheEvictsOldest(t *testing.T) {
 		c.put(&engine.Event{ID: fmt.Sprint(i)}, 1)
 	}
 	for i, want := range []bool{false, false, true, true, true} {
-		if got := c.get(fmt.Sprint(i)) != nil; got != want {
+		if got := c.get("", fmt.Sprint(i)) != nil; got != want {
 			t.Errorf("event %d cached = %v, want %v", i, got, want)
 		}
 	}
 	c.put(&engine.Event{ID: "4"}, 1) // already there: no eviction
-	if c.get("2") == nil {
+	if c.get("", "2") == nil {
 		t.Error("re-putting a cached event evicted another")
 	}
 }
@@ -78,7 +78,7 @@ func TestEventCacheBoundedByBytes(t *testing.T) {
 	if c.bytes > 30<<10 {
 		t.Errorf("cache holds %d bytes, over its 30 KiB bound", c.bytes)
 	}
-	if c.get("4") == nil || c.get("0") != nil {
+	if c.get("", "4") == nil || c.get("", "0") != nil {
 		t.Error("the newest event must be kept and the oldest evicted")
 	}
 	if c.put(&engine.Event{ID: "big", Raw: make([]byte, maxCachedEvent+1)}, 1) {
@@ -92,21 +92,21 @@ func TestEventCacheBoundedByBytes(t *testing.T) {
 func TestEventCacheForgetsFinishedEvents(t *testing.T) {
 	c := newEventCache(2, 1<<20)
 	c.put(&engine.Event{ID: "a", Raw: []byte("{}")}, 2)
-	c.done("a")
-	if c.get("a") == nil {
+	c.done("", "a")
+	if c.get("", "a") == nil {
 		t.Fatal("event left the cache with one of its two jobs still unfinished")
 	}
-	c.done("a")
-	if c.get("a") != nil || c.len() != 0 || c.bytes != 0 {
+	c.done("", "a")
+	if c.get("", "a") != nil || c.len() != 0 || c.bytes != 0 {
 		t.Fatalf("event still cached after its last job: len %d, bytes %d", c.len(), c.bytes)
 	}
-	c.done("a")       // a stray done is harmless
-	c.done("unknown") // so is one for an event never cached
+	c.done("", "a")       // a stray done is harmless
+	c.done("", "unknown") // so is one for an event never cached
 	c.put(&engine.Event{ID: "b"}, 1)
 	c.put(&engine.Event{ID: "c"}, 1)
 	c.put(&engine.Event{ID: "d"}, 1) // full: evicts b, the oldest
-	if c.get("b") != nil || c.get("c") == nil || c.get("d") == nil {
-		t.Errorf("after b, c, d in a 2-event cache: b=%v c=%v d=%v", c.get("b") != nil, c.get("c") != nil, c.get("d") != nil)
+	if c.get("", "b") != nil || c.get("", "c") == nil || c.get("", "d") == nil {
+		t.Errorf("after b, c, d in a 2-event cache: b=%v c=%v d=%v", c.get("", "b") != nil, c.get("", "c") != nil, c.get("", "d") != nil)
 	}
 	if c.put(&engine.Event{ID: "e"}, 0) {
 		t.Error("an event without jobs was cached")
@@ -122,9 +122,9 @@ func TestEventCacheKeepsWaitingEvents(t *testing.T) {
 	for i := range 10000 {
 		id := fmt.Sprint(i)
 		c.put(&engine.Event{ID: id}, 1)
-		c.done(id)
+		c.done("", id)
 	}
-	if c.get("waiting") == nil || c.len() != 1 {
+	if c.get("", "waiting") == nil || c.len() != 1 {
 		t.Errorf("waiting event evicted (len %d) by events that finished", c.len())
 	}
 }

@@ -16,6 +16,10 @@ type Event struct {
 	Payload map[string]any
 	// Raw is the body exactly as received (empty for a GET with query parameters).
 	Raw []byte
+	// ProviderID is true when ID is the provider's own delivery id (Stripe's
+	// evt_…, a webhook-id header) rather than one payramd derived from the
+	// source and body: such an id can arrive on several sources.
+	ProviderID bool
 }
 
 // Meta is what rules see as meta.*.

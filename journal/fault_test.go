@@ -86,7 +86,7 @@ func TestCommitFailureIsNeverAcked(t *testing.T) {
 		t.Fatalf("Ping after recovery: %v", err)
 	}
 	for i := range n {
-		if _, err := s.Event(ctx, idOf("lost", i)); !errors.Is(err, ErrNotFound) {
+		if _, err := s.Event(ctx, "", idOf("lost", i)); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("event of a failed commit is visible: %v", err)
 		}
 		// Not a duplicate either: nothing of it was written.
@@ -118,7 +118,7 @@ func TestDiskFull(t *testing.T) {
 		t.Fatalf("Ingest on a full database: %v, want ErrUnavailable", err)
 	}
 	t.Logf("disk full error: %v", err)
-	if _, err := s.Event(ctx, "too-big"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Event(ctx, "", "too-big"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("event written despite the error: %v", err)
 	}
 
@@ -182,10 +182,10 @@ func TestReadOnlyDatabase(t *testing.T) {
 			if err := s.Ping(ctx); !errors.Is(err, ErrUnavailable) {
 				t.Errorf("Ping of a read-only journal: %v, want ErrUnavailable", err)
 			}
-			if _, err := s.Event(ctx, "before"); err != nil {
+			if _, err := s.Event(ctx, "", "before"); err != nil {
 				t.Logf("reads fail too: %v", err)
 			}
-			if _, err := s.Event(ctx, "after"); err == nil {
+			if _, err := s.Event(ctx, "", "after"); err == nil {
 				t.Errorf("failed ingest is visible")
 			}
 		})
@@ -245,14 +245,14 @@ func TestOpFailureIsolation(t *testing.T) {
 		if err := results[idOf("good", i)]; err != nil {
 			t.Errorf("good ingest %d: %v", i, err)
 		}
-		if _, err := s.Event(ctx, idOf("good", i)); err != nil {
+		if _, err := s.Event(ctx, "", idOf("good", i)); err != nil {
 			t.Errorf("good event %d missing: %v", i, err)
 		}
 	}
 	if err := results["half-written"]; !errors.Is(err, boom) || errors.Is(err, ErrUnavailable) {
 		t.Errorf("failing op: %v, want boom", err)
 	}
-	if _, err := s.Event(ctx, "half"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Event(ctx, "", "half"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("failed op's write survived: %v", err)
 	}
 	for _, name := range []string{"retry-missing", "finish-missing"} {
@@ -291,7 +291,7 @@ func TestCanceledBeforeRun(t *testing.T) {
 	if err := s.Ping(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Event(context.Background(), "canceled"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Event(context.Background(), "", "canceled"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("abandoned write was committed: %v", err)
 	}
 	if _, err := s.Ingest(context.Background(), testEvent("x"), nil); err != nil {

@@ -23,13 +23,15 @@
 // must never report success for it; the webhook layer answers 503 so the
 // provider retries. Such a write may still have reached the disk in rare
 // cases (for example when the caller's context ended while the commit was
-// in flight), which is why [Store.Ingest] is idempotent on the event ID.
+// in flight), which is why [Store.Ingest] is idempotent on the event's
+// source and ID.
 package journal
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -65,19 +67,45 @@ var (
 	// Finish and Retry, is not in a state the operation applies to).
 	ErrNotFound = errors.New("not found")
 
+	// ErrAmbiguous is wrapped by the error of a lookup by event id alone
+	// (no source given) that finds events of several sources: dedup is per
+	// source, so two sources fed by one provider account may both hold a
+	// delivery with the same id. The error is an [*AmbiguousError].
+	ErrAmbiguous = errors.New("event id in several sources")
+
 	// ErrClosed is returned by every method after Close. It wraps
 	// ErrUnavailable, because to a webhook caller a closing journal is
 	// simply one that cannot accept writes.
 	ErrClosed = fmt.Errorf("%w: journal closed", ErrUnavailable)
 )
 
-// Event is one received webhook.
+// AmbiguousError names the sources that hold an event id looked up without
+// one. It wraps [ErrAmbiguous].
+type AmbiguousError struct {
+	ID      string
+	Sources []string // sorted
+}
+
+func (e *AmbiguousError) Error() string {
+	return fmt.Sprintf("journal: event %q is in sources %s; name the source", e.ID, strings.Join(e.Sources, ", "))
+}
+
+func (e *AmbiguousError) Unwrap() error { return ErrAmbiguous }
+
+// Event is one received webhook. Events are unique by (Source, ID): a
+// delivery id repeated on the same source is a duplicate, the same id on
+// another source is another event.
 type Event struct {
 	ID, Source, Provider, Type string
 	ReceivedAt                 time.Time
 	Headers                    map[string]string // already redacted by the caller
 	Body                       []byte            // raw body as received (may be empty for GET)
 	Payload                    []byte            // normalized payload as JSON (opaque to the journal)
+	// ProviderID marks an ID the provider chose (and may send to several
+	// sources), as opposed to one derived from the source and body. Ingest
+	// runs each rule at most once per such ID across sources; see
+	// [RuleResult.RanElsewhere].
+	ProviderID bool
 }
 
 // RuleResult is the outcome of evaluating one rule against an event.
@@ -86,8 +114,15 @@ type RuleResult struct {
 	Matched bool
 	Error   string
 	// Suppressed is set by the journal (callers leave it false) when the rule
-	// matched but its once_per key had already fired, so no jobs were made.
+	// matched but no jobs were made: its once_per key had already fired, or
+	// (RanElsewhere) the rule already ran for this event id on another source.
 	Suppressed bool
+	// RanElsewhere, set with Suppressed, means the rule had already run for
+	// an event with the same provider ID received on another source: two
+	// endpoints fed by one provider account (during a migration, say) must
+	// not fulfil an order twice, while rules limited to one of the sources
+	// still each run.
+	RanElsewhere bool
 }
 
 // Match is a rule that matched and the actions it asks for.
@@ -150,7 +185,8 @@ type JobDetail struct {
 
 // IngestResult reports what Ingest wrote.
 type IngestResult struct {
-	// Duplicate is true when an event with the same ID was already stored;
+	// Duplicate is true when an event with the same ID was already stored
+	// for the same source;
 	// nothing was written and Jobs is empty.
 	Duplicate bool
 	// Jobs are the jobs created, in match and action order.
@@ -158,6 +194,9 @@ type IngestResult struct {
 	// Suppressed lists the rules that matched but whose once_per key had
 	// already fired (earlier event, or earlier in the same batch).
 	Suppressed []string
+	// RanElsewhere lists the rules that matched but had already run for the
+	// same provider ID on another source; they are not in Suppressed.
+	RanElsewhere []string
 }
 
 // EventFilter selects events for [Store.Events]. Zero fields do not filter.
@@ -170,7 +209,8 @@ type EventFilter struct {
 // JobFilter selects jobs for [Store.Jobs]. Zero fields do not filter.
 type JobFilter struct {
 	State   JobState
-	EventID string
+	EventID string // jobs of the events with this id, in any source unless Source is set
+	Source  string // jobs of events from this source
 	Action  string // the action's name, as jobs record it
 	Before  int64  // only jobs with a lower id: the cursor for the next page
 	Limit   int    // default 100, capped at 10000
@@ -181,11 +221,14 @@ type JobFilter struct {
 // ErrUnavailable means it was not.
 type Store interface {
 	// Ingest writes the event, its rule results and its jobs in one
-	// transaction. If an event with ev.ID exists, nothing is written and
-	// Duplicate is true. For a Match with HasOnce the (rule, OnceKey) pair is
+	// transaction. If an event with ev.ID exists for ev.Source, nothing is
+	// written and Duplicate is true. For a Match with HasOnce the (rule, OnceKey) pair is
 	// claimed in the once table first; if it was already claimed (by an
 	// earlier event, or earlier in the same batch) no jobs are created for
-	// that match and its result is recorded with Suppressed=true.
+	// that match and its result is recorded with Suppressed=true. Before
+	// that, when ev.ProviderID is set, each match claims (rule, ev.ID) the
+	// same way, so a rule that already ran for that ID on another source is
+	// suppressed with RanElsewhere.
 	//
 	// A nil error means the write is durable and may be acknowledged. ev and
 	// eval are not retained: once Ingest returns, even with a context error,
@@ -193,8 +236,9 @@ type Store interface {
 	Ingest(ctx context.Context, ev *Event, eval *Evaluation) (IngestResult, error)
 	// Replay stores a fresh evaluation of an existing event: the new results
 	// replace the old ones and the new jobs are added, with the same once_per
-	// rules as Ingest. ErrNotFound if the event does not exist.
-	Replay(ctx context.Context, eventID string, eval *Evaluation) ([]*Job, error)
+	// rules as Ingest. The event is found as by Event (source may be
+	// empty); ErrNotFound if it does not exist.
+	Replay(ctx context.Context, source, eventID string, eval *Evaluation) ([]*Job, error)
 	// ClaimDue moves up to limit pending jobs with run_at <= now to running
 	// (attempts+1) and returns them, oldest run_at first.
 	ClaimDue(ctx context.Context, now time.Time, limit int) ([]*Job, error)
@@ -215,8 +259,10 @@ type Store interface {
 	// calls it for the jobs still waiting for a worker; any other running
 	// job is left as it is. It returns how many jobs it moved.
 	Unclaim(ctx context.Context, jobIDs []int64) (int, error)
-	// Event returns one event with its results, jobs and attempts.
-	Event(ctx context.Context, id string) (*EventDetail, error)
+	// Event returns one event with its results, jobs and attempts. An
+	// empty source matches any source; if the id is then found in several,
+	// the error is an [*AmbiguousError]. ErrNotFound if there is none.
+	Event(ctx context.Context, source, id string) (*EventDetail, error)
 	// Events lists events, newest first.
 	Events(ctx context.Context, f EventFilter) ([]Event, error)
 	// Jobs lists jobs, newest (highest ID) first.

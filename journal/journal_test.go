@@ -93,7 +93,7 @@ func TestOpenCreatesPrivateFilesAndLocks(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s2.Close()
-	if _, err := s2.Event(context.Background(), "e1"); err != nil {
+	if _, err := s2.Event(context.Background(), "", "e1"); err != nil {
 		t.Fatalf("after reopen: %v", err)
 	}
 }
@@ -150,7 +150,7 @@ func TestIngestAndDuplicate(t *testing.T) {
 		t.Errorf("job IDs not increasing: %d, %d", res.Jobs[0].ID, res.Jobs[1].ID)
 	}
 
-	d, err := s.Event(ctx, "evt_1")
+	d, err := s.Event(ctx, "", "evt_1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +198,7 @@ func TestIngestAndDuplicate(t *testing.T) {
 	if res := mustIngest(t, s, bare, nil); res.Duplicate || len(res.Jobs) != 0 {
 		t.Errorf("bare ingest: %+v", res)
 	}
-	d, err = s.Event(ctx, "bare")
+	d, err = s.Event(ctx, "", "bare")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +208,7 @@ func TestIngestAndDuplicate(t *testing.T) {
 	if _, err := s.Ingest(ctx, &Event{}, nil); err == nil || errors.Is(err, ErrUnavailable) {
 		t.Errorf("event without ID: %v", err)
 	}
-	if _, err := s.Event(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Event(ctx, "", "nope"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Event(nope): %v", err)
 	}
 }
@@ -275,7 +275,7 @@ func TestOncePer(t *testing.T) {
 				if len(res.Jobs) != st.wantJobs || !slices.Equal(res.Suppressed, st.wantSupp) {
 					t.Fatalf("%s: %d jobs, suppressed %v; want %d, %v", st.event, len(res.Jobs), res.Suppressed, st.wantJobs, st.wantSupp)
 				}
-				d, err := s.Event(context.Background(), st.event)
+				d, err := s.Event(context.Background(), "", st.event)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -425,7 +425,7 @@ func TestJobLifecycle(t *testing.T) {
 		t.Fatal("Finish to Running accepted")
 	}
 
-	d, err := s.Event(ctx, "e1")
+	d, err := s.Event(ctx, "", "e1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -564,11 +564,11 @@ func TestReplay(t *testing.T) {
 		Results: []RuleResult{{Rule: "r"}, {Rule: "q", Matched: true}, {Rule: "z", Error: "boom"}},
 		Matches: []Match{{Rule: "q", HasOnce: true, OnceKey: "k", Actions: []string{"b", "c"}}},
 	}
-	jobs, err := s.Replay(ctx, "e1", eval)
+	jobs, err := s.Replay(ctx, "", "e1", eval)
 	if err != nil || len(jobs) != 2 {
 		t.Fatalf("Replay: %v %v", jobs, err)
 	}
-	d, _ := s.Event(ctx, "e1")
+	d, _ := s.Event(ctx, "", "e1")
 	if !slices.Equal(d.Results, eval.Results) {
 		t.Errorf("results after replay %+v, want %+v", d.Results, eval.Results)
 	}
@@ -577,15 +577,15 @@ func TestReplay(t *testing.T) {
 	}
 
 	// Replaying the same evaluation again: q's once key has fired.
-	jobs, err = s.Replay(ctx, "e1", eval)
+	jobs, err = s.Replay(ctx, "", "e1", eval)
 	if err != nil || len(jobs) != 0 {
 		t.Fatalf("second Replay: %v %v", jobs, err)
 	}
-	d, _ = s.Event(ctx, "e1")
+	d, _ = s.Event(ctx, "", "e1")
 	if !d.Results[1].Suppressed {
 		t.Errorf("second replay result not suppressed: %+v", d.Results)
 	}
-	if _, err := s.Replay(ctx, "missing", eval); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Replay(ctx, "", "missing", eval); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Replay(missing): %v", err)
 	}
 }
@@ -634,12 +634,12 @@ func TestPrune(t *testing.T) {
 		t.Errorf("Prune deleted %d events, want 2 (old-nojobs, old-done)", n)
 	}
 	for _, id := range []string{"old-nojobs", "old-done"} {
-		if _, err := s.Event(ctx, id); !errors.Is(err, ErrNotFound) {
+		if _, err := s.Event(ctx, "", id); !errors.Is(err, ErrNotFound) {
 			t.Errorf("%s still present: %v", id, err)
 		}
 	}
 	for _, id := range []string{"old-dead", "old-pending", "old-running", "old-once", "new"} {
-		if _, err := s.Event(ctx, id); err != nil {
+		if _, err := s.Event(ctx, "", id); err != nil {
 			t.Errorf("%s pruned: %v", id, err)
 		}
 	}
@@ -920,7 +920,7 @@ func TestCloseDrainsQueue(t *testing.T) {
 	}
 	defer s.Close()
 	for _, id := range acked {
-		if _, err := s.Event(context.Background(), id); err != nil {
+		if _, err := s.Event(context.Background(), "", id); err != nil {
 			t.Errorf("acked %s lost: %v", id, err)
 		}
 	}

@@ -40,7 +40,7 @@ func (s *SQLite) Ingest(ctx context.Context, ev *Event, eval *Evaluation) (Inges
 	if len(ev.Payload) > 0 {
 		payload = string(ev.Payload) // TEXT, so json_extract() works in the CLI
 	}
-	id, source, provider, typ, recv := ev.ID, ev.Source, ev.Provider, ev.Type, received.UnixNano()
+	id, source, provider, typ, recv, providerID := ev.ID, ev.Source, ev.Provider, ev.Type, received.UnixNano(), ev.ProviderID
 
 	var res IngestResult
 	err = s.write(ctx, func(w *wtx) error {
@@ -57,7 +57,7 @@ func (s *SQLite) Ingest(ctx context.Context, ev *Event, eval *Evaluation) (Inges
 		if err != nil {
 			return err
 		}
-		res.Jobs, res.Suppressed, err = s.applyEval(w, seq, id, source, eval)
+		res.Jobs, res.Suppressed, res.RanElsewhere, err = s.applyEval(w, seq, id, source, providerID, eval)
 		return err
 	})
 	if err != nil {
@@ -67,29 +67,34 @@ func (s *SQLite) Ingest(ctx context.Context, ev *Event, eval *Evaluation) (Inges
 }
 
 // Replay implements [Store.Replay].
-func (s *SQLite) Replay(ctx context.Context, eventID string, eval *Evaluation) ([]*Job, error) {
+func (s *SQLite) Replay(ctx context.Context, source, eventID string, eval *Evaluation) ([]*Job, error) {
 	if eval == nil {
 		eval = &Evaluation{}
 	}
 	var jobs []*Job
 	err := s.write(ctx, func(w *wtx) error {
 		jobs = nil
-		var seq int64
-		source, found := "", false
+		var seqs []int64
+		var sources []string
 		err := w.query(stEventSource, func(row []driver.Value) error {
-			seq, source, found = asInt64(row[0]), asString(row[1]), true
+			if src := asString(row[1]); source == "" || src == source {
+				seqs, sources = append(seqs, asInt64(row[0])), append(sources, src)
+			}
 			return nil
 		}, eventID)
 		if err != nil {
 			return err
 		}
-		if !found {
-			return fmt.Errorf("journal: event %q: %w", eventID, ErrNotFound)
-		}
-		if _, err := w.exec(stDelResults, seq); err != nil {
+		if err := oneEvent(source, eventID, sources); err != nil {
 			return err
 		}
-		jobs, _, err = s.applyEval(w, seq, eventID, source, eval)
+		if _, err := w.exec(stDelResults, seqs[0]); err != nil {
+			return err
+		}
+		// A replay is an operator's request to run the event's rules
+		// again, so it does not check what ran for the same ID on other
+		// sources; once_per still applies.
+		jobs, _, _, err = s.applyEval(w, seqs[0], eventID, sources[0], false, eval)
 		return err
 	})
 	if err != nil {
@@ -98,39 +103,91 @@ func (s *SQLite) Replay(ctx context.Context, eventID string, eval *Evaluation) (
 	return jobs, nil
 }
 
+// oneEvent checks that a lookup of id (in source, or in any source when
+// source is empty) found exactly one event, given the sources of the events
+// it found: ErrNotFound for none, an *AmbiguousError for several.
+func oneEvent(source, id string, found []string) error {
+	switch len(found) {
+	case 1:
+		return nil
+	case 0:
+		if source != "" {
+			return fmt.Errorf("journal: event %q in source %q: %w", id, source, ErrNotFound)
+		}
+		return fmt.Errorf("journal: event %q: %w", id, ErrNotFound)
+	}
+	sorted := slices.Clone(found)
+	slices.Sort(sorted)
+	return &AmbiguousError{ID: id, Sources: sorted}
+}
+
+// sameIDKey is the once key a match claims, in its rule's name, for an
+// event with a provider ID: the rule then runs for the first source that
+// receives the ID and is suppressed on the others. The NUL keeps it apart
+// from rendered once_per values.
+func sameIDKey(id string) string { return "\x00event id " + id }
+
+// Values of rule_results.suppressed.
+const (
+	suppressedByOncePer    = 1
+	suppressedRanElsewhere = 2
+)
+
 // applyEval records eval for an event that exists in this transaction:
-// once_per keys first (so a suppressed match creates no jobs), then the rule
+// once keys first (so a suppressed match creates no jobs), then the rule
 // results, then one job per action of every unsuppressed match. Because all
 // ops of a batch share the transaction, a key claimed by an earlier op of the
 // same batch is already visible here, so exactly one of many concurrent
 // events with the same key gets jobs.
-func (s *SQLite) applyEval(w *wtx, seq int64, eventID, source string, eval *Evaluation) (jobs []*Job, suppressed []string, err error) {
+//
+// When providerID is set each match first claims sameIDKey(eventID), so a
+// rule that already ran for the ID on another source is suppressed (listed
+// in elsewhere) before its once_per key, which it then does not use up.
+func (s *SQLite) applyEval(w *wtx, seq int64, eventID, source string, providerID bool, eval *Evaluation) (jobs []*Job, suppressed, elsewhere []string, err error) {
 	now := s.now().UnixNano()
 	// Box the values every row repeats once, not once per statement.
 	seqV, idV, srcV, nowV := driver.Value(seq), driver.Value(eventID), driver.Value(source), driver.Value(now)
-	var skip []bool // skip[i]: match i is suppressed; allocated only if some match has a once key
+	var skip []bool // skip[i]: match i is suppressed; allocated only if some match claims a key
+	claim := func(i int, rule, key string, list *[]string) error {
+		n, err := w.execN(stInsOnce, rule, key, idV, nowV)
+		if err != nil || n > 0 {
+			return err
+		}
+		if skip == nil {
+			skip = make([]bool, len(eval.Matches))
+		}
+		skip[i] = true
+		if !slices.Contains(*list, rule) {
+			*list = append(*list, rule)
+		}
+		return nil
+	}
 	for i, m := range eval.Matches {
-		if !m.HasOnce {
-			continue
-		}
-		n, err := w.execN(stInsOnce, m.Rule, m.OnceKey, idV, nowV)
-		if err != nil {
-			return nil, nil, err
-		}
-		if n == 0 {
-			if skip == nil {
-				skip = make([]bool, len(eval.Matches))
+		if providerID {
+			if err := claim(i, m.Rule, sameIDKey(eventID), &elsewhere); err != nil {
+				return nil, nil, nil, err
 			}
-			skip[i] = true
-			if !slices.Contains(suppressed, m.Rule) {
-				suppressed = append(suppressed, m.Rule)
+			if skip != nil && skip[i] {
+				continue
+			}
+		}
+		if m.HasOnce {
+			if err := claim(i, m.Rule, m.OnceKey, &suppressed); err != nil {
+				return nil, nil, nil, err
 			}
 		}
 	}
 	for i, r := range eval.Results {
-		supp := r.Suppressed || (r.Matched && slices.Contains(suppressed, r.Rule))
+		var supp int64
+		switch {
+		case !r.Matched && !r.Suppressed:
+		case slices.Contains(elsewhere, r.Rule):
+			supp = suppressedRanElsewhere
+		case r.Suppressed || slices.Contains(suppressed, r.Rule):
+			supp = suppressedByOncePer
+		}
 		if _, err := w.exec(stInsResult, seqV, int64(i), r.Rule, r.Matched, r.Error, supp); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
 	for i, m := range eval.Matches {
@@ -144,11 +201,11 @@ func (s *SQLite) applyEval(w *wtx, seq int64, eventID, source string, eval *Eval
 			}
 			res, err := w.exec(st, seqV, idV, srcV, m.Rule, action, nowV, nowV, nowV)
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 			jobID, err := res.LastInsertId()
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 			t := fromNanos(now)
 			jobs = append(jobs, &Job{
@@ -157,7 +214,7 @@ func (s *SQLite) applyEval(w *wtx, seq int64, eventID, source string, eval *Eval
 			})
 		}
 	}
-	return jobs, suppressed, nil
+	return jobs, suppressed, elsewhere, nil
 }
 
 // ClaimDue implements [Store.ClaimDue]. Claims go through the writer like

@@ -83,7 +83,7 @@ func readErr(err error) error {
 
 // Event implements [Store.Event]. The four queries run in one read
 // transaction so that the detail is a consistent snapshot.
-func (s *SQLite) Event(ctx context.Context, id string) (*EventDetail, error) {
+func (s *SQLite) Event(ctx context.Context, source, id string) (*EventDetail, error) {
 	if s.isClosed() {
 		return nil, ErrClosed
 	}
@@ -95,24 +95,41 @@ func (s *SQLite) Event(ctx context.Context, id string) (*EventDetail, error) {
 
 	d := &EventDetail{}
 	var seq int64
-	err = scanEvent(tx.QueryRowContext(ctx, `SELECT `+eventColumns+`, seq FROM events WHERE id = ?`, id), &d.Event, &seq)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("journal: event %q: %w", id, ErrNotFound)
+	q, args := `SELECT `+eventColumns+`, seq FROM events WHERE id = ?`, []any{id}
+	if source != "" {
+		q, args = q+` AND source = ?`, append(args, source)
 	}
+	rows, err := tx.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, readErr(err)
 	}
+	var sources []string
+	for rows.Next() {
+		if err := scanEvent(rows, &d.Event, &seq); err != nil {
+			rows.Close()
+			return nil, readErr(err)
+		}
+		sources = append(sources, d.Event.Source)
+	}
+	if err := closeRows(rows); err != nil {
+		return nil, err
+	}
+	if err := oneEvent(source, id, sources); err != nil {
+		return nil, err
+	}
 
-	rows, err := tx.QueryContext(ctx, `SELECT rule, matched, error, suppressed FROM rule_results WHERE event_seq = ? ORDER BY n`, seq)
+	rows, err = tx.QueryContext(ctx, `SELECT rule, matched, error, suppressed FROM rule_results WHERE event_seq = ? ORDER BY n`, seq)
 	if err != nil {
 		return nil, readErr(err)
 	}
 	for rows.Next() {
 		var r RuleResult
-		if err := rows.Scan(&r.Rule, &r.Matched, &r.Error, &r.Suppressed); err != nil {
+		var supp int
+		if err := rows.Scan(&r.Rule, &r.Matched, &r.Error, &supp); err != nil {
 			rows.Close()
 			return nil, readErr(err)
 		}
+		r.Suppressed, r.RanElsewhere = supp != 0, supp == suppressedRanElsewhere
 		d.Results = append(d.Results, r)
 	}
 	if err := closeRows(rows); err != nil {
@@ -230,8 +247,12 @@ func (s *SQLite) Jobs(ctx context.Context, f JobFilter) ([]Job, error) {
 		args = append(args, string(f.State))
 	}
 	if f.EventID != "" {
-		where = append(where, "event_seq = (SELECT seq FROM events WHERE id = ?)")
+		where = append(where, "event_seq IN (SELECT seq FROM events WHERE id = ?)")
 		args = append(args, f.EventID)
+	}
+	if f.Source != "" {
+		where = append(where, "source = ?")
+		args = append(args, f.Source)
 	}
 	if f.Action != "" {
 		where = append(where, "action = ?")

@@ -242,6 +242,46 @@ SELECT job_id, n,
        duration_ns / 1e6 AS duration_ms, outcome, error, output
 FROM attempts;
 `,
+
+	// 2 -> 3: dedup per source. Version 2 made events.id unique across all
+	// sources, so when two sources were fed by one provider account (two
+	// Stripe endpoints, two Svix endpoints of one app), which send the same
+	// delivery id to both, the second source's copy was answered
+	// "duplicate" and its rules never ran. Events are now unique by
+	// (id, source); id comes first so that a lookup by id alone, which the
+	// admin API still allows, uses the same index.
+	//
+	// Only events is rebuilt: the other tables refer to events.seq, which
+	// is copied unchanged. This relies on migrations running with foreign
+	// keys off (see migrateDSN); with them on, DROP TABLE events would
+	// cascade into every result, job and attempt.
+	`
+DROP VIEW events_v;
+
+CREATE TABLE events_new (
+	seq         INTEGER PRIMARY KEY,
+	id          TEXT    NOT NULL,
+	source      TEXT    NOT NULL,
+	provider    TEXT    NOT NULL,
+	type        TEXT    NOT NULL,
+	received_at INTEGER NOT NULL,
+	headers     TEXT    NOT NULL DEFAULT '{}',
+	body        BLOB,
+	payload     TEXT,
+	UNIQUE (id, source)
+);
+INSERT INTO events_new (seq, id, source, provider, type, received_at, headers, body, payload)
+	SELECT seq, id, source, provider, type, received_at, headers, body, payload FROM events ORDER BY seq;
+DROP TABLE events;
+ALTER TABLE events_new RENAME TO events;
+CREATE INDEX events_received_at ON events(received_at);
+
+CREATE VIEW events_v AS
+SELECT seq, id, source, provider, type,
+       strftime('%Y-%m-%dT%H:%M:%fZ', nullif(received_at, 0) / 1e9, 'unixepoch') AS received,
+       headers, length(body) AS body_bytes, payload
+FROM events;
+`,
 }
 
 // schemaVersion is the version this binary writes.

@@ -77,7 +77,7 @@ func TestMigrateV1ToV2(t *testing.T) {
 		t.Errorf("%d foreign key violations", got)
 	}
 
-	d, err := s.Event(ctx, "ev-a")
+	d, err := s.Event(ctx, "", "ev-a")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestMigrateV1ToV2(t *testing.T) {
 		d.Jobs[1].LastError != "smtp: 550" || len(d.Jobs[1].Attempts) != 3 || d.Jobs[1].Attempts[2].Output != "out" {
 		t.Errorf("jobs: %+v", d.Jobs)
 	}
-	if d, err := s.Event(ctx, "ev-b"); err != nil || len(d.Results) != 1 || !d.Results[0].Suppressed || len(d.Jobs) != 0 {
+	if d, err := s.Event(ctx, "", "ev-b"); err != nil || len(d.Results) != 1 || !d.Results[0].Suppressed || len(d.Jobs) != 0 {
 		t.Errorf("ev-b: %+v, %v", d, err)
 	}
 	if got := count(t, s, `SELECT count(*) FROM attempts WHERE job_id IN (8, 404)`); got != 0 {

@@ -155,19 +155,21 @@ func Open(dir string, opts Options) (*SQLite, error) {
 	// disk (synchronous(NORMAL)) because the syncer goroutine fsyncs the WAL
 	// before anything is acknowledged (see "Pipelined fsync" in syncwal.go);
 	// temp_store(MEMORY) keeps savepoint journals off the disk.
-	writerDSN := dsn(abs,
-		"_pragma=busy_timeout(5000)",
-		"_pragma=journal_mode(WAL)",
-		"_pragma=synchronous(NORMAL)", // the syncer fsyncs; see "Pipelined fsync"
-		"_pragma=foreign_keys(1)",
-		"_pragma=journal_size_limit(67108864)",
-		"_pragma=temp_store(MEMORY)",
-		"_pragma=wal_autocheckpoint(0)", // see checkpointer
-		"_txlock=immediate")
-	if err := migrateDSN(writerDSN); err != nil {
+	writerDSN := func(foreignKeys string) string {
+		return dsn(abs,
+			"_pragma=busy_timeout(5000)",
+			"_pragma=journal_mode(WAL)",
+			"_pragma=synchronous(NORMAL)", // the syncer fsyncs; see "Pipelined fsync"
+			"_pragma=foreign_keys("+foreignKeys+")",
+			"_pragma=journal_size_limit(67108864)",
+			"_pragma=temp_store(MEMORY)",
+			"_pragma=wal_autocheckpoint(0)", // see checkpointer
+			"_txlock=immediate")
+	}
+	if err := migrateDSN(writerDSN("0")); err != nil {
 		return nil, err
 	}
-	if s.wc, err = openWriterConn(writerDSN); err != nil {
+	if s.wc, err = openWriterConn(writerDSN("1")); err != nil {
 		return nil, fmt.Errorf("journal: open writer: %w", err)
 	}
 
@@ -195,7 +197,11 @@ func Open(dir string, opts Options) (*SQLite, error) {
 }
 
 // migrateDSN runs the schema migration over a short-lived database/sql
-// handle, which is simpler than driving DDL through the raw writer connection.
+// handle, which is simpler than driving DDL through the raw writer
+// connection. dsn must turn foreign keys off: rebuilding a parent table the
+// way SQLite documents (create, copy, drop, rename) would otherwise cascade
+// the DROP into its children. (PRAGMA foreign_keys cannot be changed inside
+// the migration's transaction, hence the DSN.)
 func migrateDSN(dsn string) error {
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {

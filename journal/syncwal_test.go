@@ -91,7 +91,7 @@ func TestWALSyncFailurePoisons(t *testing.T) {
 	if err := s.Ping(ctx); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("Ping after a failed fsync: %v, want ErrUnavailable", err)
 	}
-	if _, err := s.Event(ctx, "before"); err != nil {
+	if _, err := s.Event(ctx, "", "before"); err != nil {
 		t.Errorf("reads must keep working: %v", err)
 	}
 	if st := s.Stats(); !st.SyncFailed || st.Failures == 0 {

@@ -106,7 +106,7 @@ var writerSQL = [numStmts]string{
 	stRelease:    `RELEASE op`,
 	stRollbackTo: `ROLLBACK TO op`,
 	stInsEvent: `INSERT INTO events (id, source, provider, type, received_at, headers, body, payload)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id, source) DO NOTHING`,
 	stInsResult:  `INSERT INTO rule_results (event_seq, n, rule, matched, error, suppressed) VALUES (?, ?, ?, ?, ?, ?)`,
 	stDelResults: `DELETE FROM rule_results WHERE event_seq = ?`,
 	stInsOnce: `INSERT INTO once_keys (rule, key, event_id, created_at) VALUES (?, ?, ?, ?)

@@ -226,6 +226,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Headers:    RedactHeaders(r.Header),
 		Payload:    n.Payload,
 		Raw:        body,
+		ProviderID: n.ID != "",
 	}
 	if ev.ID == "" {
 		ev.ID = DefaultID(rt.source, requestKey(req))

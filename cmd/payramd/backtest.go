@@ -11,13 +11,15 @@ import (
 
 	"github.com/payramd/payramd/engine"
 	"github.com/payramd/payramd/journal"
+	"github.com/payramd/payramd/webhook"
 )
 
 type backtestRule struct {
 	Rule    string `json:"rule"`
 	Matched int    `json:"matched"`
-	// Suppressed counts matches once_per would have stopped: the key had
-	// already fired earlier in the window.
+	// Suppressed counts matches once_per would have stopped (the key had
+	// already fired earlier in the window), and matches the rule had already
+	// run for on another source receiving the same event id.
 	Suppressed int            `json:"suppressed_by_once_per"`
 	Errors     int            `json:"errors"`
 	Actions    map[string]int `json:"actions"`
@@ -27,8 +29,9 @@ type backtestRule struct {
 
 // backtest evaluates a (candidate) config against the journaled events of a
 // window and reports what it would have done. It opens the journal read
-// only, so it is safe beside a running daemon, and runs nothing.
-func backtest(c *common, since time.Duration, dataDir string, stdout, stderr io.Writer) int {
+// only, so it is safe beside a running daemon, and runs nothing. A source
+// other than "" limits it to that source's events.
+func backtest(c *common, since time.Duration, dataDir, source string, stdout, stderr io.Writer) int {
 	snap, opts := loadValid(c.config, stderr)
 	if snap == nil {
 		return 1
@@ -48,7 +51,15 @@ func backtest(c *common, since time.Duration, dataDir string, stdout, stderr io.
 	}
 	events, skipped := 0, 0
 	fired := map[string]bool{} // rule + "\x00" + once_per key, within the window
+	// rule + "\x00" + event id -> the source it ran for, for events whose
+	// id is the provider's: the daemon runs each rule once per such id
+	// across sources. (Ids payramd derives hash the source name, so they
+	// never meet on two sources and need no entry.)
+	ranFor := map[string]string{}
 	err = store.EventsSince(context.Background(), time.Now().Add(-since), func(je journal.Event) error {
+		if source != "" && je.Source != source {
+			return nil
+		}
 		payload, err := engine.DecodeObject(je.Payload)
 		if err != nil {
 			skipped++
@@ -56,6 +67,7 @@ func backtest(c *common, since time.Duration, dataDir string, stdout, stderr io.
 		}
 		ev := &engine.Event{ID: je.ID, Source: je.Source, Provider: je.Provider, Type: je.Type, ReceivedAt: je.ReceivedAt, Headers: je.Headers, Payload: payload, Raw: je.Body}
 		events++
+		providerID := webhook.DefaultID(je.Source, je.Body) != je.ID
 		for _, res := range snap.Rules.Evaluate(ev, false) {
 			st := stats[res.Rule.Index]
 			if res.Err != nil {
@@ -66,6 +78,14 @@ func backtest(c *common, since time.Duration, dataDir string, stdout, stderr io.
 				continue
 			}
 			st.Matched++
+			if providerID {
+				idKey := res.Rule.Name + "\x00" + ev.ID
+				if src, ok := ranFor[idKey]; ok && src != ev.Source {
+					st.Suppressed++
+					continue
+				}
+				ranFor[idKey] = ev.Source
+			}
 			if res.HasOnce {
 				k := res.Rule.Name + "\x00" + res.OnceKey
 				if fired[k] {

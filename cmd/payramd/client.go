@@ -101,11 +101,15 @@ func (ac *adminClient) do(method, path string, out any) error {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if resp.StatusCode/100 != 2 {
 		var e struct {
-			Error string `json:"error"`
+			Error   string   `json:"error"`
+			Sources []string `json:"sources"`
 		}
 		if json.Unmarshal(body, &e) == nil && e.Error != "" {
-			if resp.StatusCode == http.StatusUnauthorized {
+			switch {
+			case resp.StatusCode == http.StatusUnauthorized:
 				return fmt.Errorf("%s: %s (%s)", resp.Status, e.Error, ac.tokenHint())
+			case resp.StatusCode == http.StatusConflict && len(e.Sources) > 0:
+				return fmt.Errorf("that event id is in several sources (%s): add --source with one of them", strings.Join(e.Sources, ", "))
 			}
 			return fmt.Errorf("%s: %s", resp.Status, e.Error)
 		}
@@ -149,7 +153,7 @@ func printRaw(w io.Writer, raw json.RawMessage) {
 
 func cmdEvents(args []string, stdout, stderr io.Writer) int {
 	c, admin := adminFlags("events", stderr)
-	source := c.fs.String("source", "", "only this source")
+	source := c.fs.String("source", "", "only this source; with an event id, the event of this source")
 	limit := c.fs.Int("limit", 20, "how many, newest first")
 	since := c.fs.String("since", "", "only events received within this duration, such as 24h")
 	pos, err := c.parse(args)
@@ -158,7 +162,7 @@ func cmdEvents(args []string, stdout, stderr io.Writer) int {
 	}
 	ac := newAdminClient(c, *admin, stderr)
 	if len(pos) > 0 {
-		raw, code, done := ac.fetch(c, "events", "/api/events/"+url.PathEscape(pos[0]), stdout, stderr)
+		raw, code, done := ac.fetch(c, "events", "/api/events/"+url.PathEscape(pos[0])+sourceQuery(*source), stdout, stderr)
 		if !done {
 			printEventDetail(stdout, raw)
 		}
@@ -193,6 +197,14 @@ func cmdEvents(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// sourceQuery is the query string that names an event's source, if any.
+func sourceQuery(source string) string {
+	if source == "" {
+		return ""
+	}
+	return "?" + url.Values{"source": {source}}.Encode()
+}
+
 func printEventDetail(w io.Writer, raw json.RawMessage) {
 	var d struct {
 		Event struct {
@@ -203,10 +215,11 @@ func printEventDetail(w io.Writer, raw json.RawMessage) {
 			Payload    json.RawMessage `json:"payload"`
 		} `json:"event"`
 		Rules []struct {
-			Rule       string `json:"rule"`
-			Matched    bool   `json:"matched"`
-			Suppressed bool   `json:"suppressed_by_once_per"`
-			Error      string `json:"error"`
+			Rule         string `json:"rule"`
+			Matched      bool   `json:"matched"`
+			Suppressed   bool   `json:"suppressed_by_once_per"`
+			RanElsewhere bool   `json:"already_ran_on_another_source"`
+			Error        string `json:"error"`
 		} `json:"rules"`
 		Jobs []struct {
 			ID        int64  `json:"id"`
@@ -232,6 +245,8 @@ func printEventDetail(w io.Writer, raw json.RawMessage) {
 		switch {
 		case r.Error != "":
 			fmt.Fprintf(w, "  ERROR %s: %s\n", r.Rule, r.Error)
+		case r.RanElsewhere:
+			fmt.Fprintf(w, "  MATCH %s (already ran for this event id on another source: nothing run)\n", r.Rule)
 		case r.Suppressed:
 			fmt.Fprintf(w, "  MATCH %s (already fired for its once_per key: nothing run)\n", r.Rule)
 		case r.Matched:
@@ -256,6 +271,7 @@ func cmdJobs(args []string, stdout, stderr io.Writer) int {
 	state := c.fs.String("state", "", "pending, running, succeeded or dead")
 	limit := c.fs.Int("limit", 20, "how many")
 	event := c.fs.String("event", "", "only this event's jobs")
+	source := c.fs.String("source", "", "only jobs of events from this source")
 	if _, err := c.parse(args); err != nil {
 		return 2
 	}
@@ -266,6 +282,9 @@ func cmdJobs(args []string, stdout, stderr io.Writer) int {
 	}
 	if *event != "" {
 		q.Set("event", *event)
+	}
+	if *source != "" {
+		q.Set("source", *source)
 	}
 	raw, code, done := ac.fetch(c, "jobs", "/api/jobs?"+q.Encode(), stdout, stderr)
 	if done {
@@ -467,19 +486,20 @@ func cmdReplay(args []string, stdout, stderr io.Writer) int {
 	dry := c.fs.Bool("dry-run", false, "backtest: evaluate the config against journaled events, changing nothing")
 	since := c.fs.Duration("since", 168*time.Hour, "with --dry-run: how far back")
 	dataDir := c.fs.String("data-dir", "", "with --dry-run: the journal directory (default: the config's data_dir)")
+	source := c.fs.String("source", "", "the event's source, when its id is in several; with --dry-run, only this source's events")
 	pos, err := c.parse(args)
 	if err != nil {
 		return 2
 	}
 	if *dry {
-		return backtest(c, *since, *dataDir, stdout, stderr)
+		return backtest(c, *since, *dataDir, *source, stdout, stderr)
 	}
 	if len(pos) != 1 {
 		fmt.Fprintln(stderr, "payramd replay: give one event id (payramd events lists them), or --dry-run to backtest")
 		return 2
 	}
 	var raw json.RawMessage
-	if err := newAdminClient(c, *admin, stderr).do("POST", "/api/events/"+url.PathEscape(pos[0])+"/replay", &raw); err != nil {
+	if err := newAdminClient(c, *admin, stderr).do("POST", "/api/events/"+url.PathEscape(pos[0])+"/replay"+sourceQuery(*source), &raw); err != nil {
 		fmt.Fprintln(stderr, "payramd replay:", err)
 		return 1
 	}
