@@ -194,6 +194,17 @@ func TestUnescapedURLPlaceholderWarns(t *testing.T) {
 		// A leading placeholder followed by :// is the scheme alone.
 		{`{{ meta.source }}://{{ meta.source }}.erp.example/hook`, ""},
 		{`{{ meta.source }}://erp.example/orders/{{ reference_id }}`, `rules.yaml:2:46: warning: url: {{ reference_id }} is inserted as it is, so a value containing / ? # or & changes the address called; write {{ urlpath(reference_id) }}`},
+		// Part of a host name or a port from the event: tenant =
+		// "x@evil.example/" calls evil.example. All of the host, or the
+		// config's own names, are left alone.
+		{`https://{{ tenant }}.erp.example/hook`, `rules.yaml:2:15: warning: url: {{ tenant }} shares the address with fixed text, so a value such as 'x@evil.example/' sends the request to another server; keep the address fixed and put the value in the path with urlpath(tenant)`},
+		{`https://erp.example{{ id }}/hook`, `rules.yaml:2:26: warning: url: {{ id }} shares the address with fixed text, so a value such as 'x@evil.example/' sends the request to another server; keep the address fixed and put the value in the path with urlpath(id)`},
+		{`{{ scheme }}://erp-{{ tenant }}.example/hook`, `rules.yaml:2:26: warning: url: {{ tenant }} shares the address with fixed text, so a value such as 'x@evil.example/' sends the request to another server; keep the address fixed and put the value in the path with urlpath(tenant)`},
+		{`https://{{ host }}/hook`, ""},
+		{`https://{{ host }}:8443/hook`, ""},
+		{`https://user@{{ host }}/hook`, ""},
+		{`https://{{ meta.provider }}.erp.example/hook`, ""},
+		{`https://erp.example:{{ port }}/hook`, `rules.yaml:2:27: warning: url: {{ port }} shares the address with fixed text, so a value such as 'x@evil.example/' sends the request to another server; keep the address fixed and put the value in the path with urlpath(port)`},
 	}
 	for _, tt := range tests {
 		_, probs := compileYAML(t, "a", "type: http\nurl: \""+tt.url+"\"\n")

@@ -103,11 +103,18 @@ func mustConstant(v string) *engine.Template {
 // does not escape its value for where it sits: an order id of
 // "42/refund?amount=1000" would change which endpoint is called and with
 // what. The path wants urlpath, the query urlquery (urlpath leaves & and =
-// as they are). A placeholder before the path ({{ erp_base }}/orders,
-// https://{{ host }}/) is the merchant's own choice of address, and one in
-// the fragment is never sent; both are left alone, as are constants.
+// as they are). A placeholder that is the whole address or host
+// ({{ erp_base }}/orders, https://{{ host }}/) is the merchant's own choice
+// of address, and one in the fragment is never sent; both are left alone,
+// as are constants. One that is only part of the host name or the port
+// (https://{{ tenant }}.erp.example, https://erp.example{{ id }}) is warned
+// about: a value with @ or / in it moves the request to another server.
 func warnUnescapedURL(s *spec, t *engine.Template) {
 	for _, p := range urlPlaceholders(t) {
+		if p.inHost && !p.Constant && !configOnly(p.Code) {
+			s.f.Problems().Warnf(s.f.Scalar("url").AtOffset(p.Offset), "url: {{ %s }} shares the address with fixed text, so a value such as 'x@evil.example/' sends the request to another server; keep the address fixed and put the value in the path with urlpath(%s)", p.Code, p.Code)
+			return
+		}
 		want := map[urlPart]string{urlPath: "urlpath", urlQuery: "urlquery"}[p.part]
 		if want == "" || p.Constant || p.Func == want {
 			continue
@@ -138,7 +145,14 @@ const (
 type urlPlaceholder struct {
 	engine.Placeholder
 	part urlPart
+	// inHost: the placeholder shares the host and port with literal text
+	// (https://{{ tenant }}.erp.example), rather than giving all the host.
+	inHost bool
 }
+
+// configOnly reports whether a placeholder's code reads only what the
+// config itself names, not the event: the source's or provider's name.
+func configOnly(code string) bool { return code == "meta.source" || code == "meta.provider" }
 
 // urlPlaceholders places each placeholder of a templated URL by reading the
 // literal text around the placeholders only (a "?" inside {{ a ?? b }} is
@@ -171,7 +185,11 @@ func urlPlaceholders(t *engine.Template) []urlPlaceholder {
 			lit = lit[3:] // {{ scheme }}://host: the leading placeholder was only the scheme
 		}
 		scan(lit)
-		out = append(out, urlPlaceholder{p, part})
+		up := urlPlaceholder{Placeholder: p, part: part}
+		if part == urlAddress && afterScheme {
+			up.inHost = hostText(lit, true) != "" || hostText(src[p.End:], false) != ""
+		}
+		out = append(out, up)
 		afterBase = part == urlAddress && strings.TrimSpace(src[:p.Offset]) == ""
 		if afterBase {
 			afterScheme = true // {{ erp_base }}/orders: the placeholder is the scheme and host
@@ -179,6 +197,28 @@ func urlPlaceholders(t *engine.Template) []urlPlaceholder {
 		pos = p.End
 	}
 	return out
+}
+
+// hostText returns the literal host-name text next to a placeholder in the
+// address: before it (the text since "://" or a user's "@"), or after it (up
+// to a port's ":", the path, query or fragment, or the next placeholder).
+func hostText(lit string, before bool) string {
+	if before {
+		if i := strings.LastIndex(lit, "://"); i >= 0 {
+			lit = lit[i+3:]
+		}
+		if i := strings.LastIndexByte(lit, '@'); i >= 0 {
+			lit = lit[i+1:]
+		}
+		return lit
+	}
+	if i := strings.IndexAny(lit, ":/?#"); i >= 0 {
+		lit = lit[:i]
+	}
+	if i := strings.Index(lit, "{{"); i >= 0 {
+		lit = lit[:i]
+	}
+	return lit
 }
 
 // checkHTTPURL accepts absolute http and https URLs with a host.
