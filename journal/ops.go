@@ -45,7 +45,7 @@ func (s *SQLite) Ingest(ctx context.Context, ev *Event, eval *Evaluation) (Inges
 	var res IngestResult
 	err = s.write(ctx, func(w *wtx) error {
 		res = IngestResult{} // the writer may run an op twice
-		r, err := w.exec(stInsEvent, id, source, provider, typ, recv, headers, body, payload)
+		r, err := w.exec(stInsEvent, id, source, provider, typ, recv, headers, body, payload, providerID)
 		if err != nil {
 			return err
 		}
@@ -57,7 +57,8 @@ func (s *SQLite) Ingest(ctx context.Context, ev *Event, eval *Evaluation) (Inges
 		if err != nil {
 			return err
 		}
-		res.Jobs, res.Suppressed, res.RanElsewhere, err = s.applyEval(w, seq, id, source, providerID, eval)
+		t := evalTarget{seq: seq, id: id, source: source, provider: provider, idFromProvider: providerID}
+		res.Jobs, res.Suppressed, res.RanElsewhere, err = s.applyEval(w, t, eval)
 		return err
 	})
 	if err != nil {
@@ -74,11 +75,13 @@ func (s *SQLite) Replay(ctx context.Context, source, eventID string, eval *Evalu
 	var jobs []*Job
 	err := s.write(ctx, func(w *wtx) error {
 		jobs = nil
-		var seqs []int64
+		var found []evalTarget
 		var sources []string
 		err := w.query(stEventSource, func(row []driver.Value) error {
 			if src := asString(row[1]); source == "" || src == source {
-				seqs, sources = append(seqs, asInt64(row[0])), append(sources, src)
+				found = append(found, evalTarget{seq: asInt64(row[0]), id: eventID, source: src,
+					provider: asString(row[2]), idFromProvider: asInt64(row[3]) != 0, replay: true})
+				sources = append(sources, src)
 			}
 			return nil
 		}, eventID)
@@ -88,13 +91,10 @@ func (s *SQLite) Replay(ctx context.Context, source, eventID string, eval *Evalu
 		if err := oneEvent(source, eventID, sources); err != nil {
 			return err
 		}
-		if _, err := w.exec(stDelResults, seqs[0]); err != nil {
+		if _, err := w.exec(stDelResults, found[0].seq); err != nil {
 			return err
 		}
-		// A replay is an operator's request to run the event's rules
-		// again, so it does not check what ran for the same ID on other
-		// sources; once_per still applies.
-		jobs, _, _, err = s.applyEval(w, seqs[0], eventID, sources[0], false, eval)
+		jobs, _, _, err = s.applyEval(w, found[0], eval)
 		return err
 	})
 	if err != nil {
@@ -123,9 +123,23 @@ func oneEvent(source, id string, found []string) error {
 
 // sameIDKey is the once key a match claims, in its rule's name, for an
 // event with a provider ID: the rule then runs for the first source that
-// receives the ID and is suppressed on the others. The NUL keeps it apart
-// from rendered once_per values.
-func sameIDKey(id string) string { return "\x00event id " + id }
+// receives the ID and is suppressed on the others. The provider is part of
+// the key because ids are unique only within one provider (a Standard
+// Webhooks sender picks its own). The NUL keeps the key apart from
+// rendered once_per values. Migration 2 -> 3 writes the same keys in SQL.
+func sameIDKey(provider, id string) string { return "\x00event id " + provider + " " + id }
+
+// evalTarget is the event an evaluation is recorded for.
+type evalTarget struct {
+	seq                  int64
+	id, source, provider string
+	idFromProvider       bool
+	// replay: an operator asked for the event's rules to run again, so
+	// they run even if they already ran for the id on another source; the
+	// id is still claimed for them, so a copy arriving later does not run
+	// them once more. once_per applies as usual.
+	replay bool
+}
 
 // Values of rule_results.suppressed.
 const (
@@ -140,13 +154,14 @@ const (
 // same batch is already visible here, so exactly one of many concurrent
 // events with the same key gets jobs.
 //
-// When providerID is set each match first claims sameIDKey(eventID), so a
+// When t.idFromProvider is set each match first claims sameIDKey, so a
 // rule that already ran for the ID on another source is suppressed (listed
 // in elsewhere) before its once_per key, which it then does not use up.
-func (s *SQLite) applyEval(w *wtx, seq int64, eventID, source string, providerID bool, eval *Evaluation) (jobs []*Job, suppressed, elsewhere []string, err error) {
+func (s *SQLite) applyEval(w *wtx, t evalTarget, eval *Evaluation) (jobs []*Job, suppressed, elsewhere []string, err error) {
 	now := s.now().UnixNano()
+	eventID, source := t.id, t.source
 	// Box the values every row repeats once, not once per statement.
-	seqV, idV, srcV, nowV := driver.Value(seq), driver.Value(eventID), driver.Value(source), driver.Value(now)
+	seqV, idV, srcV, nowV := driver.Value(t.seq), driver.Value(eventID), driver.Value(source), driver.Value(now)
 	var skip []bool // skip[i]: match i is suppressed; allocated only if some match claims a key
 	claim := func(i int, rule, key string, list *[]string) error {
 		n, err := w.execN(stInsOnce, rule, key, idV, nowV)
@@ -163,8 +178,8 @@ func (s *SQLite) applyEval(w *wtx, seq int64, eventID, source string, providerID
 		return nil
 	}
 	for i, m := range eval.Matches {
-		if providerID {
-			if err := claim(i, m.Rule, sameIDKey(eventID), &elsewhere); err != nil {
+		if t.idFromProvider && !t.replay {
+			if err := claim(i, m.Rule, sameIDKey(t.provider, eventID), &elsewhere); err != nil {
 				return nil, nil, nil, err
 			}
 			if skip != nil && skip[i] {
@@ -173,6 +188,11 @@ func (s *SQLite) applyEval(w *wtx, seq int64, eventID, source string, providerID
 		}
 		if m.HasOnce {
 			if err := claim(i, m.Rule, m.OnceKey, &suppressed); err != nil {
+				return nil, nil, nil, err
+			}
+		}
+		if t.idFromProvider && t.replay && (skip == nil || !skip[i]) {
+			if _, err := w.execN(stInsOnce, m.Rule, sameIDKey(t.provider, eventID), idV, nowV); err != nil {
 				return nil, nil, nil, err
 			}
 		}

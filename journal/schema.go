@@ -251,10 +251,23 @@ FROM attempts;
 	// (id, source); id comes first so that a lookup by id alone, which the
 	// admin API still allows, uses the same index.
 	//
+	// events also records whether its id is the provider's own
+	// (id_from_provider): only such an id can reach several sources, and
+	// for those each rule claims the id in once_keys (see sameIDKey in
+	// ops.go) so that it runs once however many sources receive the event.
+	// Rules that ran before the upgrade claim their events' ids here, so a
+	// copy arriving on another source after the upgrade does not run them
+	// again. Before this version the provider ids were Stripe's and
+	// Standard Webhooks'; ids payramd derived are 64 hex digits.
+	//
 	// Only events is rebuilt: the other tables refer to events.seq, which
 	// is copied unchanged. This relies on migrations running with foreign
 	// keys off (see migrateDSN); with them on, DROP TABLE events would
-	// cascade into every result, job and attempt.
+	// cascade into every result, job and attempt. legacy_alter_table keeps
+	// the RENAME from re-checking every view and trigger in the file, which
+	// fails on a view an operator added that reads events (no table has
+	// that name between the DROP and the RENAME); nothing refers to
+	// events_new, so there is nothing for a modern RENAME to rewrite.
 	`
 DROP VIEW events_v;
 
@@ -268,12 +281,21 @@ CREATE TABLE events_new (
 	headers     TEXT    NOT NULL DEFAULT '{}',
 	body        BLOB,
 	payload     TEXT,
+	id_from_provider INTEGER NOT NULL DEFAULT 0,
 	UNIQUE (id, source)
 );
-INSERT INTO events_new (seq, id, source, provider, type, received_at, headers, body, payload)
-	SELECT seq, id, source, provider, type, received_at, headers, body, payload FROM events ORDER BY seq;
+INSERT INTO events_new (seq, id, source, provider, type, received_at, headers, body, payload, id_from_provider)
+	SELECT seq, id, source, provider, type, received_at, headers, body, payload,
+	       provider IN ('stripe', 'standard-webhooks') AND NOT (length(id) = 64 AND id NOT GLOB '*[^0-9a-f]*')
+	FROM events ORDER BY seq;
+INSERT OR IGNORE INTO once_keys (rule, key, event_id, created_at)
+	SELECT r.rule, char(0) || 'event id ' || e.provider || ' ' || e.id, e.id, e.received_at
+	FROM rule_results r JOIN events_new e ON e.seq = r.event_seq
+	WHERE e.id_from_provider AND r.matched AND NOT r.suppressed;
+PRAGMA legacy_alter_table = ON;
 DROP TABLE events;
 ALTER TABLE events_new RENAME TO events;
+PRAGMA legacy_alter_table = OFF;
 CREATE INDEX events_received_at ON events(received_at);
 
 CREATE VIEW events_v AS

@@ -123,6 +123,9 @@ func TestMigrateV2ToV3(t *testing.T) {
 		`INSERT INTO attempts (job_id, n, started_at, duration_ns, outcome, error) VALUES
 			(41, 1, 10, 1000, 'succeeded', ''), (42, 1, 11, 1000, 'retry', 'HTTP 503'), (42, 2, 12, 1000, 'retry', 'HTTP 503')`,
 		`INSERT INTO once_keys (rule, key, event_id, created_at) VALUES ('paid', 'order-7', 'evt_1', 1)`,
+		// An operator's own view over events, as the README invites: the
+		// rebuild must neither fail on it nor drop it.
+		`CREATE VIEW my_charges AS SELECT id, source FROM events WHERE type = 'charge.succeeded'`,
 	}
 	for _, q := range v2 {
 		if _, err := db.Exec(q); err != nil {
@@ -150,7 +153,8 @@ func TestMigrateV2ToV3(t *testing.T) {
 	if got := count(t, s, `SELECT count(*) FROM pragma_foreign_key_check`); got != 0 {
 		t.Errorf("%d foreign key violations", got)
 	}
-	for table, want := range map[string]int{"events": 2, "rule_results": 3, "jobs": 2, "attempts": 3, "once_keys": 1, "events_v": 2} {
+	// once_keys gains paid's claim on evt_1, a Stripe id whose rule ran.
+	for table, want := range map[string]int{"events": 2, "rule_results": 3, "jobs": 2, "attempts": 3, "once_keys": 2, "events_v": 2, "my_charges": 1} {
 		if got := count(t, s, `SELECT count(*) FROM `+table); got != want {
 			t.Errorf("%s has %d rows after the migration, want %d", table, got, want)
 		}
@@ -173,14 +177,39 @@ func TestMigrateV2ToV3(t *testing.T) {
 	if res := mustIngest(t, s, dup, evalFor("paid", "slack")); !res.Duplicate {
 		t.Error("a redelivery of a pre-migration event on its source is not a duplicate")
 	}
-	other := testEvent("evt_1")
-	other.Source = "stripe-billing"
+	other := sharedEvent("evt_1", "stripe-billing")
 	res := mustIngest(t, s, other, evalFor("invoice", "erp"))
 	if res.Duplicate || len(res.Jobs) != 1 || res.Jobs[0].ID <= 42 {
 		t.Errorf("the same id on another source: %+v; want a new event whose job id follows 42", res)
 	}
 	if got := count(t, s, `SELECT count(*) FROM events WHERE seq > 8`); got != 1 {
 		t.Errorf("new event's seq does not follow the migrated ones (%d rows above 8)", got)
+	}
+	if got := count(t, s, `SELECT count(*) FROM events WHERE id_from_provider`); got != 2 { // evt_1 twice; ev-b is derived
+		t.Errorf("%d events marked as having a provider id, want 2", got)
+	}
+
+	// A rule that ran for evt_1 before the upgrade does not run again for
+	// a copy on another source after it; one that did not match still can.
+	copy2 := sharedEvent("evt_1", "stripe-refunds")
+	both := &Evaluation{
+		Results: []RuleResult{{Rule: "paid", Matched: true}, {Rule: "big", Matched: true}},
+		Matches: []Match{{Rule: "paid", Actions: []string{"slack"}}, {Rule: "big", Actions: []string{"email"}}},
+	}
+	if r := mustIngest(t, s, copy2, both); !slices.Equal(r.RanElsewhere, []string{"paid"}) || len(r.Jobs) != 1 || r.Jobs[0].Rule != "big" {
+		t.Errorf("copy after the upgrade: %+v; want paid held back (it ran before the upgrade) and big run", r)
+	}
+
+	// Foreign keys still cascade from the rebuilt table: pruning ev-b (no
+	// unfinished jobs) removes its result.
+	if n, err := s.Prune(ctx, time.Unix(1800000000, 0)); err != nil || n < 1 {
+		t.Errorf("Prune = %d, %v", n, err)
+	}
+	if got := count(t, s, `SELECT count(*) FROM rule_results WHERE event_seq NOT IN (SELECT seq FROM events)`); got != 0 {
+		t.Errorf("%d orphaned results after prune", got)
+	}
+	if got := count(t, s, `SELECT count(*) FROM rule_results WHERE event_seq = 8`); got != 0 {
+		t.Errorf("ev-b's result survived its event's pruning")
 	}
 
 	// A lookup by id alone uses the (id, source) index, not a scan.
@@ -206,7 +235,7 @@ func TestMigrateV2ToV3(t *testing.T) {
 // sharedEvent is an event whose id is the provider's, received on source.
 func sharedEvent(id, source string) *Event {
 	ev := testEvent(id)
-	ev.Source, ev.ProviderID = source, true
+	ev.Source, ev.Provider, ev.ProviderID = source, "stripe", true
 	return ev
 }
 
@@ -265,6 +294,22 @@ func TestRuleRunsOncePerProviderID(t *testing.T) {
 	jobs, err := s.Replay(ctx, "stripe-new", "evt_m", evalFor("fulfil", "erp"))
 	if err != nil || len(jobs) != 1 {
 		t.Errorf("replay of the suppressed copy = %+v, %v; want its job", jobs, err)
+	}
+	// A rule run by a replay has run for the id: a copy arriving later on
+	// a third source does not run it again.
+	if jobs, err := s.Replay(ctx, "stripe-old", "evt_m", evalFor("added", "erp")); err != nil || len(jobs) != 1 {
+		t.Fatalf("replay with a new rule = %+v, %v", jobs, err)
+	}
+	if r := mustIngest(t, s, sharedEvent("evt_m", "stripe-third"), evalFor("added", "erp")); len(r.Jobs) != 0 || !slices.Equal(r.RanElsewhere, []string{"added"}) {
+		t.Errorf("third copy after a replay ran the rule: %+v", r)
+	}
+
+	// Ids are unique within one provider only: the same id from a
+	// Standard Webhooks sender is another event.
+	sw := sharedEvent("evt_m", "svix")
+	sw.Provider = "standard-webhooks"
+	if r := mustIngest(t, s, sw, evalFor("fulfil", "erp")); len(r.Jobs) != 1 {
+		t.Errorf("the same id from another provider was held back: %+v", r)
 	}
 }
 

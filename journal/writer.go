@@ -105,8 +105,8 @@ var writerSQL = [numStmts]string{
 	stSavepoint:  `SAVEPOINT op`,
 	stRelease:    `RELEASE op`,
 	stRollbackTo: `ROLLBACK TO op`,
-	stInsEvent: `INSERT INTO events (id, source, provider, type, received_at, headers, body, payload)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id, source) DO NOTHING`,
+	stInsEvent: `INSERT INTO events (id, source, provider, type, received_at, headers, body, payload, id_from_provider)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id, source) DO NOTHING`,
 	stInsResult:  `INSERT INTO rule_results (event_seq, n, rule, matched, error, suppressed) VALUES (?, ?, ?, ?, ?, ?)`,
 	stDelResults: `DELETE FROM rule_results WHERE event_seq = ?`,
 	stInsOnce: `INSERT INTO once_keys (rule, key, event_id, created_at) VALUES (?, ?, ?, ?)
@@ -117,7 +117,7 @@ var writerSQL = [numStmts]string{
 	// that runs it at once from memory; see Evaluation.Claim.
 	stInsJobClaimed: `INSERT INTO jobs (event_seq, event_id, source, rule, action, state, attempts, run_at, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, 'running', 1, ?, ?, ?)`,
-	stEventSource: `SELECT seq, source FROM events WHERE id = ?`,
+	stEventSource: `SELECT seq, source, provider, id_from_provider FROM events WHERE id = ?`,
 	// "state <> 'succeeded'" repeats the WHERE of the partial index jobs_due,
 	// which is how SQLite learns that the query may use it.
 	stClaim: `UPDATE jobs SET state = 'running', attempts = attempts + 1, updated_at = ?

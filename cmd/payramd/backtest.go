@@ -17,20 +17,24 @@ import (
 type backtestRule struct {
 	Rule    string `json:"rule"`
 	Matched int    `json:"matched"`
-	// Suppressed counts matches once_per would have stopped (the key had
-	// already fired earlier in the window), and matches the rule had already
-	// run for on another source receiving the same event id.
-	Suppressed int            `json:"suppressed_by_once_per"`
-	Errors     int            `json:"errors"`
-	Actions    map[string]int `json:"actions"`
-	Examples   []string       `json:"examples,omitempty"`
-	FirstErr   string         `json:"first_error,omitempty"`
+	// Suppressed counts matches once_per would have stopped: the key had
+	// already fired earlier in the window.
+	Suppressed int `json:"suppressed_by_once_per"`
+	// RanElsewhere counts matches held back because the rule had already
+	// run for the same provider event id on another source.
+	RanElsewhere int            `json:"already_ran_on_another_source"`
+	Errors       int            `json:"errors"`
+	Actions      map[string]int `json:"actions"`
+	Examples     []string       `json:"examples,omitempty"`
+	FirstErr     string         `json:"first_error,omitempty"`
 }
 
 // backtest evaluates a (candidate) config against the journaled events of a
 // window and reports what it would have done. It opens the journal read
 // only, so it is safe beside a running daemon, and runs nothing. A source
-// other than "" limits it to that source's events.
+// other than "" limits the counts to that source's events (the others are
+// still evaluated: what ran for them decides what once_per and a shared
+// event id hold back).
 func backtest(c *common, since time.Duration, dataDir, source string, stdout, stderr io.Writer) int {
 	snap, opts := loadValid(c.config, stderr)
 	if snap == nil {
@@ -57,19 +61,24 @@ func backtest(c *common, since time.Duration, dataDir, source string, stdout, st
 	// never meet on two sources and need no entry.)
 	ranFor := map[string]string{}
 	err = store.EventsSince(context.Background(), time.Now().Add(-since), func(je journal.Event) error {
-		if source != "" && je.Source != source {
-			return nil
-		}
+		counted := source == "" || je.Source == source
 		payload, err := engine.DecodeObject(je.Payload)
 		if err != nil {
-			skipped++
+			if counted {
+				skipped++
+			}
 			return nil
 		}
 		ev := &engine.Event{ID: je.ID, Source: je.Source, Provider: je.Provider, Type: je.Type, ReceivedAt: je.ReceivedAt, Headers: je.Headers, Payload: payload, Raw: je.Body}
-		events++
+		if counted {
+			events++
+		}
 		providerID := webhook.DefaultID(je.Source, je.Body) != je.ID
 		for _, res := range snap.Rules.Evaluate(ev, false) {
 			st := stats[res.Rule.Index]
+			if !counted {
+				st = &backtestRule{Actions: map[string]int{}} // bookkeeping only
+			}
 			if res.Err != nil {
 				st.Errors++
 				if st.FirstErr == "" {
@@ -79,9 +88,9 @@ func backtest(c *common, since time.Duration, dataDir, source string, stdout, st
 			}
 			st.Matched++
 			if providerID {
-				idKey := res.Rule.Name + "\x00" + ev.ID
+				idKey := res.Rule.Name + "\x00" + ev.Provider + "\x00" + ev.ID
 				if src, ok := ranFor[idKey]; ok && src != ev.Source {
-					st.Suppressed++
+					st.RanElsewhere++
 					continue
 				}
 				ranFor[idKey] = ev.Source
@@ -120,7 +129,7 @@ func backtest(c *common, since time.Duration, dataDir, source string, stdout, st
 			acts = append(acts, fmt.Sprintf("%s×%d", a, n))
 		}
 		slices.Sort(acts)
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", st.Rule, st.Matched, st.Suppressed, st.Errors, strings.Join(acts, ", "))
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", st.Rule, st.Matched, st.Suppressed+st.RanElsewhere, st.Errors, strings.Join(acts, ", "))
 	}
 	tw.Flush()
 	for _, st := range stats {

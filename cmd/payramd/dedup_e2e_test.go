@@ -78,23 +78,40 @@ rules:
 
 	// The backtest counts as the daemon ran: fulfil-order matched both
 	// copies and ran once.
-	code, out, errOut := runCLI(t, nil, "replay", "--dry-run", "--since", "1h", "-c", cfg, "--json")
-	var bt struct {
-		Rules []struct {
-			Rule       string         `json:"rule"`
-			Matched    int            `json:"matched"`
-			Suppressed int            `json:"suppressed_by_once_per"`
-			Actions    map[string]int `json:"actions"`
-		} `json:"rules"`
+	type btRule struct {
+		Rule         string         `json:"rule"`
+		Matched      int            `json:"matched"`
+		OncePer      int            `json:"suppressed_by_once_per"`
+		RanElsewhere int            `json:"already_ran_on_another_source"`
+		Actions      map[string]int `json:"actions"`
 	}
-	if err := json.Unmarshal([]byte(out), &bt); code != 0 || err != nil || len(bt.Rules) != 3 {
-		t.Fatalf("backtest: %d %v %s %s", code, err, out, errOut)
+	backtest := func(args ...string) []btRule {
+		t.Helper()
+		code, out, errOut := runCLI(t, nil, append([]string{"replay", "--dry-run", "--since", "1h", "-c", cfg, "--json"}, args...)...)
+		var bt struct {
+			Events int      `json:"events"`
+			Rules  []btRule `json:"rules"`
+		}
+		if err := json.Unmarshal([]byte(out), &bt); code != 0 || err != nil || len(bt.Rules) != 3 {
+			t.Fatalf("backtest %v: %d %v %s %s", args, code, err, out, errOut)
+		}
+		return bt.Rules
 	}
-	if r := bt.Rules[0]; r.Matched != 2 || r.Suppressed != 1 || r.Actions["fulfil"] != 1 {
-		t.Errorf("backtest of fulfil-order: %+v; want 2 matches, 1 suppressed, 1 run", r)
+	all := backtest()
+	if r := all[0]; r.Matched != 2 || r.RanElsewhere != 1 || r.OncePer != 0 || r.Actions["fulfil"] != 1 {
+		t.Errorf("backtest of fulfil-order: %+v; want 2 matches, 1 held back as run elsewhere, 1 run", r)
 	}
-	if r := bt.Rules[2]; r.Matched != 1 || r.Suppressed != 0 || r.Actions["record"] != 1 {
+	if r := all[2]; r.Matched != 1 || r.RanElsewhere != 0 || r.Actions["record"] != 1 {
 		t.Errorf("backtest of record-invoice: %+v; want it to run once", r)
+	}
+	// Limited to stripe-billing, whose copy came second: fulfil-order is
+	// held back there, as the daemon did.
+	billing := backtest("--source", "stripe-billing")
+	if r := billing[0]; r.Matched != 1 || r.RanElsewhere != 1 || len(r.Actions) != 0 {
+		t.Errorf("backtest of fulfil-order on stripe-billing: %+v; want its one match held back", r)
+	}
+	if r := billing[1]; r.Matched != 0 {
+		t.Errorf("backtest on stripe-billing counted record-payment: %+v", r)
 	}
 
 	// The API: by id alone, 409 naming the sources; with ?source=, that
@@ -130,7 +147,7 @@ rules:
 	}
 
 	// The CLI says what to add, and --source works for events, replay and jobs.
-	code, out, errOut = runCLI(t, nil, "events", "evt_1QxSameOnBoth", "-c", cfg, "--admin", p.Admin)
+	code, out, errOut := runCLI(t, nil, "events", "evt_1QxSameOnBoth", "-c", cfg, "--admin", p.Admin)
 	if code != 1 || !strings.Contains(errOut, "several sources (stripe-billing, stripe-payments)") || !strings.Contains(errOut, "--source") {
 		t.Errorf("events by id alone: %d %q %q; want the sources and a --source hint", code, out, errOut)
 	}
