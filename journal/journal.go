@@ -267,9 +267,9 @@ type Store interface {
 	Events(ctx context.Context, f EventFilter) ([]Event, error)
 	// Jobs lists jobs, newest (highest ID) first.
 	Jobs(ctx context.Context, f JobFilter) ([]Job, error)
-	// EventsSince calls fn for every event received at or after since,
-	// oldest first (for backtesting). It stops at fn's first error and
-	// returns it.
+	// EventsSince calls fn for every event received at or after since, in
+	// the order they were journaled, which is the order rules ran for them
+	// (for backtesting). It stops at fn's first error and returns it.
 	EventsSince(ctx context.Context, since time.Time, fn func(Event) error) error
 	// CountJobs counts jobs per state; all four states are present.
 	CountJobs(ctx context.Context) (map[JobState]int, error)

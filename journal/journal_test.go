@@ -820,6 +820,22 @@ func TestQueries(t *testing.T) {
 	if err := s.EventsSince(ctx, time.Time{}, func(Event) error { calls++; return stop }); err != stop || calls != 1 {
 		t.Errorf("EventsSince stop: %v after %d calls", err, calls)
 	}
+	// Journal order, not receive time: an event received earlier but
+	// committed later (concurrent requests) comes after; one received
+	// before since (a clock step back) is left out however late it came.
+	late := testEvent("late")
+	late.ReceivedAt = base.Add(5 * time.Second)
+	mustIngest(t, s, late, nil)
+	older := testEvent("older-than-since")
+	older.ReceivedAt = base
+	mustIngest(t, s, older, nil)
+	seen = seen[:0]
+	if err := s.EventsSince(ctx, base.Add(2*time.Second), func(ev Event) error { seen = append(seen, ev.ID); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != n-1 || seen[len(seen)-1] != "late" || slices.Contains(seen, "older-than-since") {
+		t.Errorf("EventsSince in journal order: %d events, last %s", len(seen), seen[len(seen)-1])
+	}
 
 	jobs, _ := s.Jobs(ctx, JobFilter{State: Pending, Limit: 2})
 	if len(jobs) != 2 || jobs[0].ID < jobs[1].ID {

@@ -178,21 +178,37 @@ func (s *SQLite) applyEval(w *wtx, t evalTarget, eval *Evaluation) (jobs []*Job,
 		return nil
 	}
 	for i, m := range eval.Matches {
-		if t.idFromProvider && !t.replay {
-			if err := claim(i, m.Rule, sameIDKey(t.provider, eventID), &elsewhere); err != nil {
+		var idKey string
+		if t.idFromProvider {
+			idKey = sameIDKey(t.provider, eventID)
+		}
+		claimedID := false
+		if idKey != "" && !t.replay {
+			// Claimed before once_per, so that a match held back here does
+			// not use up its once_per key...
+			if err := claim(i, m.Rule, idKey, &elsewhere); err != nil {
 				return nil, nil, nil, err
 			}
 			if skip != nil && skip[i] {
 				continue
 			}
+			claimedID = true
 		}
 		if m.HasOnce {
 			if err := claim(i, m.Rule, m.OnceKey, &suppressed); err != nil {
 				return nil, nil, nil, err
 			}
 		}
-		if t.idFromProvider && t.replay && (skip == nil || !skip[i]) {
-			if _, err := w.execN(stInsOnce, m.Rule, sameIDKey(t.provider, eventID), idV, nowV); err != nil {
+		ran := skip == nil || !skip[i]
+		switch {
+		case claimedID && !ran:
+			// ...and released when once_per holds the match back: the
+			// rule did not run for this id, so another source's copy may.
+			if _, err := w.execN(stDelOnce, m.Rule, idKey); err != nil {
+				return nil, nil, nil, err
+			}
+		case idKey != "" && t.replay && ran:
+			if _, err := w.execN(stInsOnce, m.Rule, idKey, idV, nowV); err != nil {
 				return nil, nil, nil, err
 			}
 		}

@@ -285,34 +285,52 @@ func (s *SQLite) Jobs(ctx context.Context, f JobFilter) ([]Job, error) {
 	return out, closeRows(rows)
 }
 
-// EventsSince implements [Store.EventsSince]. It pages by (received_at,
-// rowid) so that each page is its own short read and fn may take as long as
-// it likes (or call back into the Store) without pinning a snapshot.
-// Events ingested during the walk may or may not be seen.
+// EventsSince implements [Store.EventsSince]. Events come in the order
+// they were committed (seq), which is the order the daemon evaluated them
+// in: a backtest must see which of two copies of one provider event
+// claimed a rule first, and concurrent requests can commit in another
+// order than their receive times. It pages by seq, so that each page is
+// its own short read and fn may take as long as it likes (or call back into
+// the Store) without pinning a snapshot. Events ingested during the walk
+// may or may not be seen.
 func (s *SQLite) EventsSince(ctx context.Context, since time.Time, fn func(Event) error) error {
 	if s.isClosed() {
 		return ErrClosed
 	}
-	lastAt, lastRow := toNanos(since), int64(0)
+	from := toNanos(since)
 	if since.IsZero() {
-		lastAt = -1 << 63
+		from = -1 << 63
 	}
+	var first sql.NullInt64
+	if err := s.rdb.QueryRowContext(ctx, `SELECT min(seq) FROM events WHERE received_at >= ?`, from).Scan(&first); err != nil {
+		return readErr(err)
+	}
+	if !first.Valid {
+		return nil
+	}
+	lastRow := first.Int64 - 1
 	page := make([]Event, 0, sincePage)
 	for {
 		page = page[:0]
+		// received_at is filtered here rather than in SQL, so that a page
+		// is short only at the end (after a clock step back, an event can
+		// follow the first one in seq and still be older than since).
 		rows, err := s.rdb.QueryContext(ctx, `SELECT `+eventColumns+`, seq FROM events
-			WHERE (received_at, seq) > (?, ?) ORDER BY received_at, seq LIMIT ?`, lastAt, lastRow, sincePage)
+			WHERE seq > ? ORDER BY seq LIMIT ?`, lastRow, sincePage)
 		if err != nil {
 			return readErr(err)
 		}
+		n := 0
 		for rows.Next() {
 			var ev Event
 			if err := scanEvent(rows, &ev, &lastRow); err != nil {
 				rows.Close()
 				return readErr(err)
 			}
-			lastAt = toNanos(ev.ReceivedAt)
-			page = append(page, ev)
+			n++
+			if toNanos(ev.ReceivedAt) >= from {
+				page = append(page, ev)
+			}
 		}
 		if err := closeRows(rows); err != nil {
 			return err
@@ -322,7 +340,7 @@ func (s *SQLite) EventsSince(ctx context.Context, since time.Time, fn func(Event
 				return err
 			}
 		}
-		if len(page) < sincePage {
+		if n < sincePage {
 			return nil
 		}
 	}

@@ -282,6 +282,16 @@ func TestRuleRunsOncePerProviderID(t *testing.T) {
 		t.Errorf("once_per key order-b was used up by a suppressed match: %+v", r)
 	}
 
+	// A match once_per holds back did not run, so it does not claim the
+	// id: another source's copy with a key of its own still runs.
+	mustIngest(t, s, sharedEvent("evt_q0", "stripe-old"), onceEval("per-source", "old", "slack"))
+	if r := mustIngest(t, s, sharedEvent("evt_q", "stripe-old"), onceEval("per-source", "old", "slack")); len(r.Jobs) != 0 || len(r.Suppressed) != 1 {
+		t.Fatalf("once_per did not hold back the repeat: %+v", r)
+	}
+	if r := mustIngest(t, s, sharedEvent("evt_q", "stripe-new"), onceEval("per-source", "new", "slack")); len(r.Jobs) != 1 || len(r.RanElsewhere) != 0 {
+		t.Errorf("copy on another source held back though the rule never ran for the id: %+v", r)
+	}
+
 	// Ids payramd derives (hash of source and body) never meet on two
 	// sources, so their events claim nothing: no extra write per webhook.
 	before := count(t, s, `SELECT count(*) FROM once_keys`)

@@ -80,6 +80,7 @@ const (
 	stInsResult
 	stDelResults
 	stInsOnce
+	stDelOnce
 	stInsJob
 	stInsJobClaimed
 	stEventSource
@@ -111,6 +112,7 @@ var writerSQL = [numStmts]string{
 	stDelResults: `DELETE FROM rule_results WHERE event_seq = ?`,
 	stInsOnce: `INSERT INTO once_keys (rule, key, event_id, created_at) VALUES (?, ?, ?, ?)
 		ON CONFLICT (rule, key) DO NOTHING`,
+	stDelOnce: `DELETE FROM once_keys WHERE rule = ? AND key = ?`,
 	stInsJob: `INSERT INTO jobs (event_seq, event_id, source, rule, action, state, attempts, run_at, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)`,
 	// A job inserted already claimed (running, first attempt) by a daemon

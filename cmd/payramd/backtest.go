@@ -55,11 +55,11 @@ func backtest(c *common, since time.Duration, dataDir, source string, stdout, st
 	}
 	events, skipped := 0, 0
 	fired := map[string]bool{} // rule + "\x00" + once_per key, within the window
-	// rule + "\x00" + event id -> the source it ran for, for events whose
-	// id is the provider's: the daemon runs each rule once per such id
-	// across sources. (Ids payramd derives hash the source name, so they
-	// never meet on two sources and need no entry.)
-	ranFor := map[string]string{}
+	// rule, provider and event id of the rules that ran for events whose id
+	// is the provider's: the daemon runs each rule once per such id across
+	// sources. (Ids payramd derives hash the source name, so they never
+	// meet on two sources and need no entry.)
+	ranFor := map[string]bool{}
 	err = store.EventsSince(context.Background(), time.Now().Add(-since), func(je journal.Event) error {
 		counted := source == "" || je.Source == source
 		payload, err := engine.DecodeObject(je.Payload)
@@ -87,13 +87,16 @@ func backtest(c *common, since time.Duration, dataDir, source string, stdout, st
 				continue
 			}
 			st.Matched++
+			// As the journal does: a rule that ran for the id (on another
+			// source: a source never sees an id twice) holds the match back
+			// first; then once_per; only a match that runs claims the id.
+			idKey := ""
 			if providerID {
-				idKey := res.Rule.Name + "\x00" + ev.Provider + "\x00" + ev.ID
-				if src, ok := ranFor[idKey]; ok && src != ev.Source {
+				idKey = res.Rule.Name + "\x00" + ev.Provider + "\x00" + ev.ID
+				if ranFor[idKey] {
 					st.RanElsewhere++
 					continue
 				}
-				ranFor[idKey] = ev.Source
 			}
 			if res.HasOnce {
 				k := res.Rule.Name + "\x00" + res.OnceKey
@@ -102,6 +105,9 @@ func backtest(c *common, since time.Duration, dataDir, source string, stdout, st
 					continue
 				}
 				fired[k] = true
+			}
+			if idKey != "" {
+				ranFor[idKey] = true
 			}
 			if len(st.Examples) < 3 {
 				st.Examples = append(st.Examples, ev.ID)
