@@ -194,17 +194,28 @@ func TestUnescapedURLPlaceholderWarns(t *testing.T) {
 		// A leading placeholder followed by :// is the scheme alone.
 		{`{{ meta.source }}://{{ meta.source }}.erp.example/hook`, ""},
 		{`{{ meta.source }}://erp.example/orders/{{ reference_id }}`, `rules.yaml:2:46: warning: url: {{ reference_id }} is inserted as it is, so a value containing / ? # or & changes the address called; write {{ urlpath(reference_id) }}`},
-		// Part of a host name or a port from the event: tenant =
-		// "x@evil.example/" calls evil.example. All of the host, or the
-		// config's own names, are left alone.
-		{`https://{{ tenant }}.erp.example/hook`, `rules.yaml:2:15: warning: url: {{ tenant }} shares the address with fixed text, so a value such as 'x@evil.example/' sends the request to another server; keep the address fixed and put the value in the path with urlpath(tenant)`},
-		{`https://erp.example{{ id }}/hook`, `rules.yaml:2:26: warning: url: {{ id }} shares the address with fixed text, so a value such as 'x@evil.example/' sends the request to another server; keep the address fixed and put the value in the path with urlpath(id)`},
-		{`{{ scheme }}://erp-{{ tenant }}.example/hook`, `rules.yaml:2:26: warning: url: {{ tenant }} shares the address with fixed text, so a value such as 'x@evil.example/' sends the request to another server; keep the address fixed and put the value in the path with urlpath(tenant)`},
+		// An event value that can move the call to another server while the
+		// rest of the host is fixed: part of the host name, the port, the
+		// scheme, a user name, or next to a fixed placeholder.
+		{`https://{{ tenant }}.erp.example/hook`, `rules.yaml:2:15: warning: url: {{ tenant }} can change the server called: a value such as 'x@evil.example/#' sends the request, headers and all, to evil.example; keep the scheme, host and port fixed and pass the value in the path with urlpath, or in the query with urlquery`},
+		{`https://erp.example{{ id }}/hook`, `rules.yaml:2:26: warning: url: {{ id }} can change the server called: a value such as 'x@evil.example/#' sends the request, headers and all, to evil.example; keep the scheme, host and port fixed and pass the value in the path with urlpath, or in the query with urlquery`},
+		{`{{ meta.source }}://erp-{{ tenant }}.example/hook`, `rules.yaml:2:31: warning: url: {{ tenant }} can change the server called: a value such as 'x@evil.example/#' sends the request, headers and all, to evil.example; keep the scheme, host and port fixed and pass the value in the path with urlpath, or in the query with urlquery`},
+		{`https://erp.example:{{ port }}/hook`, `rules.yaml:2:27: warning: url: {{ port }} can change the server called: a value such as 'x@evil.example/#' sends the request, headers and all, to evil.example; keep the scheme, host and port fixed and pass the value in the path with urlpath, or in the query with urlquery`},
+		{`{{ scheme }}://erp.example/hook`, `rules.yaml:2:7: warning: url: {{ scheme }} can change the server called: a value such as 'x@evil.example/#' sends the request, headers and all, to evil.example; keep the scheme, host and port fixed and pass the value in the path with urlpath, or in the query with urlquery`},
+		{`http{{ s }}://erp.example/hook`, `rules.yaml:2:11: warning: url: {{ s }} can change the server called: a value such as 'x@evil.example/#' sends the request, headers and all, to evil.example; keep the scheme, host and port fixed and pass the value in the path with urlpath, or in the query with urlquery`},
+		{`https://{{ tenant }}{{ meta.source }}.erp.example/hook`, `rules.yaml:2:15: warning: url: {{ tenant }} can change the server called: a value such as 'x@evil.example/#' sends the request, headers and all, to evil.example; keep the scheme, host and port fixed and pass the value in the path with urlpath, or in the query with urlquery`},
+		{`https://{{ tenant }}{{ '.erp.example' }}/hook`, `rules.yaml:2:15: warning: url: {{ tenant }} can change the server called: a value such as 'x@evil.example/#' sends the request, headers and all, to evil.example; keep the scheme, host and port fixed and pass the value in the path with urlpath, or in the query with urlquery`},
+		{`https://{{ user }}@erp.example/hook`, `rules.yaml:2:15: warning: url: {{ user }} can change the server called: a value such as 'x@evil.example/#' sends the request, headers and all, to evil.example; keep the scheme, host and port fixed and pass the value in the path with urlpath, or in the query with urlquery`},
+		{`https://{{ lower(tenant) }}.erp.example/hook`, `rules.yaml:2:15: warning: url: {{ lower(tenant) }} can change the server called: a value such as 'x@evil.example/#' sends the request, headers and all, to evil.example; keep the scheme, host and port fixed and pass the value in the path with urlpath, or in the query with urlquery`},
+		// The event choosing the whole host (or address), the config's own
+		// names, escaped values and IPv6 brackets are left alone.
 		{`https://{{ host }}/hook`, ""},
 		{`https://{{ host }}:8443/hook`, ""},
+		{`https://{{ host }}:{{ port }}/hook`, ""},
+		{`https://[{{ v6 }}]/hook`, ""},
 		{`https://user@{{ host }}/hook`, ""},
 		{`https://{{ meta.provider }}.erp.example/hook`, ""},
-		{`https://erp.example:{{ port }}/hook`, `rules.yaml:2:27: warning: url: {{ port }} shares the address with fixed text, so a value such as 'x@evil.example/' sends the request to another server; keep the address fixed and put the value in the path with urlpath(port)`},
+		{`https://{{ urlquery(tenant) }}.erp.example/hook`, ""},
 	}
 	for _, tt := range tests {
 		_, probs := compileYAML(t, "a", "type: http\nurl: \""+tt.url+"\"\n")

@@ -106,15 +106,16 @@ func mustConstant(v string) *engine.Template {
 // as they are). A placeholder that is the whole address or host
 // ({{ erp_base }}/orders, https://{{ host }}/) is the merchant's own choice
 // of address, and one in the fragment is never sent; both are left alone,
-// as are constants. One that is only part of the host name or the port
-// (https://{{ tenant }}.erp.example, https://erp.example{{ id }}) is warned
-// about: a value with @ or / in it moves the request to another server.
+// as are constants. First, though, it warns about an event value that can
+// move the call to another server while the host is otherwise fixed text
+// (https://{{ tenant }}.erp.example, a port, a scheme, a user name): see
+// hostMover.
 func warnUnescapedURL(s *spec, t *engine.Template) {
+	if p, ok := hostMover(t); ok {
+		s.f.Problems().Warnf(s.f.Scalar("url").AtOffset(p.Offset), "url: {{ %s }} can change the server called: a value such as 'x@evil.example/#' sends the request, headers and all, to evil.example; keep the scheme, host and port fixed and pass the value in the path with urlpath, or in the query with urlquery", p.Code)
+		return
+	}
 	for _, p := range urlPlaceholders(t) {
-		if p.inHost && !p.Constant && !configOnly(p.Code) {
-			s.f.Problems().Warnf(s.f.Scalar("url").AtOffset(p.Offset), "url: {{ %s }} shares the address with fixed text, so a value such as 'x@evil.example/' sends the request to another server; keep the address fixed and put the value in the path with urlpath(%s)", p.Code, p.Code)
-			return
-		}
 		want := map[urlPart]string{urlPath: "urlpath", urlQuery: "urlquery"}[p.part]
 		if want == "" || p.Constant || p.Func == want {
 			continue
@@ -145,9 +146,6 @@ const (
 type urlPlaceholder struct {
 	engine.Placeholder
 	part urlPart
-	// inHost: the placeholder shares the host and port with literal text
-	// (https://{{ tenant }}.erp.example), rather than giving all the host.
-	inHost bool
 }
 
 // configOnly reports whether a placeholder's code reads only what the
@@ -185,11 +183,7 @@ func urlPlaceholders(t *engine.Template) []urlPlaceholder {
 			lit = lit[3:] // {{ scheme }}://host: the leading placeholder was only the scheme
 		}
 		scan(lit)
-		up := urlPlaceholder{Placeholder: p, part: part}
-		if part == urlAddress && afterScheme {
-			up.inHost = hostText(lit, true) != "" || hostText(src[p.End:], false) != ""
-		}
-		out = append(out, up)
+		out = append(out, urlPlaceholder{Placeholder: p, part: part})
 		afterBase = part == urlAddress && strings.TrimSpace(src[:p.Offset]) == ""
 		if afterBase {
 			afterScheme = true // {{ erp_base }}/orders: the placeholder is the scheme and host
@@ -199,26 +193,70 @@ func urlPlaceholders(t *engine.Template) []urlPlaceholder {
 	return out
 }
 
-// hostText returns the literal host-name text next to a placeholder in the
-// address: before it (the text since "://" or a user's "@"), or after it (up
-// to a port's ":", the path, query or fragment, or the next placeholder).
-func hostText(lit string, before bool) string {
-	if before {
-		if i := strings.LastIndex(lit, "://"); i >= 0 {
-			lit = lit[i+3:]
+// hostMover finds a placeholder through which an event value can send the
+// call to another server although the rest of the host is fixed: part of
+// the host name or the port (https://{{ tenant }}.erp.example), the
+// scheme ({{ scheme }}://erp.example, where 'https://evil.example/#'
+// takes over), or a user name before "@". It renders the url with a
+// stand-in for every placeholder, then with an attacker's value in each
+// one in turn (escaped as urlpath or urlquery would), and reports the
+// first that makes url.Parse see the attacker's host. A url whose host
+// the stand-ins alone make up is left alone: the event chooses the whole
+// address on purpose. Placeholders that read only the config
+// (configOnly) or are constants count as fixed text.
+func hostMover(t *engine.Template) (engine.Placeholder, bool) {
+	src, ps := t.Source(), t.Placeholders()
+	fixed := func(p engine.Placeholder) bool { return p.Constant || configOnly(p.Code) }
+	// Digits, so that a stand-in in the port still parses.
+	stand := func(i int) string { return fmt.Sprintf("90817%03d", i%1000) }
+	render := func(sub int, val string) string {
+		var b strings.Builder
+		pos := 0
+		for i, p := range ps {
+			b.WriteString(src[pos:p.Offset])
+			switch {
+			case i == sub:
+				b.WriteString(val)
+			case fixed(p):
+				b.WriteString("fixed")
+			case strings.TrimSpace(src[:p.Offset]) == "" && strings.HasPrefix(src[p.End:], "://"):
+				b.WriteString("https") // a scheme must start with a letter
+			default:
+				b.WriteString(stand(i))
+			}
+			pos = p.End
 		}
-		if i := strings.LastIndexByte(lit, '@'); i >= 0 {
-			lit = lit[i+1:]
+		b.WriteString(src[pos:])
+		return strings.TrimSpace(b.String())
+	}
+	u, err := url.Parse(render(-1, ""))
+	if err != nil || u.Host == "" {
+		return engine.Placeholder{}, false
+	}
+	host := u.Hostname()
+	for i := range ps {
+		host = strings.ReplaceAll(host, stand(i), "")
+	}
+	if strings.Trim(host, "[].") == "" {
+		return engine.Placeholder{}, false
+	}
+	for i, p := range ps {
+		if fixed(p) {
+			continue
 		}
-		return lit
+		for _, attack := range []string{"x@evil.example/#", "https://evil.example/#"} {
+			switch p.Func {
+			case "urlpath":
+				attack = url.PathEscape(attack)
+			case "urlquery":
+				attack = url.QueryEscape(attack)
+			}
+			if au, err := url.Parse(render(i, attack)); err == nil && au.Hostname() == "evil.example" {
+				return p, true
+			}
+		}
 	}
-	if i := strings.IndexAny(lit, ":/?#"); i >= 0 {
-		lit = lit[:i]
-	}
-	if i := strings.Index(lit, "{{"); i >= 0 {
-		lit = lit[:i]
-	}
-	return lit
+	return engine.Placeholder{}, false
 }
 
 // checkHTTPURL accepts absolute http and https URLs with a host.
