@@ -10,19 +10,51 @@ import (
 	"time"
 )
 
+// openOldJournal writes a journal with setup (the old schema's
+// migrations and rows, run one statement at a time with foreign keys on, as
+// the daemon ran them), opens it with this binary, which migrates it, and
+// checks what every migration must leave: the current version, an intact
+// file and no dangling foreign keys.
+func openOldJournal(t *testing.T, setup []string) *SQLite {
+	t.Helper()
+	dir := t.TempDir()
+	db, err := sql.Open("sqlite", dsn(filepath.Join(dir, FileName), "_pragma=journal_mode(WAL)", "_pragma=foreign_keys(1)"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetMaxOpenConns(1) // a PRAGMA foreign_keys in setup must apply to every statement
+	for _, q := range setup {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("old journal setup: %v\n%s", err, q)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatalf("Open an old journal: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if got := count(t, s, `PRAGMA user_version`); got != schemaVersion {
+		t.Errorf("user_version = %d, want %d", got, schemaVersion)
+	}
+	var check string
+	if err := s.rdb.QueryRow(`PRAGMA integrity_check`).Scan(&check); err != nil || check != "ok" {
+		t.Errorf("integrity_check = %q, %v", check, err)
+	}
+	if got := count(t, s, `SELECT count(*) FROM pragma_foreign_key_check`); got != 0 {
+		t.Errorf("%d foreign key violations", got)
+	}
+	return s
+}
+
 // TestMigrateV1ToV2 writes a journal the way version 1 of the schema laid
 // it out, opens it with this binary, and checks that the rebuild kept every
 // event, result, job and attempt with its links, that job ids keep counting
 // from where they were (they are idempotency keys), and that the cascades
 // and the dedup constraint still hold.
 func TestMigrateV1ToV2(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, FileName)
-	db, err := sql.Open("sqlite", dsn(path, "_pragma=journal_mode(WAL)", "_pragma=foreign_keys(1)"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.SetMaxOpenConns(1) // the PRAGMA foreign_keys below must apply to every statement
 	v1 := []string{
 		migrations[0],
 		fmt.Sprintf(`PRAGMA application_id = %d; PRAGMA user_version = 1`, applicationID),
@@ -50,32 +82,8 @@ func TestMigrateV1ToV2(t *testing.T) {
 		`INSERT INTO attempts (job_id, n, started_at, duration_ns, outcome) VALUES (8, 1, 14, 1000, 'dead'), (404, 1, 15, 1000, 'dead')`,
 		`PRAGMA foreign_keys = ON`,
 	}
-	for _, q := range v1 {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatalf("v1 setup: %v\n%s", err, q)
-		}
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	s, err := Open(dir, Options{})
-	if err != nil {
-		t.Fatalf("Open a v1 journal: %v", err)
-	}
-	defer s.Close()
+	s := openOldJournal(t, v1)
 	ctx := context.Background()
-
-	if got := count(t, s, `PRAGMA user_version`); got != schemaVersion {
-		t.Errorf("user_version = %d, want %d", got, schemaVersion)
-	}
-	var check string
-	if err := s.rdb.QueryRow(`PRAGMA integrity_check`).Scan(&check); err != nil || check != "ok" {
-		t.Errorf("integrity_check = %q, %v", check, err)
-	}
-	if got := count(t, s, `SELECT count(*) FROM pragma_foreign_key_check`); got != 0 {
-		t.Errorf("%d foreign key violations", got)
-	}
 
 	d, err := s.Event(ctx, "", "ev-a")
 	if err != nil {
@@ -134,22 +142,28 @@ func TestQueriesUseDueIndex(t *testing.T) {
 		"recover":     writerSQL[stRecover],
 		"next run at": nextRunAtSQL,
 	} {
-		rows, err := s.rdb.Query(`EXPLAIN QUERY PLAN `+q, 1, 2, 3)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		var plan []string
-		for rows.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, detail)
-		}
-		rows.Close()
-		if !strings.Contains(strings.Join(plan, "\n"), "jobs_due") {
-			t.Errorf("%s does not use the index jobs_due:\n%s", name, strings.Join(plan, "\n"))
+		if plan := queryPlan(t, s, q, 1, 2, 3); !strings.Contains(plan, "jobs_due") {
+			t.Errorf("%s does not use the index jobs_due:\n%s", name, plan)
 		}
 	}
+}
+
+// queryPlan returns SQLite's plan for q, one step per line.
+func queryPlan(t *testing.T, s *SQLite, q string, args ...any) string {
+	t.Helper()
+	rows, err := s.rdb.Query(`EXPLAIN QUERY PLAN `+q, args...)
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	return strings.Join(plan, "\n")
 }

@@ -2,10 +2,8 @@ package journal
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -101,13 +99,6 @@ func TestDedupPerSource(t *testing.T) {
 // events.seq), that nothing cascaded away while the old table was dropped,
 // and that dedup is per source afterwards.
 func TestMigrateV2ToV3(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, FileName)
-	db, err := sql.Open("sqlite", dsn(path, "_pragma=journal_mode(WAL)", "_pragma=foreign_keys(1)"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.SetMaxOpenConns(1)
 	v2 := []string{
 		migrations[0],
 		migrations[1],
@@ -127,32 +118,9 @@ func TestMigrateV2ToV3(t *testing.T) {
 		// rebuild must neither fail on it nor drop it.
 		`CREATE VIEW my_charges AS SELECT id, source FROM events WHERE type = 'charge.succeeded'`,
 	}
-	for _, q := range v2 {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatalf("v2 setup: %v\n%s", err, q)
-		}
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	s, err := Open(dir, Options{})
-	if err != nil {
-		t.Fatalf("Open a v2 journal: %v", err)
-	}
-	defer s.Close()
+	s := openOldJournal(t, v2)
 	ctx := context.Background()
 
-	if got := count(t, s, `PRAGMA user_version`); got != 3 || schemaVersion != 3 {
-		t.Errorf("user_version = %d (binary %d), want 3", got, schemaVersion)
-	}
-	var check string
-	if err := s.rdb.QueryRow(`PRAGMA integrity_check`).Scan(&check); err != nil || check != "ok" {
-		t.Errorf("integrity_check = %q, %v", check, err)
-	}
-	if got := count(t, s, `SELECT count(*) FROM pragma_foreign_key_check`); got != 0 {
-		t.Errorf("%d foreign key violations", got)
-	}
 	// once_keys gains paid's claim on evt_1, a Stripe id whose rule ran.
 	for table, want := range map[string]int{"events": 2, "rule_results": 3, "jobs": 2, "attempts": 3, "once_keys": 2, "events_v": 2, "my_charges": 1} {
 		if got := count(t, s, `SELECT count(*) FROM `+table); got != want {
@@ -213,22 +181,9 @@ func TestMigrateV2ToV3(t *testing.T) {
 	}
 
 	// A lookup by id alone uses the (id, source) index, not a scan.
-	var plan []string
-	rows, err := s.rdb.Query(`EXPLAIN QUERY PLAN SELECT seq FROM events WHERE id = ?`, "x")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var id, parent, unused int
-		var detail string
-		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-			t.Fatal(err)
-		}
-		plan = append(plan, detail)
-	}
-	rows.Close()
-	if p := strings.Join(plan, "\n"); !strings.Contains(p, "USING COVERING INDEX") && !strings.Contains(p, "USING INDEX") {
-		t.Errorf("lookup by id does not use an index:\n%s", p)
+	plan := queryPlan(t, s, `SELECT seq FROM events WHERE id = ?`, "x")
+	if !strings.Contains(plan, "USING COVERING INDEX") && !strings.Contains(plan, "USING INDEX") {
+		t.Errorf("lookup by id does not use an index:\n%s", plan)
 	}
 }
 

@@ -14,9 +14,10 @@ import (
 // account receive the same event id (evt_…). Dedup is per source, so each
 // copy is an event of its own: a rule limited to one of the sources runs
 // for that source's copy, while a rule covering both runs once, for the
-// first copy (no order is fulfilled twice during an endpoint migration). Only a redelivery on the
-// same source is a duplicate. Looking the event up by id alone names both
-// sources, and --source picks one, in the API and in the CLI.
+// first copy (no order is fulfilled twice during an endpoint migration).
+// Only a redelivery on the same source is a duplicate. Looking the event up
+// by id alone names both sources, and --source picks one, in the API and
+// in the CLI.
 func TestSameIDOnTwoSources(t *testing.T) {
 	dir := t.TempDir()
 	s := newSink(t, nil)
