@@ -215,6 +215,10 @@ func TestUnescapedURLPlaceholderWarns(t *testing.T) {
 		{`https://[{{ v6 }}]/hook`, ""},
 		{`https://user@{{ host }}/hook`, ""},
 		{`https://{{ meta.provider }}.erp.example/hook`, ""},
+		{`https://{{ lower(meta.source) }}.erp.example/hook`, ""},
+		{`https://{{ meta['source'] }}-{{ meta.provider }}.erp.example/hook`, ""},
+		{`https://{{ meta.source + tenant }}.erp.example/hook`, `rules.yaml:2:15: warning: url: {{ meta.source + tenant }} can change the server called: a value such as 'x@evil.example/#' sends the request, headers and all, to evil.example; keep the scheme, host and port fixed and pass the value in the path with urlpath, or in the query with urlquery`},
+		{`https://{{ meta.headers.host }}.erp.example/hook`, `rules.yaml:2:15: warning: url: {{ meta.headers.host }} can change the server called: a value such as 'x@evil.example/#' sends the request, headers and all, to evil.example; keep the scheme, host and port fixed and pass the value in the path with urlpath, or in the query with urlquery`},
 		{`https://{{ urlquery(tenant) }}.erp.example/hook`, ""},
 	}
 	for _, tt := range tests {

@@ -148,10 +148,6 @@ type urlPlaceholder struct {
 	part urlPart
 }
 
-// configOnly reports whether a placeholder's code reads only what the
-// config itself names, not the event: the source's or provider's name.
-func configOnly(code string) bool { return code == "meta.source" || code == "meta.provider" }
-
 // urlPlaceholders places each placeholder of a templated URL by reading the
 // literal text around the placeholders only (a "?" inside {{ a ?? b }} is
 // code, not the start of a query): the address runs to the first "/", "?"
@@ -203,10 +199,10 @@ func urlPlaceholders(t *engine.Template) []urlPlaceholder {
 // first that makes url.Parse see the attacker's host. A url whose host
 // the stand-ins alone make up is left alone: the event chooses the whole
 // address on purpose. Placeholders that read only the config
-// (configOnly) or are constants count as fixed text.
+// (engine.Placeholder.ConfigOnly) or are constants count as fixed text.
 func hostMover(t *engine.Template) (engine.Placeholder, bool) {
 	src, ps := t.Source(), t.Placeholders()
-	fixed := func(p engine.Placeholder) bool { return p.Constant || configOnly(p.Code) }
+	fixed := func(p engine.Placeholder) bool { return p.Constant || p.ConfigOnly }
 	// Digits, so that a stand-in in the port still parses.
 	stand := func(i int) string { return fmt.Sprintf("90817%03d", i%1000) }
 	render := func(sub int, val string) string {

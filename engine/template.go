@@ -144,6 +144,10 @@ type Placeholder struct {
 	Func string
 	// Constant is true for a literal, {{ "v2" }}: nothing from the event.
 	Constant bool
+	// ConfigOnly is true when the expression reads nothing from the event
+	// but meta.source and meta.provider, names the config itself gives
+	// ({{ lower(meta.source) }}); also true for a constant.
+	ConfigOnly bool
 }
 
 // Placeholders lists the template's placeholders in order.
@@ -156,7 +160,7 @@ func (t *Template) Placeholders() []Placeholder {
 		if p.prog == nil {
 			continue
 		}
-		ph := Placeholder{Offset: p.off, End: p.end, Code: p.code}
+		ph := Placeholder{Offset: p.off, End: p.end, Code: p.code, ConfigOnly: readsOnlyConfig(p.prog.Node())}
 		switch n := p.prog.Node().(type) {
 		case *ast.CallNode:
 			if id, ok := n.Callee.(*ast.IdentifierNode); ok {
@@ -168,6 +172,51 @@ func (t *Template) Placeholders() []Placeholder {
 		ps = append(ps, ph)
 	}
 	return ps
+}
+
+// readsOnlyConfig reports whether an expression reads no variable but
+// meta.source and meta.provider: every identifier in it is a function being
+// called or the meta of such a member access.
+func readsOnlyConfig(n ast.Node) bool {
+	var v configVisitor
+	ast.Walk(&n, &v)
+	for _, id := range v.idents {
+		if !v.allowed[id] {
+			return false
+		}
+	}
+	return true
+}
+
+// configVisitor collects a tree's identifiers and those that are allowed.
+// ast.Walk visits children first, so the decision waits for the whole walk.
+type configVisitor struct {
+	idents  []*ast.IdentifierNode
+	allowed map[*ast.IdentifierNode]bool
+}
+
+func (v *configVisitor) allow(n ast.Node) {
+	if id, ok := n.(*ast.IdentifierNode); ok {
+		if v.allowed == nil {
+			v.allowed = map[*ast.IdentifierNode]bool{}
+		}
+		v.allowed[id] = true
+	}
+}
+
+func (v *configVisitor) Visit(node *ast.Node) {
+	switch n := (*node).(type) {
+	case *ast.IdentifierNode:
+		v.idents = append(v.idents, n)
+	case *ast.CallNode:
+		v.allow(n.Callee)
+	case *ast.MemberNode:
+		base, ok := n.Node.(*ast.IdentifierNode)
+		prop, isStr := n.Property.(*ast.StringNode)
+		if ok && isStr && base.Value == "meta" && (prop.Value == "source" || prop.Value == "provider") {
+			v.allow(base)
+		}
+	}
 }
 
 // Source is the template text as written.

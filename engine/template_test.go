@@ -240,3 +240,30 @@ func TestTemplateBareNames(t *testing.T) {
 		}
 	}
 }
+
+// TestPlaceholderConfigOnly: a placeholder reads only the config when the
+// event can reach it through nothing but meta.source and meta.provider.
+func TestPlaceholderConfigOnly(t *testing.T) {
+	for code, want := range map[string]bool{
+		`meta.source`:                          true,
+		`lower(meta.provider)`:                 true,
+		`meta["source"] + "-" + meta.provider`: true,
+		`"v2"`:                                 true,
+		`tenant`:                               false,
+		`meta.source + tenant`:                 false,
+		`meta.headers.host`:                    false,
+		`meta.type`:                            false,
+		`payload.source`:                       false,
+		`let s = meta.source; s`:               false, // conservative: a name it does not follow
+		`$env.meta.source`:                     false,
+	} {
+		probs := &config.Problems{}
+		ps := CompileTemplate(&config.Scalar{Value: "{{ " + code + " }}"}, probs).Placeholders()
+		if probs.HasErrors() || len(ps) != 1 {
+			t.Fatalf("%s: %v", code, probs.List)
+		}
+		if ps[0].ConfigOnly != want {
+			t.Errorf("{{ %s }}: ConfigOnly = %v, want %v", code, ps[0].ConfigOnly, want)
+		}
+	}
+}
