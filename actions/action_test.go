@@ -76,6 +76,16 @@ func TestConfigErrors(t *testing.T) {
 			want: []string{`rules.yaml:2:32: placeholder inside the code of python3 -c`},
 		},
 		{
+			name: "placeholder in perl -le (a clustered code option)",
+			src:  "type: exec\ncommand: [perl, -le, 'print q({{ note }})']\n",
+			want: []string{`rules.yaml:2:31: placeholder inside the code of perl -le`},
+		},
+		{
+			name: "placeholder in an awk program",
+			src:  "type: exec\ncommand: [awk, -F, ',', '{ print \"{{ note }}\" }', /var/log/x]\n",
+			want: []string{`rules.yaml:2:35: placeholder inside the program text of awk`},
+		},
+		{
 			name: "placeholder in env -S",
 			src:  "type: exec\ncommand: [/usr/bin/env, -S, \"sh -c 'echo {{ reference_id }}'\"]\n",
 			want: []string{`rules.yaml:2:42: placeholder inside the command line of env -S`},

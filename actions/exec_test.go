@@ -352,6 +352,38 @@ func TestCodeIndex(t *testing.T) {
 		{[]string{"node", "app.js", "--eval", "x"}, -1},
 		{[]string{"sh", "-c"}, -1},
 		{[]string{"/usr/bin/notify", "--ref", "x"}, -1},
+		// Found by a security review: clustered options, a value attached,
+		// options with values before the code flag, and programs whose first
+		// operand is the program text.
+		{[]string{"perl", "-le", "x"}, 2},
+		{[]string{"perl", "-lne", "x"}, 2},
+		{[]string{"perl", "-e'{{ x }}'"}, 1},
+		{[]string{"perl", "-I", "lib", "-e", "x"}, 4},
+		{[]string{"python3", "-Ic", "x"}, 2},
+		{[]string{"python3", "-W", "ignore", "-c", "x"}, 4},
+		{[]string{"python3", "-m", "tool", "-c", "x"}, -1}, // the module's own option
+		{[]string{"node", "-pe", "x"}, 2},
+		{[]string{"node", "--eval=x"}, 1},
+		{[]string{"node", "-r", "dotenv/config", "-e", "x"}, 4},
+		{[]string{"ruby", "-we", "x"}, 2},
+		{[]string{"ruby", "-r", "json", "-e", "x"}, 4},
+		{[]string{"php", "-R", "x"}, 2},
+		{[]string{"bash", "--rcfile", "rc", "-c", "x"}, 4},
+		{[]string{"awk", "x"}, 1},
+		{[]string{"gawk", "-F", ",", "-v", "n=1", "x", "file"}, 5},
+		{[]string{"awk", "-F,", "x"}, 2},
+		{[]string{"awk", "-f", "prog.awk", "x"}, -1}, // x is an input file
+		{[]string{"awk", "--", "x"}, 2},
+		{[]string{"sed", "-n", "x", "file"}, 2},
+		{[]string{"sed", "-e", "x"}, 2},
+		{[]string{"sed", "--expression=x"}, 1},
+		{[]string{"sed", "-f", "s.sed", "x"}, -1},
+		{[]string{"jq", "-r", "x"}, 2},
+		{[]string{"jq", "--arg", "ref", "v", "x"}, 4},
+		{[]string{"jq", "-n", "--argjson", "n", "1", "x"}, 5},
+		{[]string{"jq", "--from-file", "f.jq", "x"}, -1},
+		{[]string{"Rscript", "-e", "x"}, 2},
+		{[]string{"Rscript", "report.R", "-e"}, -1},
 	}
 	for _, tt := range tests {
 		if got, _ := codeIndex(tt.argv); got != tt.want {
