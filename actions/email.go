@@ -164,8 +164,8 @@ func parseAddress(s string) (*netmail.Address, error) {
 	return addr, nil
 }
 
-// parseAddressList accepts one address or several separated by commas, so
-// that a placeholder may render a list.
+// parseAddressList accepts one address or several separated by commas: a
+// constant item may list several (build allows only one from a placeholder).
 func parseAddressList(s string) ([]*netmail.Address, error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, errors.New("empty address")
@@ -203,10 +203,16 @@ func (a *Email) build(j *Job) (*message, error) {
 		if err != nil {
 			return nil, err
 		}
-		for _, v := range vs {
+		for i, v := range vs {
 			addrs, err := parseAddressList(v)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %v", list.name, err)
+			}
+			// A value from the event (a customer's email, say) is one
+			// recipient: "me@x, victim@y, …" must not turn the merchant's
+			// relay into a mailer for whoever fills in the field.
+			if len(addrs) > 1 && !list.ts[i].IsConstant() {
+				return nil, fmt.Errorf("%s: %q holds %d addresses, but an address from the event must be exactly one (write one %s: item per recipient)", list.name, v, len(addrs), list.name)
 			}
 			*list.dst = append(*list.dst, addrs...)
 		}

@@ -363,3 +363,44 @@ func TestEmailRenderedAddressIsChecked(t *testing.T) {
 		t.Errorf("got %v retryable=%v", res.Err, res.Retryable)
 	}
 }
+
+// TestEmailAddressFromEventIsOneRecipient: a customer who fills in an email
+// field with "me@x, victim@y, grp:v2@z,v3@z;" must not get the merchant's
+// relay to mail everyone listed (found by a security review). A constant
+// item may still list several, and nothing reaches the server.
+func TestEmailAddressFromEventIsOneRecipient(t *testing.T) {
+	s := startMailServer(t, &mailServer{}, "none", nil)
+	act := mustCompile(t, "m", `
+type: email
+smtp: {host: 127.0.0.1, port: `+s.port()+`, tls: none}
+from: alerts@shop.example
+to: ["ops@shop.example, finance@shop.example", "{{ customer_email }}"]
+subject: hi
+body: hi
+`)
+	for _, evil := range []string{
+		"buyer@example.com, attacker@evil.example",
+		"grp: v2@evil.example, v3@evil.example;",
+		"Buyer <buyer@example.com>, x@evil.example",
+	} {
+		j := testJob(t, "m")
+		j.Event.Payload["customer_email"] = evil
+		res := act.Run(context.Background(), j)
+		if res.Err == nil || res.Retryable || !strings.Contains(res.Err.Error(), "an address from the event must be exactly one") {
+			t.Errorf("%q: got %v retryable=%v; want a failure naming the rule", evil, res.Err, res.Retryable)
+		}
+	}
+	s.mu.Lock()
+	n := len(s.got)
+	s.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d message(s) reached the server", n)
+	}
+	res := act.Run(context.Background(), testJob(t, "m"))
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	if got := strings.Join(s.only(t).to, ","); got != "ops@shop.example,finance@shop.example,buyer@example.com" {
+		t.Errorf("RCPT TO %s", got)
+	}
+}
