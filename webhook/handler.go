@@ -157,20 +157,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, r, rt.source, client, refusal{"forbidden", http.StatusForbidden, errBody("forbidden"), "client address not in allow_ips"})
 		return
 	}
-	if rt.limiter != nil {
-		res := rt.limiter.ReserveN(now, 1)
-		if d := res.DelayFrom(now); !res.OK() || d > 0 {
-			res.CancelAt(now)
-			secs := 1
-			if res.OK() {
-				secs = max(1, int(math.Ceil(d.Seconds())))
-			}
-			w.Header().Set("Retry-After", strconv.Itoa(secs))
-			h.refuse(w, r, rt.source, client, refusal{"rate_limited", http.StatusTooManyRequests, errBody("rate_limited"), "rate limit exceeded"})
-			return
-		}
-	}
-
 	limit := rt.maxBody
 	if limit <= 0 {
 		limit = h.o.MaxBody
@@ -204,6 +190,24 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := rt.provider.Verify(req); err != nil {
 		h.refuse(w, r, rt.source, client, refusal{"invalid_signature", http.StatusUnauthorized, errBody("invalid_signature"), err.Error()})
 		return
+	}
+	// The rate limit counts verified deliveries only. Charged before
+	// verification, it let anyone who can reach the endpoint spend the
+	// source's budget with junk, so that the provider's genuine deliveries
+	// got 429 (found by a security review). A flood of junk costs a body
+	// read (max_body) and an HMAC each, and is answered 401.
+	if rt.limiter != nil {
+		res := rt.limiter.ReserveN(now, 1)
+		if d := res.DelayFrom(now); !res.OK() || d > 0 {
+			res.CancelAt(now)
+			secs := 1
+			if res.OK() {
+				secs = max(1, int(math.Ceil(d.Seconds())))
+			}
+			w.Header().Set("Retry-After", strconv.Itoa(secs))
+			h.refuse(w, r, rt.source, client, refusal{"rate_limited", http.StatusTooManyRequests, errBody("rate_limited"), "rate limit exceeded"})
+			return
+		}
 	}
 	n, err := rt.provider.Normalize(req)
 	if err != nil {

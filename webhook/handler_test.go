@@ -177,6 +177,25 @@ func TestSpecRows(t *testing.T) {
 			t.Fatalf("after waiting: %d", res.status)
 		}
 	})
+	t.Run("rate limit: junk does not spend the provider's budget", func(t *testing.T) {
+		// Found by a security review: unsigned requests were charged to
+		// the source's bucket, so anyone could make the provider's
+		// genuine deliveries get 429.
+		e := newEnv(t, tab)
+		e.setNow(testNow.Add(time.Hour)) // the table's bucket is full again, whatever ran before
+		for i := range 100 {
+			b := testBody(200 + i)
+			if res := e.post("/webhooks/limited", http.Header{"Content-Type": {"application/json"}}, b); res.status != 401 {
+				t.Fatalf("junk request %d: %d, want 401", i, res.status)
+			}
+		}
+		for i := range 2 {
+			b := testBody(300 + i)
+			if res := e.post("/webhooks/limited", payramHeader(newSecret, b), b); res.status != 200 {
+				t.Fatalf("genuine delivery %d after a flood of junk: %d %s", i, res.status, res.raw)
+			}
+		}
+	})
 	t.Run("journal unavailable: 503, never 2xx", func(t *testing.T) {
 		e := newEnv(t, tab)
 		e.journal.err = errors.New("journal unavailable: disk full")
