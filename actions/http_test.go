@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -228,6 +229,43 @@ func TestHTTPFollowsRedirectsWhenAsked(t *testing.T) {
 	}
 	if r, body := s.last(t); r.URL.Path != "/new" || string(body) != testPayload {
 		t.Errorf("redirected to %s with body %q", r.URL.Path, body)
+	}
+}
+
+// TestHTTPRedirectsStayOnTheOrigin: with follow_redirects, a redirect to
+// another host, or from https to http, is refused, so the body, signature
+// and custom headers never reach it; a redirect on the same origin is
+// followed without a Referer (which held the original URL's query token).
+// Found by a security review.
+func TestHTTPRedirectsStayOnTheOrigin(t *testing.T) {
+	var stolen atomic.Int32
+	other := newSink(t, func(w http.ResponseWriter, r *http.Request) { stolen.Add(1) })
+	var referer atomic.Value
+	s := newSink(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/away":
+			http.Redirect(w, r, other.URL+"/steal", http.StatusTemporaryRedirect)
+		case "/old":
+			http.Redirect(w, r, "/new", http.StatusTemporaryRedirect)
+		default:
+			referer.Store(r.Header.Get("Referer"))
+		}
+	})
+	src := "type: http\nfollow_redirects: true\nheaders: {X-Api-Key: erp-key}\nsign: {scheme: hmac, secret: s3cret, header: X-Sig}\nurl: "
+	res := mustCompile(t, "a", src+s.URL+"/away?api_token=tok\n").Run(context.Background(), testJob(t, "a"))
+	if res.Err == nil || res.Retryable || !strings.Contains(res.Err.Error(), "not following a redirect") {
+		t.Errorf("redirect to another host: %v retryable=%v; want a permanent refusal", res.Err, res.Retryable)
+	}
+	if n := stolen.Load(); n != 0 {
+		t.Fatalf("the other host received %d request(s)", n)
+	}
+	assertNoSecrets(t, []string{"tok"}, res)
+	res = mustCompile(t, "a", src+s.URL+"/old?api_token=tok\n").Run(context.Background(), testJob(t, "a"))
+	if res.Err != nil {
+		t.Fatalf("same-origin redirect: %v", res.Err)
+	}
+	if r, _ := referer.Load().(string); r != "" {
+		t.Errorf("Referer %q sent on a followed redirect", r)
 	}
 }
 

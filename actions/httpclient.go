@@ -60,6 +60,10 @@ var sharedClient = sync.OnceValue(func() *resty.Client {
 
 type followKey struct{}
 
+// errRedirectRefused is a redirect follow_redirects will not take; the
+// receiver's configuration decides it, so retrying does not help.
+var errRedirectRefused = errors.New("not following a redirect")
+
 // withFollow marks a request's context with whether redirects are
 // followed: the policy is the action's, but the client is shared.
 func withFollow(ctx context.Context, follow bool) context.Context {
@@ -68,7 +72,11 @@ func withFollow(ctx context.Context, follow bool) context.Context {
 
 // redirectPolicy returns the 3xx response itself unless the action asked
 // for follow_redirects: a webhook receiver that redirects is usually
-// misconfigured, and following a redirect turns a POST into a GET.
+// misconfigured, and following a redirect turns a POST into a GET. Even
+// then it follows only redirects to the same scheme, host and port: Go
+// would resend the body, the signature and every custom header (an API
+// key) to wherever the Location points, and a Referer with the original
+// URL's query (found by a security review). The Referer is dropped.
 func redirectPolicy(req *http.Request, via []*http.Request) error {
 	if follow, _ := req.Context().Value(followKey{}).(bool); !follow {
 		return http.ErrUseLastResponse
@@ -76,6 +84,12 @@ func redirectPolicy(req *http.Request, via []*http.Request) error {
 	if len(via) >= maxRedirects {
 		return fmt.Errorf("stopped after %d redirects", maxRedirects)
 	}
+	from := via[0].URL
+	if !strings.EqualFold(req.URL.Scheme, from.Scheme) || !strings.EqualFold(req.URL.Host, from.Host) {
+		return fmt.Errorf("%w to %s: follow_redirects stays on %s://%s, so that the body, signature and headers go nowhere else",
+			errRedirectRefused, redactURL(req.URL.String()), from.Scheme, from.Host)
+	}
+	req.Header.Del("Referer")
 	return nil
 }
 
@@ -203,6 +217,8 @@ func retryableTransport(err error) bool {
 		recordHeader     tls.RecordHeaderError
 	)
 	switch {
+	case errors.Is(err, errRedirectRefused):
+		return false
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return true
 	case errors.As(err, &unknownAuthority), errors.As(err, &hostname), errors.As(err, &invalid), errors.As(err, &verify):
