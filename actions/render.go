@@ -142,10 +142,15 @@ func (e *renderError) Unwrap() error { return e.err }
 
 // render evaluates t against env and names the field in any error.
 func render(field string, t *engine.Template, env map[string]any) (string, error) {
+	return renderEscaped(field, t, env, nil)
+}
+
+// renderEscaped is render with escape applied to the placeholders' values.
+func renderEscaped(field string, t *engine.Template, env map[string]any, escape func(string) string) (string, error) {
 	if t == nil {
 		return "", nil
 	}
-	v, err := t.Render(env)
+	v, err := t.RenderEscaped(env, escape)
 	if err != nil {
 		return "", &renderError{field: field, err: err}
 	}

@@ -64,17 +64,35 @@ func (a *Slack) build(j *Job) (string, *slackMessage, error) {
 		return "", nil, &safeError{msg: "url " + err.Error(), err: err}
 	}
 	m := &slackMessage{}
+	if m.Text, err = renderEscaped("text", a.text, env, slackEscape); err != nil {
+		return "", nil, err
+	}
 	for _, f := range []struct {
 		name string
 		t    *engine.Template
 		dst  *string
-	}{{"text", a.text, &m.Text}, {"username", a.username, &m.Username}, {"icon_emoji", a.iconEmoji, &m.IconEmoji}, {"channel", a.channel, &m.Channel}} {
+	}{{"username", a.username, &m.Username}, {"icon_emoji", a.iconEmoji, &m.IconEmoji}, {"channel", a.channel, &m.Channel}} {
 		if *f.dst, err = render(f.name, f.t, env); err != nil {
 			return "", nil, err
 		}
 	}
 	return u, m, nil
 }
+
+// slackEscape escapes what Slack reads as markup in message text: < and >
+// delimit mentions (<!channel>) and links (<https://evil|payram.com>), &
+// starts an entity. Applied to the event's values only, so that a
+// customer-written name cannot ping a channel or disguise a link, while
+// the merchant's own <!here> or <{{ url }}|Invoice> in the text still
+// work. Slack shows the escaped characters as they were.
+func slackEscape(s string) string {
+	if !strings.ContainsAny(s, "&<>") {
+		return s
+	}
+	return slackEscaper.Replace(s)
+}
+
+var slackEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
 
 // Render shows the message; the URL only as scheme://host/….
 func (a *Slack) Render(j *Job) (*Rendered, error) {

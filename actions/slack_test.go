@@ -54,6 +54,28 @@ channel: "#payments"
 	assertNoSecrets(t, []string{"s3cr3tW3bh00kT0k3n"}, res, rd)
 }
 
+// TestSlackEscapesEventValues: a customer-written value cannot ping the
+// channel or disguise a link (found by a security review); the merchant's
+// own markup in the text is kept.
+func TestSlackEscapesEventValues(t *testing.T) {
+	s := newSink(t, answer(200, "ok"))
+	act := mustCompile(t, "a", "type: slack\nurl: "+s.URL+slackPath+"\ntext: '<!here> Overpaid by {{ note }} & more'\n")
+	j := testJob(t, "a")
+	j.Event.Payload["note"] = "<!channel> approve at <https://evil.example/login|payram.com/admin> & now"
+	if res := act.Run(context.Background(), j); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	_, body := s.last(t)
+	var got struct{ Text string }
+	if err := json.Unmarshal(body, &got); err != nil {
+		t.Fatal(err)
+	}
+	want := "<!here> Overpaid by &lt;!channel&gt; approve at &lt;https://evil.example/login|payram.com/admin&gt; &amp; now & more"
+	if got.Text != want {
+		t.Errorf("text\n got %q\nwant %q", got.Text, want)
+	}
+}
+
 func TestSlackOptionalFieldsOmitted(t *testing.T) {
 	s := newSink(t, answer(200, "ok"))
 	act := mustCompile(t, "a", "type: slack\nurl: "+s.URL+slackPath+"\ntext: hi\n")

@@ -234,6 +234,14 @@ func (t *Template) IsConstant() bool {
 
 // Render evaluates the placeholders against env (see Event.Env).
 func (t *Template) Render(env map[string]any) (string, error) {
+	return t.RenderEscaped(env, nil)
+}
+
+// RenderEscaped is Render with escape applied to every placeholder's value,
+// and never to the template's own text: a Slack message escapes the
+// event's < > & so that a customer's name cannot ping a channel or show a
+// disguised link, while the merchant's own <!here> still works.
+func (t *Template) RenderEscaped(env map[string]any, escape func(string) string) (string, error) {
 	if t == nil {
 		return "", nil
 	}
@@ -259,6 +267,9 @@ func (t *Template) Render(env map[string]any) (string, error) {
 		s, err := FormatValue(v)
 		if err != nil {
 			return "", fmt.Errorf("{{ %s }}: %v", p.code, err)
+		}
+		if escape != nil {
+			s = escape(s)
 		}
 		b.WriteString(s)
 	}
