@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
@@ -43,6 +44,14 @@ func (d *Daemon) adminHandler() http.Handler {
 func (d *Daemon) auth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token := d.Snapshot().Config.Server.AdminToken.Reveal()
+		if token == "" && !localHost(r.Host) {
+			// Without a token the admin API is on loopback only, and this
+			// keeps a web page from reaching it through DNS rebinding (a
+			// name of the attacker's that resolves to 127.0.0.1): a browser
+			// sends that name as Host, a local client an address.
+			writeJSON(w, http.StatusForbidden, map[string]string{"error": "without admin_token the admin API answers only requests addressed to an IP address or localhost"})
+			return
+		}
 		if token != "" {
 			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
@@ -53,6 +62,16 @@ func (d *Daemon) auth(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// localHost reports whether a request's Host names the machine by address
+// or as localhost, as curl, payramd's CLI and health probes do.
+func localHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	return net.ParseIP(host) != nil || strings.EqualFold(host, "localhost")
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

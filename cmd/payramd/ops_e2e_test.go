@@ -998,3 +998,44 @@ func TestVersionStamp(t *testing.T) {
 		}
 	}
 }
+
+// TestAdminWithoutTokenRefusesForeignHost: with no admin_token the admin
+// API is reachable from loopback only, and a web page must not reach it
+// by DNS rebinding (a name of the attacker's resolving to 127.0.0.1, sent
+// as Host by the browser). Addresses and localhost work; health checks
+// answer whatever the Host.
+func TestAdminWithoutTokenRefusesForeignHost(t *testing.T) {
+	dir := t.TempDir()
+	s := newSink(t, nil)
+	p := startDaemon(t, writeFile(t, dir, "rules.yaml", cfgText(filepath.Join(dir, "data"), s.URL, "fulfil", `status == "FILLED"`)))
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(p.Admin, "http://"))
+	get := func(host, path string) int {
+		t.Helper()
+		req, err := http.NewRequest("GET", p.Admin+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, host := range []string{"rebind.evil.example:" + port, "rebind.evil.example", "127.0.0.1.evil.example:" + port} {
+		for _, path := range []string{"/api/events", "/api/config", "/metrics"} {
+			if code := get(host, path); code != 403 {
+				t.Errorf("GET %s with Host %s = %d, want 403", path, host, code)
+			}
+		}
+	}
+	for _, host := range []string{"127.0.0.1:" + port, "localhost:" + port, "LOCALHOST", "[::1]:" + port} {
+		if code := get(host, "/api/events"); code != 200 {
+			t.Errorf("GET /api/events with Host %s = %d, want 200", host, code)
+		}
+	}
+	if code := get("rebind.evil.example", "/healthz"); code != 200 {
+		t.Errorf("/healthz with a foreign Host = %d, want 200", code)
+	}
+}
