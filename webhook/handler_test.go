@@ -177,12 +177,32 @@ func TestSpecRows(t *testing.T) {
 			t.Fatalf("after waiting: %d", res.status)
 		}
 	})
+	t.Run("rate limit: a replayed signed body does not spend the budget", func(t *testing.T) {
+		// Found by a security review: PayRam signs no timestamp, so a
+		// captured genuine body can be sent again at will; as duplicates
+		// its copies must not use up the source's tokens.
+		e := newEnv(t, tab)
+		e.setNow(testNow.Add(2 * time.Hour))
+		old := testBody(400)
+		for i := range 6 {
+			res := e.post("/webhooks/limited", payramHeader(newSecret, old), old)
+			if want := map[bool]string{true: "accepted", false: "duplicate"}[i == 0]; res.status != 200 || res.body["status"] != want {
+				t.Fatalf("replay %d: %d %s, want 200 %s", i, res.status, res.raw, want)
+			}
+		}
+		// The first copy, accepted, took one of the two tokens; the five
+		// duplicates took none.
+		b := testBody(500)
+		if res := e.post("/webhooks/limited", payramHeader(newSecret, b), b); res.status != 200 {
+			t.Fatalf("genuine delivery after the replays: %d %s", res.status, res.raw)
+		}
+	})
 	t.Run("rate limit: junk does not spend the provider's budget", func(t *testing.T) {
 		// Found by a security review: unsigned requests were charged to
 		// the source's bucket, so anyone could make the provider's
 		// genuine deliveries get 429.
 		e := newEnv(t, tab)
-		e.setNow(testNow.Add(time.Hour)) // the table's bucket is full again, whatever ran before
+		e.setNow(testNow.Add(3 * time.Hour)) // the shared table's bucket is full again, whatever ran before
 		for i := range 100 {
 			b := testBody(200 + i)
 			if res := e.post("/webhooks/limited", http.Header{"Content-Type": {"application/json"}}, b); res.status != 401 {
