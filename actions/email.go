@@ -164,6 +164,18 @@ func parseAddress(s string) (*netmail.Address, error) {
 	return addr, nil
 }
 
+// fromConfig reports whether a template renders nothing from the event:
+// its placeholders, if any, read only constants, meta.source and
+// meta.provider.
+func fromConfig(t *engine.Template) bool {
+	for _, p := range t.Placeholders() {
+		if !p.ConfigOnly {
+			return false
+		}
+	}
+	return true
+}
+
 // parseAddressList accepts one address or several separated by commas: a
 // constant item may list several (build allows only one from a placeholder).
 func parseAddressList(s string) ([]*netmail.Address, error) {
@@ -211,7 +223,7 @@ func (a *Email) build(j *Job) (*message, error) {
 			// A value from the event (a customer's email, say) is one
 			// recipient: "me@x, victim@y, …" must not turn the merchant's
 			// relay into a mailer for whoever fills in the field.
-			if len(addrs) > 1 && !list.ts[i].IsConstant() {
+			if len(addrs) > 1 && !fromConfig(list.ts[i]) {
 				return nil, fmt.Errorf("%s: %q holds %d addresses, but an address from the event must be exactly one (write one %s: item per recipient)", list.name, v, len(addrs), list.name)
 			}
 			*list.dst = append(*list.dst, addrs...)

@@ -366,15 +366,16 @@ func TestEmailRenderedAddressIsChecked(t *testing.T) {
 
 // TestEmailAddressFromEventIsOneRecipient: a customer who fills in an email
 // field with "me@x, victim@y, grp:v2@z,v3@z;" must not get the merchant's
-// relay to mail everyone listed (found by a security review). A constant
-// item may still list several, and nothing reaches the server.
+// relay to mail everyone listed (found by a security review). An item
+// made only of the config's own text may still list several, and nothing
+// reaches the server.
 func TestEmailAddressFromEventIsOneRecipient(t *testing.T) {
 	s := startMailServer(t, &mailServer{}, "none", nil)
 	act := mustCompile(t, "m", `
 type: email
 smtp: {host: 127.0.0.1, port: `+s.port()+`, tls: none}
 from: alerts@shop.example
-to: ["ops@shop.example, finance@shop.example", "{{ customer_email }}"]
+to: ["ops@shop.example, finance@shop.example", "{{ customer_email }}", "{{ meta.source }}@shop.example, {{ 'audit' }}@shop.example"]
 subject: hi
 body: hi
 `)
@@ -400,7 +401,7 @@ body: hi
 	if res.Err != nil {
 		t.Fatal(res.Err)
 	}
-	if got := strings.Join(s.only(t).to, ","); got != "ops@shop.example,finance@shop.example,buyer@example.com" {
+	if got := strings.Join(s.only(t).to, ","); got != "ops@shop.example,finance@shop.example,buyer@example.com,payram@shop.example,audit@shop.example" {
 		t.Errorf("RCPT TO %s", got)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -350,5 +352,29 @@ func TestRedactURLs(t *testing.T) {
 	got := redactURLs(in)
 	if strings.Contains(got, "XyZsecret") || !strings.Contains(got, "https://hooks.slack.com/…") {
 		t.Errorf("redactURLs: %s", got)
+	}
+}
+
+// TestRedirectOrigin: the same origin however it is written (case, default
+// port, trailing dot); any other scheme, host or port is another origin.
+func TestRedirectOrigin(t *testing.T) {
+	same := [][2]string{
+		{"https://erp.example/a", "https://ERP.example:443/b"},
+		{"http://erp.example:80/a", "http://erp.example./b?x#y"},
+		{"https://user@erp.example/a", "https://erp.example/b"},
+	}
+	other := [][2]string{
+		{"https://erp.example/a", "http://erp.example/a"},
+		{"https://erp.example/a", "https://erp.example:8443/a"},
+		{"https://erp.example/a", "https://erp.example.evil.example/a"},
+		{"https://erp.example/a", "https://evil.example#@erp.example/a"},
+	}
+	for _, tt := range append(same, other...) {
+		a, _ := url.Parse(tt[0])
+		b, _ := url.Parse(tt[1])
+		want := len(same) > 0 && slices.Contains(same, tt)
+		if got := origin(a) == origin(b); got != want {
+			t.Errorf("origin(%s) == origin(%s): %v, want %v", tt[0], tt[1], got, want)
+		}
 	}
 }

@@ -85,12 +85,23 @@ func redirectPolicy(req *http.Request, via []*http.Request) error {
 		return fmt.Errorf("stopped after %d redirects", maxRedirects)
 	}
 	from := via[0].URL
-	if !strings.EqualFold(req.URL.Scheme, from.Scheme) || !strings.EqualFold(req.URL.Host, from.Host) {
+	if origin(req.URL) != origin(from) {
 		return fmt.Errorf("%w to %s: follow_redirects stays on %s://%s, so that the body, signature and headers go nowhere else",
 			errRedirectRefused, redactURL(req.URL.String()), from.Scheme, from.Host)
 	}
 	req.Header.Del("Referer")
 	return nil
+}
+
+// origin is a URL's scheme, host and port as a redirect check compares
+// them: lower case, no trailing dot, the scheme's default port filled in.
+func origin(u *url.URL) string {
+	scheme := strings.ToLower(u.Scheme)
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[scheme]
+	}
+	return scheme + "://" + net.JoinHostPort(strings.TrimSuffix(strings.ToLower(u.Hostname()), "."), port)
 }
 
 // urlPattern finds URLs in resty's log lines.
