@@ -146,7 +146,7 @@ func render(field string, t *engine.Template, env map[string]any) (string, error
 }
 
 // renderEscaped is render with escape applied to the placeholders' values.
-func renderEscaped(field string, t *engine.Template, env map[string]any, escape func(string) string) (string, error) {
+func renderEscaped(field string, t *engine.Template, env map[string]any, escape func(i int, s string) string) (string, error) {
 	if t == nil {
 		return "", nil
 	}

@@ -64,7 +64,15 @@ func (a *Slack) build(j *Job) (string, *slackMessage, error) {
 		return "", nil, &safeError{msg: "url " + err.Error(), err: err}
 	}
 	m := &slackMessage{}
-	if m.Text, err = renderEscaped("text", a.text, env, slackEscape); err != nil {
+	inLink := slackLinkTargets(a.text)
+	escape := func(i int, s string) string {
+		s = slackEscape(s)
+		if i < len(inLink) && inLink[i] {
+			s = strings.ReplaceAll(s, "|", "%7C")
+		}
+		return s
+	}
+	if m.Text, err = renderEscaped("text", a.text, env, escape); err != nil {
 		return "", nil, err
 	}
 	for _, f := range []struct {
@@ -93,6 +101,34 @@ func slackEscape(s string) string {
 }
 
 var slackEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
+
+// slackLinkTargets reports, for each placeholder of a Slack text, whether it
+// sits in the address of a link written in the template (<{{ url }}|label>):
+// after a "<" and before the "|" or ">" that closes it. A "|" in such a
+// value would end the address and let the event write the label
+// ("https://evil|payram.com"), so it is sent as %7C. Only the template's
+// own text is read: a value cannot open or close a link, being escaped.
+func slackLinkTargets(t *engine.Template) []bool {
+	if t == nil {
+		return nil
+	}
+	src, ps := t.Source(), t.Placeholders()
+	out := make([]bool, len(ps))
+	inAddr, pos := false, 0
+	for i, p := range ps {
+		for _, c := range src[pos:p.Offset] {
+			switch c {
+			case '<':
+				inAddr = true
+			case '|', '>':
+				inAddr = false
+			}
+		}
+		out[i] = inAddr
+		pos = p.End
+	}
+	return out
+}
 
 // Render shows the message; the URL only as scheme://host/….
 func (a *Slack) Render(j *Job) (*Rendered, error) {

@@ -76,6 +76,28 @@ func TestSlackEscapesEventValues(t *testing.T) {
 	}
 }
 
+// TestSlackLinkAddressKeepsItsLabel: in <{{ url }}|Invoice> a "|" in the
+// event's address would end it and let the event write the label; it is
+// sent as %7C there, and left alone in plain text (found by a review).
+func TestSlackLinkAddressKeepsItsLabel(t *testing.T) {
+	s := newSink(t, answer(200, "ok"))
+	act := mustCompile(t, "a", "type: slack\nurl: "+s.URL+slackPath+"\ntext: '<{{ note }}|Invoice> for {{ note }}'\n")
+	j := testJob(t, "a")
+	j.Event.Payload["note"] = "https://pay.example/i?a=1&b=2|Verify your payram.com account"
+	if res := act.Run(context.Background(), j); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	_, body := s.last(t)
+	var got struct{ Text string }
+	if err := json.Unmarshal(body, &got); err != nil {
+		t.Fatal(err)
+	}
+	want := "<https://pay.example/i?a=1&amp;b=2%7CVerify your payram.com account|Invoice> for https://pay.example/i?a=1&amp;b=2|Verify your payram.com account"
+	if got.Text != want {
+		t.Errorf("text\n got %q\nwant %q", got.Text, want)
+	}
+}
+
 func TestSlackOptionalFieldsOmitted(t *testing.T) {
 	s := newSink(t, answer(200, "ok"))
 	act := mustCompile(t, "a", "type: slack\nurl: "+s.URL+slackPath+"\ntext: hi\n")

@@ -237,11 +237,12 @@ func (t *Template) Render(env map[string]any) (string, error) {
 	return t.RenderEscaped(env, nil)
 }
 
-// RenderEscaped is Render with escape applied to every placeholder's value,
-// and never to the template's own text: a Slack message escapes the
-// event's < > & so that a customer's name cannot ping a channel or show a
-// disguised link, while the merchant's own <!here> still works.
-func (t *Template) RenderEscaped(env map[string]any, escape func(string) string) (string, error) {
+// RenderEscaped is Render with escape applied to every placeholder's value
+// (i is the placeholder's index in Placeholders), and never to the
+// template's own text: a Slack message escapes the event's < > & so that a
+// customer's name cannot ping a channel or show a disguised link, while the
+// merchant's own <!here> still works.
+func (t *Template) RenderEscaped(env map[string]any, escape func(i int, s string) string) (string, error) {
 	if t == nil {
 		return "", nil
 	}
@@ -250,11 +251,13 @@ func (t *Template) RenderEscaped(env map[string]any, escape func(string) string)
 	}
 	var b strings.Builder
 	var machine vm.VM
+	i := -1 // the placeholder's index
 	for _, p := range t.parts {
 		if p.prog == nil {
 			b.WriteString(p.lit)
 			continue
 		}
+		i++
 		var v any
 		if p.name != "" {
 			v = env[p.name] // a missing name is nil, as on the VM
@@ -269,7 +272,7 @@ func (t *Template) RenderEscaped(env map[string]any, escape func(string) string)
 			return "", fmt.Errorf("{{ %s }}: %v", p.code, err)
 		}
 		if escape != nil {
-			s = escape(s)
+			s = escape(i, s)
 		}
 		b.WriteString(s)
 	}
