@@ -78,7 +78,12 @@ func TestConfigErrors(t *testing.T) {
 		{
 			name: "placeholder in perl -le (a clustered code option)",
 			src:  "type: exec\ncommand: [perl, -le, 'print q({{ note }})']\n",
-			want: []string{`rules.yaml:2:31: placeholder inside the code of perl -le`},
+			want: []string{`rules.yaml:2:31: placeholder inside the code of perl -e: it would run whatever the event contains`},
+		},
+		{
+			name: "placeholder in perl -M, which can run code",
+			src:  "type: exec\ncommand: [perl, '-M{{ note }}', -e, '1']\n",
+			want: []string{`rules.yaml:2:20: placeholder inside the value of perl -M: check cannot tell that the program will not run it as code`},
 		},
 		{
 			name: "placeholder in an awk program",

@@ -56,7 +56,7 @@ type Exec struct {
 const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // shells are the interpreters whose -c argument is a script.
-var shells = map[string]bool{"sh": true, "bash": true, "dash": true, "zsh": true, "ksh": true, "mksh": true, "ash": true,
+var shells = map[string]bool{"sh": true, "bash": true, "rbash": true, "dash": true, "zsh": true, "ksh": true, "mksh": true, "ash": true,
 	"csh": true, "tcsh": true, "fish": true}
 
 // reservedEnv are set by payramd and cannot be configured.
@@ -115,175 +115,36 @@ func newExec(c *config.Action) (Action, error) {
 // checkShellScript rejects a placeholder inside code that a program parses:
 // the script of `sh -c` (wherever the shell comes in argv: after env,
 // timeout, nice, sudo…), the code of `python3 -c`, `perl -e` and the like,
-// and the command line `env -S` splits itself. The event's data would be
-// run as code. Arguments after the script ($0, $1, …) are safe and allowed.
+// an interpreter option check cannot prove harmless (see codeArgs), and
+// the command line `env -S` splits itself. The event's data would be run as
+// code. Arguments after the script ($0, $1, …) are safe and allowed.
 func checkShellScript(s *spec, scs []*config.Scalar) {
 	argv := make([]string, len(scs))
 	for i, sc := range scs {
 		argv[i] = sc.Value
 	}
-	report := func(i int, what string) {
+	report := func(i int, what string, maybe bool) {
 		sc := scs[i]
 		at := strings.Index(sc.Value, "{{")
 		if at < 0 {
 			return
 		}
-		s.errorAt(sc.AtOffset(at), "placeholder inside %s: it would run whatever the event contains; pass data through env: instead (env: {REF: \"{{ reference_id }}\"} and \"$REF\" in the script)", what)
+		why := "it would run whatever the event contains"
+		if maybe {
+			why = "check cannot tell that the program will not run it as code"
+		}
+		s.errorAt(sc.AtOffset(at), "placeholder inside %s: %s; pass data through env: instead (env: {REF: \"{{ reference_id }}\"} and \"$REF\" in the script)", what, why)
 	}
-	if i, prog := codeIndex(argv); i >= 0 {
-		report(i, "the "+prog)
+	reported := map[int]bool{}
+	for _, h := range codeArgs(argv) {
+		if !reported[h.index] {
+			reported[h.index] = true
+			report(h.index, h.what, h.maybe)
+		}
 	}
 	if i := envSplitIndex(argv); i >= 0 {
-		report(i, "the command line of env -S")
+		report(i, "the command line of env -S", false)
 	}
-}
-
-// codeSpec says where a program takes code on its command line, so that
-// check can refuse a placeholder there. Options are read the way the
-// program reads them: clustered single-letter options (perl -le 'CODE',
-// python3 -Ic 'CODE'), a value attached or in the next argument, long
-// options with = or not.
-type codeSpec struct {
-	code      string   // letters whose value is code (python -c, perl -e)
-	longCode  []string // long options whose value is code (--eval)
-	arg       string   // letters that take a value that is not code (perl -I DIR)
-	longArg   []string // long options that take a value in the next argument
-	longArg2  []string // long options that take two (jq --arg NAME VALUE)
-	file      string   // letters that name a program file: no program operand follows (awk -f)
-	longFile  []string
-	stop      string // letters after which the rest of argv is someone else's (python -m MODULE)
-	firstCode bool   // the first operand is the program text (awk, sed, jq)
-}
-
-// codeSpecs lists the programs check knows. For any other program a
-// placeholder is still one argument, never split or run by a shell, but
-// whether the program treats it as data is up to the program.
-var codeSpecs = map[string]codeSpec{
-	"python":  {code: "c", arg: "WX", stop: "m"},
-	"perl":    {code: "eE", arg: "I"},
-	"ruby":    {code: "e", arg: "IrEC"},
-	"node":    {code: "ep", longCode: []string{"--eval", "--print"}, arg: "r", longArg: []string{"--require", "--import", "--loader"}},
-	"bun":     {code: "e", longCode: []string{"--eval", "--print"}},
-	"php":     {code: "rBRE", arg: "dczF"},
-	"lua":     {code: "e", arg: "l"},
-	"Rscript": {code: "e"},
-	"awk": {code: "e", longCode: []string{"--source"}, arg: "Fvi", longArg: []string{"--field-separator", "--assign", "--include"},
-		file: "f", longFile: []string{"--file"}, firstCode: true},
-	"sed": {code: "e", longCode: []string{"--expression"}, arg: "l", longArg: []string{"--line-length"},
-		file: "f", longFile: []string{"--file"}, firstCode: true},
-	"jq": {arg: "L", longArg: []string{"--indent"}, longArg2: []string{"--arg", "--argjson", "--slurpfile", "--rawfile"},
-		file: "f", longFile: []string{"--from-file"}, firstCode: true},
-}
-
-// specFor finds the codeSpec of a program path: python3.12 is python,
-// gawk and mawk are awk, gsed is sed.
-func specFor(prog string) (codeSpec, bool) {
-	name := strings.TrimRight(filepath.Base(prog), "0123456789.") // python3.12, perl5
-	switch name {
-	case "gawk", "mawk", "nawk", "busybox-awk":
-		name = "awk"
-	case "gsed":
-		name = "sed"
-	}
-	spec, ok := codeSpecs[name]
-	return spec, ok
-}
-
-// codeIndex finds, anywhere in argv, a shell run with -c or a program run
-// with code on its command line (codeSpecs), and returns the index of the
-// argument holding the code and how to name it ("script of sh -c"), or -1.
-func codeIndex(argv []string) (int, string) {
-	for p, a := range argv {
-		base := filepath.Base(a)
-		if shells[base] {
-			if i := shellScriptIndex(argv[p:]); i >= 0 {
-				return p + i, "script of " + base + " -c"
-			}
-			continue
-		}
-		if spec, ok := specFor(a); ok {
-			if i, opt := spec.codeArg(argv[p+1:]); i >= 0 {
-				if opt == "program" {
-					return p + 1 + i, "program text of " + base
-				}
-				return p + 1 + i, "code of " + base + " " + opt
-			}
-		}
-	}
-	return -1, ""
-}
-
-// codeArg scans a program's arguments and returns the index of the first
-// one holding code, and the option (or "program") that makes it so, or -1.
-// Scanning stops at the first operand that is not code: a script file,
-// whose own arguments follow (python3 notify.py -c X is not code).
-func (c codeSpec) codeArg(args []string) (int, string) {
-	fromFile := false
-	for j := 0; j < len(args); j++ {
-		a := args[j]
-		switch {
-		case a == "--":
-			if j+1 < len(args) && c.firstCode && !fromFile {
-				return j + 1, "program"
-			}
-			return -1, ""
-		case strings.HasPrefix(a, "--"):
-			name, _, attached := strings.Cut(a, "=")
-			switch {
-			case slices.Contains(c.longCode, name):
-				if attached {
-					return j, name
-				}
-				if j+1 < len(args) {
-					return j + 1, name
-				}
-				return -1, ""
-			case slices.Contains(c.longFile, name):
-				fromFile = true
-				if !attached {
-					j++
-				}
-			case slices.Contains(c.longArg, name) && !attached:
-				j++
-			case slices.Contains(c.longArg2, name):
-				j += 2
-			}
-		case len(a) > 1 && a[0] == '-':
-			for k := 1; k < len(a); k++ {
-				l := a[k]
-				valueNext := k == len(a)-1 // no value attached: it is the next argument
-				switch {
-				case strings.IndexByte(c.code, l) >= 0:
-					// perl -e'CODE' has its code attached; node -pe (-p -e)
-					// and perl -le do not. Only a placeholder tells which
-					// matters here.
-					if !valueNext && strings.Contains(a[k+1:], "{{") {
-						return j, a[:k+1]
-					}
-					if j+1 < len(args) {
-						return j + 1, a
-					}
-					return -1, ""
-				case strings.IndexByte(c.stop, l) >= 0:
-					return -1, ""
-				case strings.IndexByte(c.file, l) >= 0:
-					fromFile = true
-				case strings.IndexByte(c.arg, l) < 0:
-					continue // a flag; the cluster goes on
-				}
-				if valueNext {
-					j++
-				}
-				break // the rest of the cluster was the value
-			}
-		default:
-			if c.firstCode && !fromFile {
-				return j, "program"
-			}
-			return -1, ""
-		}
-	}
-	return -1, ""
 }
 
 // envSplitIndex returns the index of the string given to `env -S` (or
@@ -322,7 +183,12 @@ func shellScriptIndex(argv []string) int {
 			break
 		}
 		if strings.HasPrefix(a, "--") {
-			if a == "--rcfile" || a == "--init-file" {
+			switch {
+			case a == "--command": // fish's long -c
+				hasC = true
+			case strings.HasPrefix(a, "--command="):
+				return i
+			case a == "--rcfile" || a == "--init-file":
 				i++ // bash's long options that take a file
 			}
 			continue // long options such as --norc

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -324,70 +325,110 @@ env: {API_TOKEN: tok-very-secret, REF: "{{ reference_id }}"}
 	assertNoSecrets(t, []string{"tok-very-secret"}, rd)
 }
 
-// TestCodeIndex: where a placeholder would become code. The shell may come
-// after any wrapper (env, timeout, nice, sudo), and interpreters run the
-// argument of their code option.
-func TestCodeIndex(t *testing.T) {
+// TestCodeArgs: where check refuses a placeholder (X stands for one): the
+// script of a shell, code options and program text, and interpreter option
+// values it cannot prove are data; not the arguments of a script or of code.
+func TestCodeArgs(t *testing.T) {
+	const X = "{{ x }}"
 	tests := []struct {
 		argv []string
-		want int
+		want []int // indices reported
 	}{
-		{[]string{"sh", "-c", "x"}, 2},
-		{[]string{"/bin/bash", "-ec", "x", "a"}, 2},
-		{[]string{"bash", "--norc", "-o", "pipefail", "-c", "x"}, 5},
-		{[]string{"/usr/bin/env", "A=1", "zsh", "-c", "x"}, 4},
-		{[]string{"sh", "-c", "--", "x"}, 3},
-		{[]string{"timeout", "30", "sh", "-c", "x"}, 4},
-		{[]string{"sudo", "-u", "shop", "sh", "-c", "x"}, 5},
-		{[]string{"nice", "/bin/bash", "-c", "x"}, 3},
-		{[]string{"busybox", "sh", "-c", "x"}, 3},
-		{[]string{"python3", "-c", "x"}, 2},
-		{[]string{"/usr/bin/python3.12", "-u", "-c", "x"}, 3},
-		{[]string{"perl", "-E", "x"}, 2},
-		{[]string{"node", "--eval", "x"}, 2},
-		{[]string{"sh", "script.sh", "-c"}, -1},
-		{[]string{"sh", "-e", "script.sh"}, -1},
-		{[]string{"python3", "-c"}, -1},
-		{[]string{"python3", "notify.py", "-c", "x"}, -1}, // the script's own option
-		{[]string{"node", "app.js", "--eval", "x"}, -1},
-		{[]string{"sh", "-c"}, -1},
-		{[]string{"/usr/bin/notify", "--ref", "x"}, -1},
-		// Found by a security review: clustered options, a value attached,
-		// options with values before the code flag, and programs whose first
-		// operand is the program text.
-		{[]string{"perl", "-le", "x"}, 2},
-		{[]string{"perl", "-lne", "x"}, 2},
-		{[]string{"perl", "-e'{{ x }}'"}, 1},
-		{[]string{"perl", "-I", "lib", "-e", "x"}, 4},
-		{[]string{"python3", "-Ic", "x"}, 2},
-		{[]string{"python3", "-W", "ignore", "-c", "x"}, 4},
-		{[]string{"python3", "-m", "tool", "-c", "x"}, -1}, // the module's own option
-		{[]string{"node", "-pe", "x"}, 2},
-		{[]string{"node", "--eval=x"}, 1},
-		{[]string{"node", "-r", "dotenv/config", "-e", "x"}, 4},
-		{[]string{"ruby", "-we", "x"}, 2},
-		{[]string{"ruby", "-r", "json", "-e", "x"}, 4},
-		{[]string{"php", "-R", "x"}, 2},
-		{[]string{"bash", "--rcfile", "rc", "-c", "x"}, 4},
-		{[]string{"awk", "x"}, 1},
-		{[]string{"gawk", "-F", ",", "-v", "n=1", "x", "file"}, 5},
-		{[]string{"awk", "-F,", "x"}, 2},
-		{[]string{"awk", "-f", "prog.awk", "x"}, -1}, // x is an input file
-		{[]string{"awk", "--", "x"}, 2},
-		{[]string{"sed", "-n", "x", "file"}, 2},
-		{[]string{"sed", "-e", "x"}, 2},
-		{[]string{"sed", "--expression=x"}, 1},
-		{[]string{"sed", "-f", "s.sed", "x"}, -1},
-		{[]string{"jq", "-r", "x"}, 2},
-		{[]string{"jq", "--arg", "ref", "v", "x"}, 4},
-		{[]string{"jq", "-n", "--argjson", "n", "1", "x"}, 5},
-		{[]string{"jq", "--from-file", "f.jq", "x"}, -1},
-		{[]string{"Rscript", "-e", "x"}, 2},
-		{[]string{"Rscript", "report.R", "-e"}, -1},
+		{[]string{"sh", "-c", X}, []int{2}},
+		{[]string{"/bin/bash", "-ec", X, "a"}, []int{2}},
+		{[]string{"bash", "--norc", "-o", "pipefail", "-c", X}, []int{5}},
+		{[]string{"/usr/bin/env", "A=1", "zsh", "-c", X}, []int{4}},
+		{[]string{"sh", "-c", "--", X}, []int{3}},
+		{[]string{"timeout", "30", "sh", "-c", X}, []int{4}},
+		{[]string{"sudo", "-u", "shop", "sh", "-c", X}, []int{5}},
+		{[]string{"busybox", "sh", "-c", X}, []int{3}},
+		{[]string{"bash", "--rcfile", "rc", "-c", X}, []int{4}},
+		{[]string{"fish", "--command", X}, []int{2}},
+		{[]string{"rbash", "-c", X}, []int{2}},
+		{[]string{"sh", "-c", "echo $1", "sh", X}, nil}, // $1 is data
+		{[]string{"sh", "script.sh", "-c", X}, nil},
+		{[]string{"sh", "-e", "script.sh", X}, nil},
+		{[]string{"python3", "-c", X}, []int{2}},
+		{[]string{"/usr/bin/python3.12", "-u", "-c", X}, []int{3}},
+		{[]string{"python3", "-Ic", X}, []int{2}},
+		{[]string{"python3", "-c" + X}, []int{1}},
+		{[]string{"python3", "-W", "ignore", "-c", X}, []int{4}},
+		{[]string{"python3", "-c", "import sys; print(sys.argv[1])", X}, nil}, // sys.argv: data
+		{[]string{"python3", "notify.py", "-c", X}, nil},                      // the script's own option
+		{[]string{"python3", "-m", "tool", "-c", X}, nil},                     // the module's own
+		{[]string{"python3", "-m", X}, []int{2}},                              // the module from the event
+		{[]string{"python3", X}, []int{1}},                                    // the script from the event
+		{[]string{"pypy3", "-c", X}, []int{2}},
+		{[]string{"perl", "-E", X}, []int{2}},
+		{[]string{"perl", "-le", X}, []int{2}},
+		{[]string{"perl", "-lne", X}, []int{2}},
+		{[]string{"perl", "-e" + X}, []int{1}},
+		{[]string{"perl", "-I", "lib", "-e", X}, []int{4}},
+		{[]string{"perl", "-MData::Dumper", "-e", X}, []int{3}},
+		{[]string{"perl", "-Mfeature=say", "-E", X}, []int{3}},
+		{[]string{"perl", "-e", "use strict;", "-e", X}, []int{4}},
+		{[]string{"perl", "-M" + X, "-e", "1"}, []int{1}}, // -M'strict;system(...)' runs code
+		{[]string{"perl", "-l012", "-e", X}, []int{3}},
+		{[]string{"perl", "-e", "print $ARGV[0]", X}, nil},
+		{[]string{"perl5.36", "-e", X}, []int{2}},
+		{[]string{"ruby", "-we", X}, []int{2}},
+		{[]string{"ruby", "-r", "json", "-e", X}, []int{4}},
+		{[]string{"ruby", "-W:no-deprecated", "-e", X}, []int{3}},
+		{[]string{"ruby", "-e", "puts 1", "-e", X}, []int{4}},
+		{[]string{"node", "--eval", X}, []int{2}},
+		{[]string{"node", "--eval=" + X}, []int{1}},
+		{[]string{"node", "-pe", X}, []int{2}},
+		{[]string{"node", "-r", "dotenv/config", "-e", X}, []int{4}},
+		{[]string{"node", "-C", "dev", "-e", X}, []int{4}},
+		{[]string{"node", "--input-type", "module", "-e", X}, []int{4}},
+		{[]string{"node", "--some-new-flag", "value", "-e", X}, []int{4}},
+		{[]string{"nodejs", "-e", X}, []int{2}},
+		{[]string{"node", "-e", "console.log(process.argv[1])", X}, nil},
+		{[]string{"node", "app.js", "--eval", X}, nil},
+		{[]string{"bun", "-e", X}, []int{2}},
+		{[]string{"php", "-R", X}, []int{2}},
+		{[]string{"php", "-d", "x=1", "-r", X}, []int{4}},
+		{[]string{"lua", "-e", X}, []int{2}},
+		{[]string{"luajit", "-e", X}, []int{2}},
+		{[]string{"Rscript", "-e", X}, []int{2}},
+		{[]string{"R", "--vanilla", "-e", X}, []int{3}},
+		{[]string{"Rscript", "report.R", "-e", X}, nil},
+		{[]string{"awk", X}, []int{1}},
+		{[]string{"gawk", "-F", ",", "-v", "n=1", X, "file"}, []int{5}},
+		{[]string{"awk", "-F,", X}, []int{2}},
+		{[]string{"awk", "-v", "ref=" + X, "{ print ref }"}, nil}, // -v values are data
+		{[]string{"awk", "-vref=" + X, "{ print ref }"}, nil},
+		{[]string{"awk", "{ print }", X}, nil}, // an input file
+		{[]string{"awk", "-f", "prog.awk", X}, nil},
+		{[]string{"awk", "--", X}, []int{2}},
+		{[]string{"gawk", "-e", "BEGIN{}", "-e", X}, []int{4}},
+		{[]string{"gawk", "-l", "ext", X}, []int{3}},
+		{[]string{"sed", "-n", X, "file"}, []int{2}},
+		{[]string{"sed", "-e", X}, []int{2}},
+		{[]string{"sed", "-e", "s/a/b/", "-e", X}, []int{4}},
+		{[]string{"sed", "--expression=" + X}, []int{1}},
+		{[]string{"sed", "-i", "-e", X, "file"}, []int{3}},
+		{[]string{"sed", "-f", "s.sed", X}, nil},
+		{[]string{"jq", "-r", X}, []int{2}},
+		{[]string{"jq", "--arg", "ref", X, ".x == $ref"}, nil}, // --arg values are data
+		{[]string{"jq", "-n", "--argjson", "n", X, "$n"}, nil},
+		{[]string{"jq", "--library-path", "lib", X}, []int{3}},
+		{[]string{"jq", "-L", X, "."}, []int{2}},
+		{[]string{"jq", "--from-file", "f.jq", X}, nil},
+		{[]string{"jq", "--args", ".", X}, nil},
+		// A wrapper whose value names an interpreter does not hide the real one.
+		{[]string{"/usr/bin/time", "-o", "/tmp/sed", "python3", "-c", X}, []int{5}},
+		{[]string{"/usr/bin/notify", "--ref", X}, nil},
 	}
 	for _, tt := range tests {
-		if got, _ := codeIndex(tt.argv); got != tt.want {
-			t.Errorf("codeIndex(%q) = %d, want %d", tt.argv, got, tt.want)
+		var got []int
+		for _, h := range codeArgs(tt.argv) {
+			if strings.Contains(tt.argv[h.index], "{{") && !slices.Contains(got, h.index) {
+				got = append(got, h.index)
+			}
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("codeArgs(%q) reports %v, want %v", tt.argv, got, tt.want)
 		}
 	}
 	for _, tt := range []struct {
