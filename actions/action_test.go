@@ -86,6 +86,26 @@ func TestConfigErrors(t *testing.T) {
 			want: []string{`rules.yaml:2:20: placeholder inside the value of perl -M: check cannot tell that the program will not run it as code`},
 		},
 		{
+			name: "a shell reading its script from stdin, where the event's JSON is",
+			src:  "type: exec\ncommand: [/bin/bash]\n",
+			want: []string{`rules.yaml:2:11: bash reads its program from standard input here, and payramd writes the event's JSON there`},
+		},
+		{
+			name: "ssh runs its remote command through a shell",
+			src:  "type: exec\ncommand: [ssh, erp, /opt/erp/mark-paid, '{{ reference_id }}']\n",
+			want: []string{`rules.yaml:2:42: placeholder inside the remote command of ssh, which the remote shell runs: it would run whatever the event contains`},
+		},
+		{
+			name: "a placeholder in PATH",
+			src:  "type: exec\ncommand: [/usr/bin/notify]\nenv: {PATH: '/opt/{{ note }}:/usr/bin'}\n",
+			want: []string{`rules.yaml:3:13: env: PATH with a placeholder lets the event choose code`},
+		},
+		{
+			name: "the event choosing the program",
+			src:  "type: exec\ncommand: ['/opt/hooks/{{ note }}']\n",
+			want: []string{`rules.yaml:2:23: placeholder inside the program (first item of command)`},
+		},
+		{
 			name: "placeholder in an awk program",
 			src:  "type: exec\ncommand: [awk, -F, ',', '{ print \"{{ note }}\" }', /var/log/x]\n",
 			want: []string{`rules.yaml:2:35: placeholder inside the program text of awk`},

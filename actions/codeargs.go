@@ -20,7 +20,9 @@ type codeHit struct {
 // tell its code and the values of its options from its data. Letters are
 // single-letter options, which may be clustered (perl -lne); a letter's
 // value is attached (perl -MPOSIX) or, for the "next" kinds, the next
-// argument when nothing is attached.
+// argument when nothing is attached. An unknown long option written
+// without "=" is taken to have a value in the next argument, unless that
+// looks like an option.
 type interp struct {
 	code     string // the value is code: python -c, perl -e
 	codeEnds bool   // after the code, everything is the code's arguments (python, node, php)
@@ -28,37 +30,52 @@ type interp struct {
 	attached string // takes the rest of the cluster, possibly empty (perl -i, ruby -W)
 	digits   string // takes the digits that follow (perl -l, -0)
 	data     string // takes a value that is data (awk -v)
-	file     string // takes the program's file: no program text follows (awk -f)
+	file     string // takes the program's file (awk -f, php -f)
 	stop     string // takes a value, then the rest belongs to someone else (python -m)
+	opens    string // with these letters, operands are files opened by a 2-argument open (perl -n, -p)
 
 	longCode  []string // --eval
-	longValue []string // long options that take the next argument when no = is given
+	longValue []string // take a value, = or next
+	longData  []string // take a value that is data (gawk --assign)
 	longData2 []string // take two arguments, both data (jq --arg NAME VALUE)
+	longFile2 []string // take a name, then a file (jq --rawfile NAME FILE)
 	longFile  []string // --file
+	longStop  []string // the rest is data (R --args, jq --args)
 
-	program bool // the first operand is the program text (awk, sed, jq)
+	program  bool // the first operand is the program text (awk, sed, jq)
+	dataOps  int  // operands before the program text that are data (sqlite3's database)
+	permutes bool // options are read anywhere, even after operands (GNU sed, jq)
+	stdin    bool // with no script or code given, the program is read from standard input
 }
 
 var interps = map[string]interp{
-	"python": {code: "c", codeEnds: true, value: "WX", stop: "m"},
-	"perl":   {code: "eE", value: "IMm", attached: "xCdDFi", digits: "l0"},
-	"ruby":   {code: "e", value: "IrEC", attached: "WKFx0i"},
+	"python": {code: "c", codeEnds: true, value: "WX", stop: "m", stdin: true},
+	"perl":   {code: "eE", value: "IMm", attached: "xCdDFiV", digits: "l0", opens: "np", stdin: true},
+	"ruby":   {code: "e", value: "IrEC", attached: "WKFx0i", stdin: true},
 	"node": {code: "ep", codeEnds: true, value: "rC", longCode: []string{"--eval", "--print"},
 		longValue: []string{"--require", "--import", "--loader", "--experimental-loader", "--input-type", "--env-file",
-			"--conditions", "--title", "--inspect-port", "--disable-warning", "--redirect-warnings"}},
+			"--conditions", "--title", "--inspect-port", "--disable-warning", "--redirect-warnings", "--openssl-config"}, stdin: true},
 	"bun": {code: "e", codeEnds: true, value: "r", longCode: []string{"--eval", "--print"},
-		longValue: []string{"--preload", "--require", "--env-file", "--cwd"}},
-	"php":     {code: "rBRE", codeEnds: true, value: "dcz", file: "fF"},
-	"lua":     {code: "e", value: "l"},
-	"Rscript": {code: "e", file: "f"},
+		longValue: []string{"--preload", "--require", "--env-file", "--cwd", "--config"}},
+	"php": {code: "rBRE", codeEnds: true, value: "dcz", file: "fF", stdin: true,
+		longCode:  []string{"--run", "--process-begin", "--process-code", "--process-end"},
+		longValue: []string{"--php-ini", "--define", "--zend-extension"}, longFile: []string{"--file", "--process-file"}},
+	"lua":     {code: "e", value: "l", stdin: true},
+	"Rscript": {code: "e", file: "f", longStop: []string{"--args"}},
 	"awk": {code: "e", value: "FilW", data: "v", file: "fE", program: true,
 		longCode: []string{"--source"}, longValue: []string{"--field-separator", "--include", "--load"},
-		longFile: []string{"--file", "--exec"}},
-	"sed": {code: "e", value: "l", attached: "i", file: "f", program: true,
+		longData: []string{"--assign"}, longFile: []string{"--file", "--exec"}},
+	"sed": {code: "e", value: "l", attached: "i", file: "f", program: true, permutes: true,
 		longCode: []string{"--expression"}, longValue: []string{"--line-length"}, longFile: []string{"--file"}},
-	"jq": {value: "L", file: "f", program: true,
-		longValue: []string{"--indent", "--library-path", "--slurpfile", "--rawfile"},
-		longData2: []string{"--arg", "--argjson"}, longFile: []string{"--from-file"}},
+	"jq": {value: "L", file: "f", program: true, permutes: true,
+		longValue: []string{"--indent", "--library-path"}, longData2: []string{"--arg", "--argjson"},
+		longFile2: []string{"--slurpfile", "--rawfile"}, longFile: []string{"--from-file"}, longStop: []string{"--args", "--jsonargs"}},
+	// Database shells: their code is SQL (or JavaScript), and a value spliced
+	// into it is an injection.
+	"psql":    {code: "c", value: "dhpUfoLTFPRU", data: "v", longCode: []string{"--command"}, longData: []string{"--set", "--variable"}},
+	"mysql":   {code: "e", value: "uhPDSo", attached: "p", longCode: []string{"--execute"}},
+	"sqlite3": {program: true, dataOps: 1, longValue: []string{"--cmd"}},
+	"mongosh": {longCode: []string{"--eval"}},
 }
 
 // interpFor finds how a program reads its command line, by the base name
@@ -79,37 +96,122 @@ func interpFor(prog string) (string, interp, bool) {
 		name = "lua"
 	case "R":
 		name = "Rscript"
+	case "mariadb":
+		name = "mysql"
+	case "sqlite":
+		name = "sqlite3"
 	}
 	in, ok := interps[name]
 	return base, in, ok
 }
 
-// codeArgs lists the arguments of argv that hold code: the script of a
-// shell run with -c, and for the interpreters above their code options and
-// program text. It also lists, for those interpreters, the values of the
-// options before the script that are not known to be data (perl
-// -M'strict;system(...)' runs code too): check refuses a placeholder in any
-// of them. It looks at every position in argv, so a wrapper (env, timeout,
-// sudo…) in front changes nothing; an interpreter's name used as a mere
-// value elsewhere may cause a needless refusal, never a missed one.
+// isShell reports whether a program path names a shell: ksh93 is ksh.
+func isShell(prog string) (string, bool) {
+	base := filepath.Base(prog)
+	name := strings.TrimSuffix(strings.TrimRight(base, "0123456789"), "-static")
+	return base, shells[name]
+}
+
+// wrappers run another command; those listed here may hand it a string
+// that a shell parses, which codeArgs checks as a shell script.
+var wrappers = map[string]bool{"env": true, "timeout": true, "nice": true, "nohup": true, "sudo": true, "doas": true,
+	"busybox": true, "setsid": true, "stdbuf": true, "ionice": true, "chrt": true, "time": true, "xargs": true,
+	"su": true, "runuser": true, "flock": true, "script": true, "watch": true, "ssh": true, "find": true}
+
+// atProgramPosition reports whether argv[p] can be a program run by this
+// command: the first item, or a bare name or a path in a bin directory
+// after it (env, timeout, sudo… name their command that way). A value such
+// as --dir /srv/app/php is not read as php.
+func atProgramPosition(argv []string, p int) bool {
+	if p == 0 {
+		return true
+	}
+	a := argv[p]
+	return !strings.Contains(a, "/") || strings.Contains(a, "/bin/") || strings.Contains(a, "/sbin/")
+}
+
+// codeArgs lists the arguments of argv that hold code, or that check
+// cannot prove are data: the script of a shell run with -c (and of su,
+// runuser, flock and script -c, of watch, and of ssh's remote command);
+// for the interpreters in interps their code options and program text,
+// and the values of options that are not known to be data (perl
+// -M'strict;system(…)' runs code). It looks at every position in argv, so a
+// wrapper in front (env, timeout, sudo…) changes nothing.
 func codeArgs(argv []string) []codeHit {
 	var hits []codeHit
+	add := func(p int, hs []codeHit) {
+		for _, h := range hs {
+			h.index += p
+			hits = append(hits, h)
+		}
+	}
 	for p, a := range argv {
-		base := filepath.Base(a)
-		if shells[base] {
-			if i := shellScriptIndex(argv[p:]); i >= 0 {
+		if !atProgramPosition(argv, p) {
+			continue
+		}
+		if base, ok := isShell(a); ok {
+			if i, _ := shellScript(argv[p:]); i >= 0 {
 				hits = append(hits, codeHit{index: p + i, what: "the script of " + base + " -c"})
 			}
 			continue
 		}
 		if name, in, ok := interpFor(a); ok {
-			for _, h := range in.scan(argv[p+1:], name) {
-				h.index += p + 1
-				hits = append(hits, h)
-			}
+			add(p+1, in.scan(argv[p+1:], name))
+			continue
+		}
+		switch base := filepath.Base(a); base {
+		case "su", "runuser", "flock", "script":
+			add(p+1, shellOption(argv[p+1:], base))
+		case "watch":
+			add(p+1, watchScript(argv[p+1:]))
+		case "ssh":
+			add(p+1, sshCommand(argv[p+1:]))
 		}
 	}
 	return hits
+}
+
+// stdinProgram returns the name of the program argv runs when that program
+// reads its code from standard input (sh with no script, python3 -): the
+// event's JSON is written there, so the event would run as code. Only the
+// program itself or the command of a wrapper in front is considered.
+func stdinProgram(argv []string) string {
+	for p, a := range argv {
+		if p > 0 && !wrappers[filepath.Base(argv[0])] {
+			break
+		}
+		if !atProgramPosition(argv, p) {
+			continue
+		}
+		if base, ok := isShell(a); ok {
+			if _, stdin := shellScript(argv[p:]); stdin {
+				return base
+			}
+			return ""
+		}
+		if name, in, ok := interpFor(a); ok {
+			if in.stdin && in.readsStdin(argv[p+1:]) {
+				return name
+			}
+			return ""
+		}
+	}
+	return ""
+}
+
+// readsStdin reports whether an interpreter given these arguments reads
+// its program from standard input: no code option and no script, or "-".
+func (in interp) readsStdin(args []string) bool {
+	code := false
+	for _, h := range in.scan(args, "") {
+		if !h.maybe || strings.HasPrefix(h.what, "the script of") || strings.HasPrefix(h.what, "the program file") || strings.HasPrefix(h.what, "the module") {
+			if args[h.index] == "-" {
+				return true
+			}
+			code = true
+		}
+	}
+	return !code
 }
 
 // scan reads an interpreter's arguments (after its name) as it would.
@@ -120,19 +222,27 @@ func (in interp) scan(args []string, name string) []codeHit {
 	var hits []codeHit
 	hit := func(i int, what string) {
 		if i < len(args) {
-			hits = append(hits, codeHit{i, what, !strings.HasPrefix(what, "the code of ") && !strings.HasPrefix(what, "the program text of ")})
+			sure := strings.HasPrefix(what, "the code of ") || strings.HasPrefix(what, "the program text of ")
+			hits = append(hits, codeHit{i, what, !sure})
 		}
 	}
-	fromFile, program, code := false, false, false
+	var st scanState
 	for j := 0; j < len(args); j++ {
 		a := args[j]
 		switch {
 		case a == "--":
-			if in.program && !fromFile && !program && j+1 < len(args) {
-				hit(j+1, "the program text of "+name)
+			switch {
+			case st.code:
+			case in.program && !st.fromFile && !st.program:
+				hit(j+1+in.dataOps-st.operands, "the program text of "+name)
+			case !in.program && !st.fromFile:
+				hit(j+1, "the script of "+name) // node -- SCRIPT
 			}
 			return hits
-		case strings.HasPrefix(a, "--"):
+		case strings.HasPrefix(a, "--") && (!st.program || in.permutes):
+			if slices.Contains(in.longStop, a) {
+				return hits
+			}
 			opt, _, attached := strings.Cut(a, "=")
 			at := j // where the option's value is
 			if !attached {
@@ -141,58 +251,78 @@ func (in interp) scan(args []string, name string) []codeHit {
 			switch {
 			case slices.Contains(in.longCode, opt):
 				hit(at, "the code of "+name+" "+opt)
-				code = true
+				st.code = true
 			case slices.Contains(in.longData2, opt):
 				j += 2
 				continue
+			case slices.Contains(in.longFile2, opt):
+				hit(j+2, "the file of "+name+" "+opt)
+				j += 2
+				continue
+			case slices.Contains(in.longData, opt):
 			case slices.Contains(in.longFile, opt):
-				fromFile = true
+				st.fromFile = true
 				hit(at, "the program file of "+name+" "+opt)
 			case slices.Contains(in.longValue, opt):
 				hit(at, "the value of "+name+" "+opt)
 			default:
-				hit(j, "an option of "+name) // an unknown option with the event's data in it
-				continue
+				// An unknown option: its value, if any, is unknown too.
+				hit(j, "an option of "+name)
+				if attached || j+1 >= len(args) || strings.HasPrefix(args[j+1], "-") {
+					continue
+				}
+				hit(j+1, "the value of "+name+" "+opt)
 			}
 			if !attached {
 				j++
 			}
-			if code && in.codeEnds {
+			if st.code && in.codeEnds {
 				return hits
 			}
-		case len(a) > 1 && a[0] == '-':
+		case len(a) > 1 && a[0] == '-' && (!st.program || in.permutes):
 			var ends bool
-			j, code, fromFile, ends = in.cluster(args, j, name, code, fromFile, hit)
+			j, ends = in.cluster(args, j, name, &st, hit)
 			if ends {
 				return hits
 			}
 		default: // an operand
+			st.operands++
 			switch {
-			case code:
+			case st.operands <= in.dataOps && !st.program:
+			case st.code && st.opens:
+				hit(j, "a file "+name+" -n/-p opens (a name ending in | runs a command)")
+			case st.code:
 				return hits // the code's arguments
-			case in.program && !fromFile && !program:
+			case in.program && !st.fromFile && !st.program:
 				hit(j, "the program text of "+name)
-				program = true
+				st.program = true
+			case in.program && in.permutes:
+				// GNU sed and jq read an option anywhere: an input file
+				// name from the event may be --expression=….
+				hit(j, "an operand of "+name+", which it may read as an option")
 			case in.program:
 				return hits // input files
+			case st.fromFile:
+				return hits // the script's arguments (php -f FILE ARGS)
 			default:
 				hit(j, "the script of "+name) // a script path from the event picks the code
-				if strings.ContainsAny(a, "/.") {
-					return hits // a script file: its own arguments follow
-				}
-				// A bare word may be the value of an option not listed
-				// here (node --title x -e …): keep reading, refusing too
-				// much rather than too little.
+				return hits                   // its own arguments follow
 			}
 		}
 	}
 	return hits
 }
 
+// scanState is what scan has learned so far.
+type scanState struct {
+	code, fromFile, program, opens bool
+	operands                       int
+}
+
 // cluster reads one argument of single-letter options, args[j], and
-// returns the index of the last argument it used, whether code and a
-// program file were given, and whether the rest of argv is data.
-func (in interp) cluster(args []string, j int, name string, code, fromFile bool, hit func(int, string)) (int, bool, bool, bool) {
+// returns the index of the last argument it used and whether the rest of
+// argv is data.
+func (in interp) cluster(args []string, j int, name string, st *scanState, hit func(int, string)) (int, bool) {
 	a := args[j]
 	next := func(what string) { // a value in the next argument
 		if j+1 < len(args) {
@@ -203,9 +333,12 @@ func (in interp) cluster(args []string, j int, name string, code, fromFile bool,
 	for k := 1; k < len(a); k++ {
 		l, rest := a[k], a[k+1:]
 		opt := name + " -" + string(l)
+		if strings.IndexByte(in.opens, l) >= 0 {
+			st.opens = true
+		}
 		switch {
 		case strings.IndexByte(in.code, l) >= 0:
-			code = true
+			st.code = true
 			// perl -e'CODE' has it attached; perl -le and node -pe (-p -e)
 			// do not: the rest of the cluster is then more letters, and a
 			// placeholder can only be in the next argument.
@@ -214,7 +347,7 @@ func (in interp) cluster(args []string, j int, name string, code, fromFile bool,
 			} else {
 				next("the code of " + opt)
 			}
-			return j, code, fromFile, in.codeEnds
+			return j, in.codeEnds
 		case strings.IndexByte(in.digits, l) >= 0:
 			for k+1 < len(a) && (a[k+1] >= '0' && a[k+1] <= '9' || l == '0' && strings.IndexByte("xXabcdefABCDEF", a[k+1]) >= 0) {
 				k++
@@ -225,7 +358,7 @@ func (in interp) cluster(args []string, j int, name string, code, fromFile bool,
 				j++ // awk -v name=value: data
 			}
 		case strings.IndexByte(in.file, l) >= 0:
-			fromFile = true
+			st.fromFile = true
 			if rest != "" {
 				hit(j, "the program file of "+opt)
 			} else {
@@ -237,7 +370,7 @@ func (in interp) cluster(args []string, j int, name string, code, fromFile bool,
 			} else {
 				next("the module of " + opt)
 			}
-			return j, code, fromFile, true
+			return j, true
 		case strings.IndexByte(in.value, l) >= 0:
 			if rest != "" {
 				hit(j, "the value of "+opt)
@@ -249,10 +382,137 @@ func (in interp) cluster(args []string, j int, name string, code, fromFile bool,
 		default:
 			continue // a flag; the cluster goes on
 		}
-		return j, code, fromFile, false // the rest of the cluster was a value
+		return j, false // the rest of the cluster was a value
 	}
 	if strings.Contains(a, "{{") {
 		hit(j, "an option of "+name)
 	}
-	return j, code, fromFile, false
+	return j, false
+}
+
+// shellScript reads a shell's arguments (argv[0] is the shell) and returns
+// the index of its -c script, or -1; and whether it reads its commands
+// from standard input instead (no script file, or -s).
+func shellScript(argv []string) (int, bool) {
+	i, hasC, hasS := 0, false, false
+	for i++; i < len(argv); i++ {
+		a := argv[i]
+		if a == "--" || a == "-" {
+			i++
+			break
+		}
+		if strings.HasPrefix(a, "--") {
+			switch {
+			case a == "--command": // fish's long -c
+				hasC = true
+			case strings.HasPrefix(a, "--command="):
+				return i, false
+			case a == "--rcfile" || a == "--init-file":
+				i++ // bash's long options that take a file
+			}
+			continue // long options such as --norc
+		}
+		if len(a) > 1 && (a[0] == '-' || a[0] == '+') {
+			if a[0] == '-' && strings.Contains(a[1:], "c") {
+				hasC = true
+			}
+			if a[0] == '-' && strings.Contains(a[1:], "s") {
+				hasS = true
+			}
+			if strings.ContainsAny(a[1:], "oO") {
+				i++ // -o and -O take an option name
+			}
+			continue
+		}
+		break
+	}
+	switch {
+	case hasC && i < len(argv):
+		return i, false
+	case hasC:
+		return -1, false
+	}
+	return -1, hasS || i >= len(argv)
+}
+
+// shellOption finds the string that su, runuser, flock or script hand to a
+// shell: the value of -c (alone or ending a cluster, as in su -lc) or of
+// --command.
+func shellOption(args []string, prog string) []codeHit {
+	what := "the command of " + prog + " -c, which a shell runs"
+	for j, a := range args {
+		switch {
+		case a == "--":
+			return nil
+		case a == "--command":
+			if j+1 < len(args) {
+				return []codeHit{{index: j + 1, what: what}}
+			}
+		case strings.HasPrefix(a, "--command="):
+			return []codeHit{{index: j, what: what}}
+		case len(a) > 1 && a[0] == '-' && a[1] != '-':
+			if i := strings.IndexByte(a, 'c'); i == len(a)-1 && j+1 < len(args) {
+				return []codeHit{{index: j + 1, what: what}}
+			} else if i > 0 {
+				return []codeHit{{index: j, what: what}} // -c'CMD'
+			}
+		}
+	}
+	return nil
+}
+
+// watchScript: watch joins its command's arguments and hands them to a
+// shell, unless -x (--exec) is given.
+func watchScript(args []string) []codeHit {
+	for j := 0; j < len(args); j++ {
+		a := args[j]
+		switch {
+		case a == "--exec" || (len(a) > 1 && a[0] == '-' && a[1] != '-' && strings.Contains(a, "x")):
+			return nil
+		case a == "-n" || a == "--interval":
+			j++
+		case strings.HasPrefix(a, "-"):
+		default:
+			var hits []codeHit
+			for ; j < len(args); j++ {
+				hits = append(hits, codeHit{index: j, what: "the command of watch, which a shell runs"})
+			}
+			return hits
+		}
+	}
+	return nil
+}
+
+// sshValue are ssh's options that take a value.
+const sshValue = "BbcDEeFIiJLlmOopQRSWw"
+
+// sshCommand: ssh joins every argument after the host into one command
+// line that the remote shell parses.
+func sshCommand(args []string) []codeHit {
+	var hits []codeHit
+	for j := 0; j < len(args); j++ {
+		a := args[j]
+		if len(a) > 1 && a[0] == '-' {
+			for k := 1; k < len(a); k++ {
+				if strings.IndexByte(sshValue, a[k]) < 0 {
+					continue
+				}
+				at := j
+				if k == len(a)-1 {
+					at = j + 1
+					j++
+				}
+				if at < len(args) {
+					hits = append(hits, codeHit{index: at, what: "the value of ssh -" + string(a[k]), maybe: true}) // -o ProxyCommand=…
+				}
+				break
+			}
+			continue
+		}
+		hits = append(hits, codeHit{index: j, what: "the host of ssh", maybe: true})
+		for j++; j < len(args); j++ {
+			hits = append(hits, codeHit{index: j, what: "the remote command of ssh, which the remote shell runs"})
+		}
+	}
+	return hits
 }

@@ -57,7 +57,16 @@ const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 
 // shells are the interpreters whose -c argument is a script.
 var shells = map[string]bool{"sh": true, "bash": true, "rbash": true, "dash": true, "zsh": true, "ksh": true, "mksh": true, "ash": true,
-	"csh": true, "tcsh": true, "fish": true}
+	"csh": true, "tcsh": true, "fish": true, "yash": true, "posh": true}
+
+// codeEnv are variables that make a program load or run what they name
+// (a shell's startup file, preloaded libraries, interpreter options, the
+// PATH programs are looked up on): a placeholder in one of them would let
+// the event choose code.
+var codeEnv = []string{"BASH_ENV", "ENV", "PROMPT_COMMAND", "PS4", "SHELLOPTS", "BASHOPTS", "IFS", "PATH",
+	"LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "GCONV_PATH", "NODE_OPTIONS", "NODE_PATH", "PERL5OPT", "PERL5LIB",
+	"PERLLIB", "RUBYOPT", "RUBYLIB", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME", "PYTHONINSPECT", "JAVA_TOOL_OPTIONS",
+	"_JAVA_OPTIONS", "GIT_SSH_COMMAND", "GIT_EXEC_PATH", "PAGER", "EDITOR", "VISUAL"}
 
 // reservedEnv are set by payramd and cannot be configured.
 var reservedEnv = []string{"PAYRAMD_EVENT_ID", "PAYRAMD_RULE", "PAYRAMD_SOURCE", "PAYRAMD_JOB_ID", "PAYRAMD_ATTEMPT"}
@@ -73,7 +82,7 @@ func newExec(c *config.Action) (Action, error) {
 	if len(a.argv) == 0 {
 		s.missing("command", " (a list: the program and its arguments, such as [/usr/local/bin/notify, \"{{ reference_id }}\"])")
 	}
-	checkShellScript(s, scs)
+	checkShellScript(s, scs, a.argv)
 	if dir := s.f.Scalar("dir"); dir != nil && dir.Value != "" {
 		// Relative to the config file, like every other path in it.
 		a.dir = dir.Value
@@ -93,6 +102,8 @@ func newExec(c *config.Action) (Action, error) {
 			s.errorAt(e.pos, "env: %q is not a valid variable name", e.name)
 		case slices.Contains(reservedEnv, e.name):
 			s.errorAt(e.pos, "env: %s is set by payramd", e.name)
+		case slices.Contains(codeEnv, e.name) && e.value != nil && !fromConfig(e.value):
+			s.errorAt(e.pos, "env: %s with a placeholder lets the event choose code or where programs are found; set it to a fixed value", e.name)
 		}
 	}
 	if len(scs) > 0 && len(a.argv) > 0 && s.enabled {
@@ -118,7 +129,7 @@ func newExec(c *config.Action) (Action, error) {
 // an interpreter option check cannot prove harmless (see codeArgs), and
 // the command line `env -S` splits itself. The event's data would be run as
 // code. Arguments after the script ($0, $1, …) are safe and allowed.
-func checkShellScript(s *spec, scs []*config.Scalar) {
+func checkShellScript(s *spec, scs []*config.Scalar, ts []*engine.Template) {
 	argv := make([]string, len(scs))
 	for i, sc := range scs {
 		argv[i] = sc.Value
@@ -126,8 +137,8 @@ func checkShellScript(s *spec, scs []*config.Scalar) {
 	report := func(i int, what string, maybe bool) {
 		sc := scs[i]
 		at := strings.Index(sc.Value, "{{")
-		if at < 0 {
-			return
+		if at < 0 || (i < len(ts) && ts[i] != nil && fromConfig(ts[i])) {
+			return // no placeholder, or only the config's own text
 		}
 		why := "it would run whatever the event contains"
 		if maybe {
@@ -145,69 +156,64 @@ func checkShellScript(s *spec, scs []*config.Scalar) {
 	if i := envSplitIndex(argv); i >= 0 {
 		report(i, "the command line of env -S", false)
 	}
+	if len(argv) > 0 {
+		report(0, "the program (first item of command), which would then be the event's choice", false)
+	}
+	if prog := stdinProgram(argv); prog != "" && len(scs) > 0 {
+		s.errorAt(scs[0].Pos, "%s reads its program from standard input here, and payramd writes the event's JSON there: the event would run as code; give a script file (or -c/-e code with no placeholder)", prog)
+	}
 }
 
 // envSplitIndex returns the index of the string given to `env -S` (or
-// --split-string), which env splits into a command line itself, or -1.
+// --split-string, or an abbreviation such as --split), which env splits
+// into a command line itself, or -1. Options are read as GNU env reads
+// them: -iS'…' in a cluster, -u NAME and -C DIR before it.
 func envSplitIndex(argv []string) int {
 	for p, a := range argv {
 		if filepath.Base(a) != "env" {
 			continue
 		}
-		for i := p + 1; i < len(argv) && strings.HasPrefix(argv[i], "-"); i++ {
-			switch o := argv[i]; {
-			case o == "-S" || o == "--split-string":
-				if i+1 < len(argv) {
-					return i + 1
+		for i := p + 1; i < len(argv) && strings.HasPrefix(argv[i], "-") && argv[i] != "-"; i++ {
+			o := argv[i]
+			if o == "--" {
+				break
+			}
+			if strings.HasPrefix(o, "--") {
+				name, _, attached := strings.Cut(o, "=")
+				switch {
+				case len(name) >= 3 && strings.HasPrefix("--split-string", name):
+					if attached {
+						return i
+					}
+					if i+1 < len(argv) {
+						return i + 1
+					}
+				case !attached && len(name) >= 3 && (strings.HasPrefix("--unset", name) || strings.HasPrefix("--chdir", name)):
+					i++
 				}
-			case strings.HasPrefix(o, "--split-string=") || (strings.HasPrefix(o, "-S") && !strings.HasPrefix(o, "--")):
-				return i
+				continue
+			}
+			for k := 1; k < len(o); k++ {
+				switch o[k] {
+				case 'S':
+					if k+1 < len(o) {
+						return i
+					}
+					if i+1 < len(argv) {
+						return i + 1
+					}
+				case 'u', 'C':
+					if k+1 == len(o) {
+						i++
+					}
+				default:
+					continue
+				}
+				break
 			}
 		}
 	}
 	return -1
-}
-
-// shellScriptIndex returns the index of the script argument of a shell run
-// with -c (also in option clusters such as -ec), when argv starts with the
-// shell, or -1.
-func shellScriptIndex(argv []string) int {
-	if len(argv) == 0 || !shells[filepath.Base(argv[0])] {
-		return -1
-	}
-	i, hasC := 0, false
-	for i++; i < len(argv); i++ {
-		a := argv[i]
-		if a == "--" || a == "-" {
-			i++
-			break
-		}
-		if strings.HasPrefix(a, "--") {
-			switch {
-			case a == "--command": // fish's long -c
-				hasC = true
-			case strings.HasPrefix(a, "--command="):
-				return i
-			case a == "--rcfile" || a == "--init-file":
-				i++ // bash's long options that take a file
-			}
-			continue // long options such as --norc
-		}
-		if len(a) > 1 && (a[0] == '-' || a[0] == '+') {
-			if a[0] == '-' && strings.Contains(a[1:], "c") {
-				hasC = true
-			}
-			if strings.ContainsAny(a[1:], "oO") {
-				i++ // -o and -O take an option name
-			}
-			continue
-		}
-		break
-	}
-	if !hasC || i >= len(argv) {
-		return -1
-	}
-	return i
 }
 
 // checkProgram warns, at the first item of command, when the program will

@@ -408,14 +408,50 @@ func TestCodeArgs(t *testing.T) {
 		{[]string{"sed", "-e", "s/a/b/", "-e", X}, []int{4}},
 		{[]string{"sed", "--expression=" + X}, []int{1}},
 		{[]string{"sed", "-i", "-e", X, "file"}, []int{3}},
-		{[]string{"sed", "-f", "s.sed", X}, nil},
+		{[]string{"sed", "-f", "s.sed", X}, []int{3}}, // GNU sed reads options anywhere: X may be --expression=…
 		{[]string{"jq", "-r", X}, []int{2}},
 		{[]string{"jq", "--arg", "ref", X, ".x == $ref"}, nil}, // --arg values are data
 		{[]string{"jq", "-n", "--argjson", "n", X, "$n"}, nil},
 		{[]string{"jq", "--library-path", "lib", X}, []int{3}},
 		{[]string{"jq", "-L", X, "."}, []int{2}},
-		{[]string{"jq", "--from-file", "f.jq", X}, nil},
+		{[]string{"jq", "--from-file", "f.jq", X}, []int{3}},
 		{[]string{"jq", "--args", ".", X}, nil},
+		// Found by the third review: commands that hand a string to a
+		// shell, database shells, options before code, file operands perl
+		// opens, and forms that must pass.
+		{[]string{"ssh", "erp", "/opt/erp/mark-paid", X}, []int{3}},
+		{[]string{"ssh", "-i", "/k", "-o", "BatchMode=yes", "erp", "mark-paid", "--ref", X}, []int{8}},
+		{[]string{"ssh", "-o", "ProxyCommand=" + X, "erp", "true"}, []int{2}},
+		{[]string{"su", "-", "shop", "-c", "/opt/notify " + X}, []int{4}},
+		{[]string{"runuser", "-l", "shop", "-c", X}, []int{4}},
+		{[]string{"su", "shop", "-lc", X}, []int{3}},
+		{[]string{"flock", "/var/lock/erp", "-c", X}, []int{3}},
+		{[]string{"flock", "/var/lock/erp", "/opt/notify", X}, nil}, // run directly, no shell
+		{[]string{"script", "-qc", X, "/dev/null"}, []int{2}},
+		{[]string{"watch", "-n", "5", "/opt/check", X}, []int{4}},
+		{[]string{"watch", "-x", "/opt/check", X}, nil},
+		{[]string{"perl", "-pe", "s/a/b/", X}, []int{3}}, // 2-argument open: "cmd|" runs cmd
+		{[]string{"perl", "-e", "print 1", X}, nil},
+		{[]string{"node", "--openssl-config", "/etc/ssl/x.cnf", "-e", X}, []int{4}},
+		{[]string{"node", "--env-file-if-exists", ".env", "-e", X}, []int{4}},
+		{[]string{"php", "--php-ini", "/etc/php.ini", "-r", X}, []int{4}},
+		{[]string{"php", "--run", X}, []int{2}},
+		{[]string{"php", "artisan", "orders:paid", X}, nil}, // Laravel: the script's arguments
+		{[]string{"php", "-f", "notify.php", X}, nil},
+		{[]string{"node", "--", X}, []int{2}},
+		{[]string{"python3", "--", X}, []int{2}},
+		{[]string{"jq", "--rawfile", "t", X, "."}, []int{3}},
+		{[]string{"sed", "-n", "p", "file", X}, []int{4}},
+		{[]string{"ksh93", "-c", X}, []int{2}},
+		{[]string{"gawk", "--assign", "ref=" + X, "{ print ref }"}, nil},
+		{[]string{"R", "--vanilla", "--args", X}, nil},
+		{[]string{"perl", "-V:osname", X}, []int{2}}, // no code given: X is the script
+		{[]string{"psql", "-d", "shop", "-c", "UPDATE o SET paid WHERE ref='" + X + "'"}, []int{4}},
+		{[]string{"psql", "-v", "ref=" + X, "-f", "paid.sql"}, nil}, // -v values are data (quote them as :'ref')
+		{[]string{"mysql", "-pSECRET", "-e", X}, []int{3}},
+		{[]string{"sqlite3", "/var/shop.db", X}, []int{2}},
+		{[]string{"mongosh", "--eval", X}, []int{2}},
+		{[]string{"/usr/local/bin/hook", "--dir", "/srv/app/php", "--ref", X}, nil},
 		// A wrapper whose value names an interpreter does not hide the real one.
 		{[]string{"/usr/bin/time", "-o", "/tmp/sed", "python3", "-c", X}, []int{5}},
 		{[]string{"/usr/bin/notify", "--ref", X}, nil},
@@ -439,9 +475,59 @@ func TestCodeArgs(t *testing.T) {
 		{[]string{"env", "-i", "--split-string=sh -c x"}, 2},
 		{[]string{"env", "-Ssh -c x"}, 1},
 		{[]string{"env", "A=1", "sh"}, -1},
+		{[]string{"env", "-iS", "sh -c x"}, 2},
+		{[]string{"env", "-u", "HOME", "-S", "sh -c x"}, 4},
+		{[]string{"env", "-C", "/opt", "-S", "sh -c x"}, 4},
+		{[]string{"env", "--split=sh -c x"}, 1},
+		{[]string{"env", "--sp", "sh -c x"}, 2},
 	} {
 		if got := envSplitIndex(tt.argv); got != tt.want {
 			t.Errorf("envSplitIndex(%q) = %d, want %d", tt.argv, got, tt.want)
+		}
+	}
+}
+
+// TestStdinProgram: a shell or interpreter with no script reads its code
+// from standard input, where payramd writes the event's JSON.
+func TestStdinProgram(t *testing.T) {
+	for _, tt := range []struct {
+		argv []string
+		want string
+	}{
+		{[]string{"sh"}, "sh"},
+		{[]string{"/bin/bash", "-s", "--", "x"}, "bash"},
+		{[]string{"python3", "-"}, "python3"},
+		{[]string{"python3", "-u"}, "python3"},
+		{[]string{"env", "A=1", "node"}, "node"},
+		{[]string{"timeout", "30", "perl", "-n"}, "perl"},
+		{[]string{"sh", "-c", "echo $1", "sh", "x"}, ""},
+		{[]string{"python3", "notify.py"}, ""},
+		{[]string{"python3", "-c", "print(1)"}, ""},
+		{[]string{"python3", "-m", "tool"}, ""},
+		{[]string{"jq", "."}, ""},
+		{[]string{"/usr/bin/notify", "sh"}, ""},
+	} {
+		if got := stdinProgram(tt.argv); got != tt.want {
+			t.Errorf("stdinProgram(%q) = %q, want %q", tt.argv, got, tt.want)
+		}
+	}
+}
+
+// TestExecCheckAllowsConfigAndData: forms the code guard must let through,
+// at the config level: code built only from the config's own text, data
+// after the code, jq and awk data options.
+func TestExecCheckAllowsConfigAndData(t *testing.T) {
+	for _, cmd := range []string{
+		`[python3, -c, "print('{{ meta.source }}')"]`,
+		`[python3, -c, "import sys; print(sys.argv[1])", "{{ reference_id }}"]`,
+		`[jq, -n, --arg, ref, "{{ reference_id }}", "$ref"]`,
+		`[awk, -v, "ref={{ reference_id }}", "BEGIN { print ref }"]`,
+		`[php, artisan, "orders:paid", "{{ reference_id }}"]`,
+		`[/usr/bin/env, "REF={{ reference_id }}", /usr/local/bin/notify]`,
+	} {
+		_, probs := compileYAML(t, "a", "type: exec\ncommand: "+cmd+"\n")
+		if probs.HasErrors() {
+			t.Errorf("%s: %q", cmd, problemStrings(probs))
 		}
 	}
 }
