@@ -15,6 +15,7 @@ STATICCHECK_VERSION ?= v0.8.2
 
 # Fuzz targets run briefly by `make test` (package:Target).
 FUZZ_TARGETS := \
+	./actions:FuzzCodeArgs \
 	./config:FuzzLoad \
 	./engine:FuzzCompileRule \
 	./engine:FuzzTemplate \
