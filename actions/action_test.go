@@ -106,6 +106,16 @@ func TestConfigErrors(t *testing.T) {
 			want: []string{`rules.yaml:2:23: placeholder inside the program (first item of command)`},
 		},
 		{
+			name: "xargs -I puts the event's JSON into a script",
+			src:  "type: exec\ncommand: [xargs, '-I{}', sh, -c, '/opt/notify {}']\n",
+			want: []string{`rules.yaml:2:34: code where xargs -I puts the event's data ({}): the event would run as code`},
+		},
+		{
+			name: "rails runner code",
+			src:  "type: exec\ncommand: [bin/rails, runner, \"Order.paid!('{{ reference_id }}')\"]\n",
+			want: []string{`rules.yaml:2:44: placeholder inside the code of rails runner: it would run whatever the event contains`},
+		},
+		{
 			name: "placeholder in an awk program",
 			src:  "type: exec\ncommand: [awk, -F, ',', '{ print \"{{ note }}\" }', /var/log/x]\n",
 			want: []string{`rules.yaml:2:35: placeholder inside the program text of awk`},

@@ -14,6 +14,9 @@ type codeHit struct {
 	// maybe: the argument is not code for certain, but check cannot prove
 	// it is data (perl -M, a script path, an unknown option).
 	maybe bool
+	// always: refused even without a placeholder (xargs -I puts the
+	// event's data there).
+	always bool
 }
 
 // interp describes how an interpreter reads its command line, enough to
@@ -72,10 +75,14 @@ var interps = map[string]interp{
 		longFile2: []string{"--slurpfile", "--rawfile"}, longFile: []string{"--from-file"}, longStop: []string{"--args", "--jsonargs"}},
 	// Database shells: their code is SQL (or JavaScript), and a value spliced
 	// into it is an injection.
-	"psql":    {code: "c", value: "dhpUfoLTFPRU", data: "v", longCode: []string{"--command"}, longData: []string{"--set", "--variable"}},
-	"mysql":   {code: "e", value: "uhPDSo", attached: "p", longCode: []string{"--execute"}},
-	"sqlite3": {program: true, dataOps: 1, longValue: []string{"--cmd"}},
+	"psql": {code: "c", value: "dhpUoLTFPRU", data: "v", file: "f", dataOps: 2, stdin: true,
+		longCode: []string{"--command"}, longData: []string{"--set", "--variable"}, longFile: []string{"--file"}},
+	"mysql":   {code: "e", value: "uhPDSo", attached: "p", dataOps: 1, stdin: true, longCode: []string{"--execute"}},
+	"sqlite3": {program: true, dataOps: 1, stdin: true, longValue: []string{"--cmd"}},
 	"mongosh": {longCode: []string{"--eval"}},
+	"tsx":     {code: "ep", codeEnds: true, longCode: []string{"--eval", "--print"}, stdin: true},
+	"ts-node": {code: "ep", codeEnds: true, value: "rC", longCode: []string{"--eval", "--print"}, stdin: true},
+	"pwsh":    {code: "cCeE"},
 }
 
 // interpFor finds how a program reads its command line, by the base name
@@ -90,7 +97,7 @@ func interpFor(prog string) (string, interp, bool) {
 		name = "sed"
 	case "nodejs":
 		name = "node"
-	case "pypy":
+	case "pypy", "platform-python", "ipython":
 		name = "python"
 	case "luajit":
 		name = "lua"
@@ -100,6 +107,8 @@ func interpFor(prog string) (string, interp, bool) {
 		name = "mysql"
 	case "sqlite":
 		name = "sqlite3"
+	case "powershell":
+		name = "pwsh"
 	}
 	in, ok := interps[name]
 	return base, in, ok
@@ -112,88 +121,152 @@ func isShell(prog string) (string, bool) {
 	return base, shells[name]
 }
 
-// wrappers run another command; those listed here may hand it a string
-// that a shell parses, which codeArgs checks as a shell script.
-var wrappers = map[string]bool{"env": true, "timeout": true, "nice": true, "nohup": true, "sudo": true, "doas": true,
-	"busybox": true, "setsid": true, "stdbuf": true, "ionice": true, "chrt": true, "time": true, "xargs": true,
-	"su": true, "runuser": true, "flock": true, "script": true, "watch": true, "ssh": true, "find": true}
-
-// atProgramPosition reports whether argv[p] can be a program run by this
-// command: the first item, or a bare name or a path in a bin directory
-// after it (env, timeout, sudo… name their command that way). A value such
-// as --dir /srv/app/php is not read as php.
-func atProgramPosition(argv []string, p int) bool {
-	if p == 0 {
-		return true
-	}
-	a := argv[p]
-	return !strings.Contains(a, "/") || strings.Contains(a, "/bin/") || strings.Contains(a, "/sbin/")
-}
-
 // codeArgs lists the arguments of argv that hold code, or that check
 // cannot prove are data: the script of a shell run with -c (and of su,
-// runuser, flock and script -c, of watch, and of ssh's remote command);
-// for the interpreters in interps their code options and program text,
-// and the values of options that are not known to be data (perl
-// -M'strict;system(…)' runs code). It looks at every position in argv, so a
-// wrapper in front (env, timeout, sudo…) changes nothing.
+// runuser, flock and script -c, of watch, of ssh's remote command); for
+// the interpreters in interps their code options and program text, and
+// the values of options that are not known to be data (perl
+// -M'strict;system(…)' runs code); the code of framework commands (rails
+// runner, manage.py shell -c…); make's variables. Commands are found where
+// they start (commandStarts: argv[0] and what wrappers such as env,
+// timeout, sudo, xargs, find -exec run), and a shell with -c anywhere.
 func codeArgs(argv []string) []codeHit {
 	var hits []codeHit
-	add := func(p int, hs []codeHit) {
-		for _, h := range hs {
-			h.index += p
-			hits = append(hits, h)
-		}
-	}
 	for p, a := range argv {
-		if !atProgramPosition(argv, p) {
-			continue
-		}
 		if base, ok := isShell(a); ok {
 			if i, _ := shellScript(argv[p:]); i >= 0 {
 				hits = append(hits, codeHit{index: p + i, what: "the script of " + base + " -c"})
 			}
-			continue
 		}
-		if name, in, ok := interpFor(a); ok {
-			add(p+1, in.scan(argv[p+1:], name))
-			continue
-		}
-		switch base := filepath.Base(a); base {
-		case "su", "runuser", "flock", "script":
-			add(p+1, shellOption(argv[p+1:], base))
-		case "watch":
-			add(p+1, watchScript(argv[p+1:]))
-		case "ssh":
-			add(p+1, sshCommand(argv[p+1:]))
-		}
+	}
+	for _, p := range commandStarts(argv, 0) {
+		hits = append(hits, commandHits(argv, p)...)
 	}
 	return hits
 }
 
-// stdinProgram returns the name of the program argv runs when that program
-// reads its code from standard input (sh with no script, python3 -): the
-// event's JSON is written there, so the event would run as code. Only the
-// program itself or the command of a wrapper in front is considered.
-func stdinProgram(argv []string) string {
-	for p, a := range argv {
-		if p > 0 && !wrappers[filepath.Base(argv[0])] {
+// commandHits checks the command starting at argv[p]; indices are argv's.
+func commandHits(argv []string, p int) []codeHit {
+	var hits []codeHit
+	add := func(at int, hs []codeHit) {
+		for _, h := range hs {
+			h.index += at
+			hits = append(hits, h)
+		}
+	}
+	a, args := argv[p], argv[p+1:]
+	if name, in, ok := interpFor(a); ok {
+		hs := in.scan(args, name)
+		add(p+1, hs)
+		if s := scriptHit(hs); s >= 0 { // python3 manage.py shell -c, php artisan tinker
+			h, _ := appScan(args[s+1:], appName(args[s]))
+			add(p+2+s, h)
+		}
+		return hits
+	}
+	switch base := filepath.Base(a); base {
+	case "su", "runuser", "flock", "script":
+		add(p+1, shellOption(args, base))
+	case "watch":
+		add(p+1, watchScript(args))
+	case "ssh":
+		add(p+1, sshCommand(args))
+	case "make", "gmake":
+		for j, v := range args {
+			if !strings.HasPrefix(v, "-") && strings.Contains(v, "=") {
+				hits = append(hits, codeHit{index: p + 1 + j, what: "a variable of make, whose $(shell …) make runs"})
+			}
+		}
+	case "xargs":
+		// xargs -I R puts the items it reads (the event's JSON) where R
+		// stands: inside code, that is the event run as code, with no
+		// placeholder at all.
+		if r, q := xargsReplace(argv, p); r != "" && q >= 0 {
+			for _, h := range codeArgs(argv[q:]) {
+				if strings.Contains(argv[q+h.index], r) {
+					hits = append(hits, codeHit{index: q + h.index, what: "code where xargs -I puts the event's data (" + r + ")", always: true})
+				}
+			}
+		}
+	default:
+		h, _ := appScan(args, appName(a)) // bin/rails runner, wp eval, drush ev
+		add(p+1, h)
+	}
+	return hits
+}
+
+// scriptHit returns the index of the script operand among an
+// interpreter's hits, or -1.
+func scriptHit(hs []codeHit) int {
+	for _, h := range hs {
+		if strings.HasPrefix(h.what, "the script of ") {
+			return h.index
+		}
+	}
+	return -1
+}
+
+// xargsReplace returns the replace string of xargs -I R (or -i, {}), and
+// where its command starts.
+func xargsReplace(argv []string, p int) (string, int) {
+	r := ""
+	for j := p + 1; j < len(argv); j++ {
+		a := argv[j]
+		switch {
+		case a == "-I" && j+1 < len(argv):
+			r = argv[j+1]
+		case strings.HasPrefix(a, "-I") && a != "-I":
+			r = a[2:]
+		case a == "-i" || a == "--replace":
+			r = "{}"
+		case strings.HasPrefix(a, "-i") || strings.HasPrefix(a, "--replace="):
+			_, v, _ := strings.Cut(a, "=")
+			if strings.HasPrefix(a, "-i") {
+				v = a[2:]
+			}
+			r = v
+		}
+		if !strings.HasPrefix(a, "-") {
 			break
 		}
-		if !atProgramPosition(argv, p) {
-			continue
+	}
+	return r, wrapperSpecs["xargs"].command(argv, p)
+}
+
+// stdinProgram returns the name of the command argv runs when that command
+// reads its code from standard input (sh with no script, python3 -, su
+// with no -c, manage.py shell with no -c, psql with no -c or -f): payramd
+// writes the event's JSON there, so the event would run as code.
+func stdinProgram(argv []string) string {
+	starts := commandStarts(argv, 0)
+	p := starts[len(starts)-1] // the command that gets the input
+	a, args := argv[p], argv[p+1:]
+	if base, ok := isShell(a); ok {
+		if _, stdin := shellScript(argv[p:]); stdin {
+			return base
 		}
-		if base, ok := isShell(a); ok {
-			if _, stdin := shellScript(argv[p:]); stdin {
-				return base
+		return ""
+	}
+	if name, in, ok := interpFor(a); ok {
+		hs := in.scan(args, name)
+		if s := scriptHit(hs); s >= 0 {
+			if _, stdin := appScan(args[s+1:], appName(args[s])); stdin {
+				return args[s]
 			}
-			return ""
 		}
-		if name, in, ok := interpFor(a); ok {
-			if in.stdin && in.readsStdin(argv[p+1:]) {
-				return name
-			}
-			return ""
+		if in.stdin && in.readsStdin(args) {
+			return name
+		}
+		return ""
+	}
+	switch base := filepath.Base(a); base {
+	case "su", "runuser", "script":
+		if len(shellOption(args, base)) == 0 {
+			return base // a shell reading the input
+		}
+	default:
+		if _, stdin := appScan(args, appName(a)); stdin {
+			return base
 		}
 	}
 	return ""
@@ -223,7 +296,7 @@ func (in interp) scan(args []string, name string) []codeHit {
 	hit := func(i int, what string) {
 		if i < len(args) {
 			sure := strings.HasPrefix(what, "the code of ") || strings.HasPrefix(what, "the program text of ")
-			hits = append(hits, codeHit{i, what, !sure})
+			hits = append(hits, codeHit{index: i, what: what, maybe: !sure})
 		}
 	}
 	var st scanState
@@ -266,9 +339,11 @@ func (in interp) scan(args []string, name string) []codeHit {
 			case slices.Contains(in.longValue, opt):
 				hit(at, "the value of "+name+" "+opt)
 			default:
-				// An unknown option: its value, if any, is unknown too.
+				// An unknown option: its value, if any, is unknown too. A
+				// script file after it is the script (node
+				// --enable-source-maps app.js), not its value.
 				hit(j, "an option of "+name)
-				if attached || j+1 >= len(args) || strings.HasPrefix(args[j+1], "-") {
+				if attached || j+1 >= len(args) || strings.HasPrefix(args[j+1], "-") || isScriptName(args[j+1]) {
 					continue
 				}
 				hit(j+1, "the value of "+name+" "+opt)
@@ -515,4 +590,14 @@ func sshCommand(args []string) []codeHit {
 		}
 	}
 	return hits
+}
+
+// isScriptName reports whether an argument names a script file by its
+// extension, as interpreters' scripts usually do.
+func isScriptName(s string) bool {
+	switch strings.ToLower(filepath.Ext(s)) {
+	case ".js", ".mjs", ".cjs", ".ts", ".mts", ".rb", ".py", ".php", ".pl", ".pm", ".lua", ".r", ".sh", ".awk", ".sed", ".jq", ".sql":
+		return !strings.Contains(s, "{{")
+	}
+	return false
 }

@@ -147,8 +147,23 @@ func checkShellScript(s *spec, scs []*config.Scalar, ts []*engine.Template) {
 		s.errorAt(sc.AtOffset(at), "placeholder inside %s: %s; pass data through env: instead (env: {REF: \"{{ reference_id }}\"} and \"$REF\" in the script)", what, why)
 	}
 	reported := map[int]bool{}
-	for _, h := range codeArgs(argv) {
-		if !reported[h.index] {
+	hits := codeArgs(argv)
+	slices.SortStableFunc(hits, func(a, b codeHit) int { // an always-refused hit first
+		switch {
+		case a.always == b.always:
+			return 0
+		case a.always:
+			return -1
+		}
+		return 1
+	})
+	for _, h := range hits {
+		switch {
+		case reported[h.index]:
+		case h.always:
+			reported[h.index] = true
+			s.errorAt(scs[h.index].Pos, "%s: the event would run as code; pass it as an argument instead", h.what)
+		default:
 			reported[h.index] = true
 			report(h.index, h.what, h.maybe)
 		}

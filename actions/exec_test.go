@@ -452,6 +452,26 @@ func TestCodeArgs(t *testing.T) {
 		{[]string{"sqlite3", "/var/shop.db", X}, []int{2}},
 		{[]string{"mongosh", "--eval", X}, []int{2}},
 		{[]string{"/usr/local/bin/hook", "--dir", "/srv/app/php", "--ref", X}, nil},
+		// Found by the fourth review: framework commands that run code,
+		// commands inside docker/kubectl exec, interpreters under shims,
+		// boolean flags before a script, make variables.
+		{[]string{"bin/rails", "runner", "Order.paid!('" + X + "')"}, []int{2}},
+		{[]string{"python3", "manage.py", "shell", "-c", "paid('" + X + "')"}, []int{4}},
+		{[]string{"php", "artisan", "tinker", "--execute=paid('" + X + "')"}, []int{3}},
+		{[]string{"wp", "eval", X}, []int{2}},
+		{[]string{"drush", "php:eval", X}, []int{2}},
+		{[]string{"python3", "manage.py", "mark_paid", X}, nil},
+		{[]string{"docker", "exec", "-u", "app", "shop", "python3", "-c", X}, []int{7}},
+		{[]string{"kubectl", "exec", "shop-0", "-c", "app", "--", "python3", "-c", X}, []int{8}},
+		{[]string{"timeout", "-s", "KILL", "30", "/home/shop/.rbenv/shims/ruby", "-e", X}, []int{6}},
+		{[]string{"sudo", "-u", "shop", "/usr/libexec/platform-python", "-c", X}, []int{5}},
+		{[]string{"nice", "-n", "10", "perl", "-e", X}, []int{5}},
+		{[]string{"find", "/srv/in", "-name", "*.json", "-exec", "python3", "-c", X, "{}", ";"}, []int{7}},
+		{[]string{"node", "--enable-source-maps", "notify.js", X}, nil},
+		{[]string{"ruby", "--disable-gems", "notify.rb", X}, nil},
+		{[]string{"/opt/erp", "invoice", "--source", "node", "--ref", X}, nil},
+		{[]string{"/opt/notify", "--via", "ssh", X}, nil},
+		{[]string{"make", "-C", "/srv/shop", "release", "VERSION=" + X}, []int{4}},
 		// A wrapper whose value names an interpreter does not hide the real one.
 		{[]string{"/usr/bin/time", "-o", "/tmp/sed", "python3", "-c", X}, []int{5}},
 		{[]string{"/usr/bin/notify", "--ref", X}, nil},
@@ -506,6 +526,18 @@ func TestStdinProgram(t *testing.T) {
 		{[]string{"python3", "-m", "tool"}, ""},
 		{[]string{"jq", "."}, ""},
 		{[]string{"/usr/bin/notify", "sh"}, ""},
+		{[]string{"taskset", "-c", "0", "sh"}, "sh"},
+		{[]string{"su", "shop"}, "su"},
+		{[]string{"script", "-q", "/dev/null"}, "script"},
+		{[]string{"psql", "-d", "shop"}, "psql"},
+		{[]string{"psql", "shop", "-f", "paid.sql"}, ""},
+		{[]string{"sqlite3", "/var/shop.db"}, "sqlite3"},
+		{[]string{"mysql", "shop"}, "mysql"},
+		{[]string{"python3", "manage.py", "shell"}, "manage.py"},
+		{[]string{"php", "artisan", "tinker"}, "artisan"},
+		{[]string{"bin/rails", "console"}, "rails"},
+		{[]string{"python3", "manage.py", "shell", "-c", "print(1)"}, ""},
+		{[]string{"timeout", "30", "/opt/erp", "restart", "node"}, ""},
 	} {
 		if got := stdinProgram(tt.argv); got != tt.want {
 			t.Errorf("stdinProgram(%q) = %q, want %q", tt.argv, got, tt.want)
@@ -528,6 +560,31 @@ func TestExecCheckAllowsConfigAndData(t *testing.T) {
 		_, probs := compileYAML(t, "a", "type: exec\ncommand: "+cmd+"\n")
 		if probs.HasErrors() {
 			t.Errorf("%s: %q", cmd, problemStrings(probs))
+		}
+	}
+}
+
+// TestXargsReplaceInCode: xargs -I puts what it reads, the event's JSON,
+// where its replace string stands; inside code that runs the event with no
+// placeholder at all.
+func TestXargsReplaceInCode(t *testing.T) {
+	for _, tt := range []struct {
+		argv []string
+		want int
+	}{
+		{[]string{"xargs", "-I{}", "sh", "-c", "/opt/notify {}"}, 4},
+		{[]string{"xargs", "-I", "REF", "python3", "-c", "print('REF')"}, 5},
+		{[]string{"xargs", "-I{}", "/opt/notify", "{}"}, -1},
+		{[]string{"xargs", "sh", "-c", "/opt/notify \"$@\"", "sh"}, -1},
+	} {
+		got := -1
+		for _, h := range codeArgs(tt.argv) {
+			if h.always {
+				got = h.index
+			}
+		}
+		if got != tt.want {
+			t.Errorf("codeArgs(%q): xargs hit at %d, want %d", tt.argv, got, tt.want)
 		}
 	}
 }

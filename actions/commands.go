@@ -1,0 +1,205 @@
+package actions
+
+import (
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// wrapper describes a program that runs another command given on its
+// command line (timeout 30 CMD…), enough to find where that command starts.
+type wrapper struct {
+	value     string   // short options that take a value, attached or next (timeout -s SIG)
+	longValue []string // long options that take the next argument unless written with =
+	operands  int      // operands before the command (timeout's duration, chroot's directory)
+	assigns   bool     // NAME=VALUE operands come first (env)
+	dashDash  bool     // the command follows "--" (kubectl exec POD -- CMD)
+	numeric   bool     // -N is an option (nice -10)
+}
+
+var wrapperSpecs = map[string]wrapper{
+	"env":         {value: "uC", longValue: []string{"--unset", "--chdir"}, assigns: true},
+	"timeout":     {value: "sk", longValue: []string{"--signal", "--kill-after"}, operands: 1},
+	"nice":        {value: "n", longValue: []string{"--adjustment"}, numeric: true},
+	"nohup":       {},
+	"setsid":      {},
+	"stdbuf":      {value: "ioe", longValue: []string{"--input", "--output", "--error"}},
+	"ionice":      {value: "cnp", longValue: []string{"--class", "--classdata", "--pid"}},
+	"chrt":        {value: "TPD", longValue: []string{"--sched-runtime", "--sched-period", "--sched-deadline"}, operands: 1},
+	"taskset":     {operands: 1},
+	"numactl":     {value: "CNmpiP", longValue: []string{"--physcpubind", "--cpunodebind", "--membind", "--preferred", "--interleave"}},
+	"time":        {value: "of", longValue: []string{"--output", "--format"}},
+	"sudo":        {value: "ugCDhprtUT", longValue: []string{"--user", "--group", "--close-from", "--chdir", "--host", "--prompt", "--role", "--type", "--other-user", "--command-timeout"}},
+	"doas":        {value: "uC"},
+	"chroot":      {longValue: []string{"--userspec", "--groups"}, operands: 1},
+	"nsenter":     {value: "tS", longValue: []string{"--target", "--setuid", "--setgid"}},
+	"systemd-run": {value: "pEu", longValue: []string{"--property", "--setenv", "--unit", "--uid", "--gid", "--working-directory", "--description", "--slice", "--on-calendar", "--on-active"}},
+	"busybox":     {},
+	"xargs":       {value: "IEdnLPsa", longValue: []string{"--replace", "--eof", "--delimiter", "--max-args", "--max-lines", "--max-procs", "--max-chars", "--arg-file"}},
+	"flock":       {value: "wE", longValue: []string{"--timeout", "--conflict-exit-code"}, operands: 1},
+	"kubectl":     {dashDash: true},
+	"bundle":      {operands: 1}, // bundle exec CMD
+}
+
+// commandStarts returns the positions in argv where a command starts:
+// argv[0], and inside it the command of each wrapper (env, timeout, sudo,
+// xargs, flock FILE, find -exec, docker exec CTR, kubectl exec -- …),
+// recursively.
+func commandStarts(argv []string, p int) []int {
+	if p >= len(argv) {
+		return nil
+	}
+	out := []int{p}
+	base := filepath.Base(argv[p])
+	switch {
+	case base == "find":
+		for j := p + 1; j < len(argv); j++ {
+			switch argv[j] {
+			case "-exec", "-execdir", "-ok", "-okdir":
+				out = append(out, commandStarts(argv, j+1)...)
+				for j < len(argv) && argv[j] != ";" && argv[j] != "+" {
+					j++
+				}
+			}
+		}
+		return out
+	case base == "docker" || base == "podman":
+		if p+1 < len(argv) && argv[p+1] == "exec" {
+			w := wrapper{value: "euw", longValue: []string{"--env", "--user", "--workdir", "--env-file", "--detach-keys"}, operands: 1}
+			if q := w.command(argv, p+1); q >= 0 {
+				return append(out, commandStarts(argv, q)...)
+			}
+		}
+		return out
+	case base == "flock" && slices.ContainsFunc(argv[p+1:], func(a string) bool { return a == "-c" || strings.HasPrefix(a, "--command") }):
+		return out // flock FILE -c CMD: a shell runs CMD (shellOption)
+	}
+	if w, ok := wrapperSpecs[base]; ok {
+		if q := w.command(argv, p); q >= 0 {
+			out = append(out, commandStarts(argv, q)...)
+		}
+	}
+	return out
+}
+
+// command returns where the wrapped command starts after the wrapper at
+// argv[p], or -1 when there is none.
+func (w wrapper) command(argv []string, p int) int {
+	operands := 0
+	for j := p + 1; j < len(argv); j++ {
+		a := argv[j]
+		switch {
+		case w.dashDash:
+			if a == "--" {
+				return j + 1
+			}
+		case a == "--":
+			if j+1 < len(argv) {
+				return j + 1
+			}
+			return -1
+		case strings.HasPrefix(a, "--"):
+			name, _, attached := strings.Cut(a, "=")
+			if !attached && slices.Contains(w.longValue, name) {
+				j++
+			}
+		case len(a) > 1 && a[0] == '-':
+			if w.numeric && a[1] >= '0' && a[1] <= '9' {
+				continue
+			}
+			for k := 1; k < len(a); k++ {
+				if strings.IndexByte(w.value, a[k]) >= 0 {
+					if k == len(a)-1 {
+						j++
+					}
+					break
+				}
+			}
+		case w.assigns && strings.Contains(a, "=") && !strings.HasPrefix(a, "="):
+		case operands < w.operands:
+			operands++
+		default:
+			return j
+		}
+	}
+	return -1
+}
+
+// appCode describes commands of web frameworks that run code given on the
+// command line, or read it from standard input when given none.
+type appCode struct {
+	sub      []string // the subcommand
+	operand  bool     // the code is the next operand (rails runner CODE)
+	code     string   // or the value of this short option (manage.py shell -c)
+	longCode string   // or of this long option (artisan tinker --execute)
+	stdin    bool     // with no code, it reads code from standard input
+}
+
+// apps are keyed by the program or script's base name.
+var apps = map[string][]appCode{
+	"rails":        {{sub: []string{"runner", "r"}, operand: true, stdin: true}, {sub: []string{"console", "c", "dbconsole", "db"}, stdin: true}},
+	"manage.py":    {{sub: []string{"shell"}, code: "c", longCode: "--command", stdin: true}, {sub: []string{"dbshell"}, stdin: true}},
+	"django-admin": {{sub: []string{"shell"}, code: "c", longCode: "--command", stdin: true}, {sub: []string{"dbshell"}, stdin: true}},
+	"artisan":      {{sub: []string{"tinker"}, longCode: "--execute", stdin: true}, {sub: []string{"db"}, stdin: true}},
+	"wp":           {{sub: []string{"eval"}, operand: true}, {sub: []string{"shell"}, stdin: true}, {sub: []string{"db"}, stdin: true}},
+	"drush":        {{sub: []string{"php:eval", "ev", "php-eval", "eval"}, operand: true}, {sub: []string{"php:cli", "php", "core:cli", "sql:cli", "sqlc"}, stdin: true}},
+}
+
+// appScan checks the arguments after an application script or program
+// (name is its base name): the code of its eval-like subcommands. It
+// reports whether the command reads code from standard input.
+func appScan(args []string, name string) (hits []codeHit, stdin bool) {
+	cmds, ok := apps[name]
+	if !ok {
+		return nil, false
+	}
+	sub := -1
+	for j, a := range args {
+		if !strings.HasPrefix(a, "-") {
+			sub = j
+			break
+		}
+	}
+	if sub < 0 {
+		return nil, false
+	}
+	for _, c := range cmds {
+		if !slices.Contains(c.sub, args[sub]) {
+			continue
+		}
+		what := "the code of " + name + " " + args[sub]
+		found := false
+		for j := sub + 1; j < len(args); j++ {
+			a := args[j]
+			opt, _, attached := strings.Cut(a, "=")
+			switch {
+			case c.longCode != "" && opt == c.longCode:
+				found = true
+				if attached {
+					hits = append(hits, codeHit{index: j, what: what})
+				} else if j+1 < len(args) {
+					hits = append(hits, codeHit{index: j + 1, what: what})
+				}
+			case c.code != "" && a == "-"+c.code:
+				found = true
+				if j+1 < len(args) {
+					hits = append(hits, codeHit{index: j + 1, what: what})
+				}
+			case c.operand && !strings.HasPrefix(a, "-") && !found:
+				found = true
+				if a == "-" {
+					return hits, true
+				}
+				hits = append(hits, codeHit{index: j, what: what})
+			}
+		}
+		return hits, c.stdin && !found
+	}
+	return nil, false
+}
+
+// appName is how apps knows a program or script: rails and bin/rails are
+// rails, /srv/shop/manage.py is manage.py.
+func appName(prog string) string {
+	return filepath.Base(prog)
+}
