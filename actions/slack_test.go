@@ -54,14 +54,14 @@ channel: "#payments"
 	assertNoSecrets(t, []string{"s3cr3tW3bh00kT0k3n"}, res, rd)
 }
 
-// TestSlackEscapesEventValues: a customer-written value cannot ping the
-// channel or disguise a link (found by a security review); the merchant's
-// own markup in the text is kept.
-func TestSlackEscapesEventValues(t *testing.T) {
+// slackTextFor posts a Slack action with this text template for an event
+// whose note is note, and returns the text Slack received.
+func slackTextFor(t *testing.T, text, note string) string {
+	t.Helper()
 	s := newSink(t, answer(200, "ok"))
-	act := mustCompile(t, "a", "type: slack\nurl: "+s.URL+slackPath+"\ntext: '<!here> Overpaid by {{ note }} & more'\n")
+	act := mustCompile(t, "a", "type: slack\nurl: "+s.URL+slackPath+"\ntext: '"+text+"'\n")
 	j := testJob(t, "a")
-	j.Event.Payload["note"] = "<!channel> approve at <https://evil.example/login|payram.com/admin> & now"
+	j.Event.Payload["note"] = note
 	if res := act.Run(context.Background(), j); res.Err != nil {
 		t.Fatal(res.Err)
 	}
@@ -70,9 +70,17 @@ func TestSlackEscapesEventValues(t *testing.T) {
 	if err := json.Unmarshal(body, &got); err != nil {
 		t.Fatal(err)
 	}
+	return got.Text
+}
+
+// TestSlackEscapesEventValues: a customer-written value cannot ping the
+// channel or disguise a link (found by a security review); the merchant's
+// own markup in the text is kept.
+func TestSlackEscapesEventValues(t *testing.T) {
+	got := slackTextFor(t, "<!here> Overpaid by {{ note }} & more", "<!channel> approve at <https://evil.example/login|payram.com/admin> & now")
 	want := "<!here> Overpaid by &lt;!channel&gt; approve at &lt;https://evil.example/login|payram.com/admin&gt; &amp; now & more"
-	if got.Text != want {
-		t.Errorf("text\n got %q\nwant %q", got.Text, want)
+	if got != want {
+		t.Errorf("text\n got %q\nwant %q", got, want)
 	}
 }
 
@@ -80,21 +88,10 @@ func TestSlackEscapesEventValues(t *testing.T) {
 // event's address would end it and let the event write the label; it is
 // sent as %7C there, and left alone in plain text (found by a review).
 func TestSlackLinkAddressKeepsItsLabel(t *testing.T) {
-	s := newSink(t, answer(200, "ok"))
-	act := mustCompile(t, "a", "type: slack\nurl: "+s.URL+slackPath+"\ntext: '<{{ note }}|Invoice> for {{ note }}'\n")
-	j := testJob(t, "a")
-	j.Event.Payload["note"] = "https://pay.example/i?a=1&b=2|Verify your payram.com account"
-	if res := act.Run(context.Background(), j); res.Err != nil {
-		t.Fatal(res.Err)
-	}
-	_, body := s.last(t)
-	var got struct{ Text string }
-	if err := json.Unmarshal(body, &got); err != nil {
-		t.Fatal(err)
-	}
+	got := slackTextFor(t, "<{{ note }}|Invoice> for {{ note }}", "https://pay.example/i?a=1&b=2|Verify your payram.com account")
 	want := "<https://pay.example/i?a=1&amp;b=2%7CVerify your payram.com account|Invoice> for https://pay.example/i?a=1&amp;b=2|Verify your payram.com account"
-	if got.Text != want {
-		t.Errorf("text\n got %q\nwant %q", got.Text, want)
+	if got != want {
+		t.Errorf("text\n got %q\nwant %q", got, want)
 	}
 }
 
