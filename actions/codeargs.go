@@ -139,8 +139,24 @@ func codeArgs(argv []string) []codeHit {
 			}
 		}
 	}
-	for _, p := range commandStarts(argv, 0) {
+	starts := commandStarts(argv, 0)
+	for _, p := range starts {
 		hits = append(hits, commandHits(argv, p)...)
+	}
+	// Behind a wrapper check does not know (parallel, a site's own), an
+	// interpreter followed by its code option is still a strong sign.
+	for p, a := range argv {
+		if slices.Contains(starts, p) {
+			continue
+		}
+		if name, in, ok := interpFor(a); ok && in.code != "" && !in.program {
+			for _, h := range in.scan(argv[p+1:], name) {
+				if !h.maybe {
+					h.index += p + 1
+					hits = append(hits, h)
+				}
+			}
+		}
 	}
 	return hits
 }
@@ -261,6 +277,7 @@ func stdinProgram(argv []string) string {
 	}
 	switch base := filepath.Base(a); base {
 	case "su", "runuser", "script":
+		// (runuser -u USER CMD is a wrapper: commandStarts went on to CMD.)
 		if len(shellOption(args, base)) == 0 {
 			return base // a shell reading the input
 		}

@@ -39,7 +39,26 @@ var wrapperSpecs = map[string]wrapper{
 	"flock":       {value: "wE", longValue: []string{"--timeout", "--conflict-exit-code"}, operands: 1},
 	"kubectl":     {dashDash: true},
 	"bundle":      {operands: 1}, // bundle exec CMD
+	"gosu":        {operands: 1},
+	"su-exec":     {operands: 1},
+	"chpst":       {value: "ugUeln"},
+	"setpriv":     {},
+	"uv":          {operands: 1}, // uv run CMD
+	"poetry":      {operands: 1},
+	"pipenv":      {operands: 1},
+	"pyenv":       {operands: 1}, // pyenv exec CMD
+	"rbenv":       {operands: 1},
+	"npm":         {dashDash: true}, // npm exec -- CMD
+	"tini":        {value: "sgpe"},
+	"dumb-init":   {},
+	"strace":      {value: "oeEpsuaIbPX"},
+	"unshare":     {value: "S"},
+	"firejail":    {},
+	"xvfb-run":    {value: "nsefpw"},
 }
+
+// runuserWrapper is runuser with -u: it runs the command itself, no shell.
+var runuserWrapper = wrapper{value: "ugGw", longValue: []string{"--user", "--group", "--supp-group", "--whitelist-environment"}}
 
 // commandStarts returns the positions in argv where a command starts:
 // argv[0], and inside it the command of each wrapper (env, timeout, sudo,
@@ -63,12 +82,24 @@ func commandStarts(argv []string, p int) []int {
 			}
 		}
 		return out
-	case base == "docker" || base == "podman":
-		if p+1 < len(argv) && argv[p+1] == "exec" {
-			w := wrapper{value: "euw", longValue: []string{"--env", "--user", "--workdir", "--env-file", "--detach-keys"}, operands: 1}
-			if q := w.command(argv, p+1); q >= 0 {
+	case base == "docker" || base == "podman" || base == "docker-compose":
+		// docker exec CTR CMD, docker container exec, docker compose exec
+		// SERVICE CMD, docker-compose exec, docker run IMAGE CMD.
+		sub := p + 1
+		for sub < len(argv) && (argv[sub] == "compose" || argv[sub] == "container") {
+			sub++
+		}
+		if sub < len(argv) && (argv[sub] == "exec" || argv[sub] == "run") {
+			w := wrapper{value: "euwvpT", operands: 1, longValue: []string{"--env", "--user", "--workdir", "--env-file", "--detach-keys",
+				"--index", "--name", "--network", "--volume", "--publish", "--entrypoint", "--mount", "--label", "--platform"}}
+			if q := w.command(argv, sub); q >= 0 {
 				return append(out, commandStarts(argv, q)...)
 			}
+		}
+		return out
+	case base == "runuser" && slices.ContainsFunc(argv[p+1:], func(a string) bool { return a == "-u" || strings.HasPrefix(a, "--user") }):
+		if q := runuserWrapper.command(argv, p); q >= 0 {
+			return append(out, commandStarts(argv, q)...)
 		}
 		return out
 	case base == "flock" && slices.ContainsFunc(argv[p+1:], func(a string) bool { return a == "-c" || strings.HasPrefix(a, "--command") }):
@@ -115,6 +146,7 @@ func (w wrapper) command(argv []string, p int) int {
 					break
 				}
 			}
+		case w.assigns && a == "-": // env -: -i
 		case w.assigns && strings.Contains(a, "=") && !strings.HasPrefix(a, "="):
 		case operands < w.operands:
 			operands++
@@ -129,6 +161,7 @@ func (w wrapper) command(argv []string, p int) int {
 // command line, or read it from standard input when given none.
 type appCode struct {
 	sub      []string // the subcommand
+	sub2     []string // and its own subcommand, when it has one (wp db query)
 	operand  bool     // the code is the next operand (rails runner CODE)
 	code     string   // or the value of this short option (manage.py shell -c)
 	longCode string   // or of this long option (artisan tinker --execute)
@@ -141,8 +174,9 @@ var apps = map[string][]appCode{
 	"manage.py":    {{sub: []string{"shell"}, code: "c", longCode: "--command", stdin: true}, {sub: []string{"dbshell"}, stdin: true}},
 	"django-admin": {{sub: []string{"shell"}, code: "c", longCode: "--command", stdin: true}, {sub: []string{"dbshell"}, stdin: true}},
 	"artisan":      {{sub: []string{"tinker"}, longCode: "--execute", stdin: true}, {sub: []string{"db"}, stdin: true}},
-	"wp":           {{sub: []string{"eval"}, operand: true}, {sub: []string{"shell"}, stdin: true}, {sub: []string{"db"}, stdin: true}},
-	"drush":        {{sub: []string{"php:eval", "ev", "php-eval", "eval"}, operand: true}, {sub: []string{"php:cli", "php", "core:cli", "sql:cli", "sqlc"}, stdin: true}},
+	"wp": {{sub: []string{"eval"}, operand: true}, {sub: []string{"shell"}, stdin: true},
+		{sub: []string{"db"}, sub2: []string{"query"}, operand: true, stdin: true}, {sub: []string{"db"}, sub2: []string{"cli", "console"}, stdin: true}},
+	"drush": {{sub: []string{"php:eval", "ev", "php-eval", "eval"}, operand: true}, {sub: []string{"php:cli", "php", "core:cli", "sql:cli", "sqlc"}, stdin: true}},
 }
 
 // appScan checks the arguments after an application script or program
@@ -168,8 +202,22 @@ func appScan(args []string, name string) (hits []codeHit, stdin bool) {
 			continue
 		}
 		what := "the code of " + name + " " + args[sub]
+		at := sub
+		if c.sub2 != nil {
+			at = -1
+			for j := sub + 1; j < len(args); j++ {
+				if !strings.HasPrefix(args[j], "-") {
+					at = j
+					break
+				}
+			}
+			if at < 0 || !slices.Contains(c.sub2, args[at]) {
+				continue
+			}
+			what += " " + args[at]
+		}
 		found := false
-		for j := sub + 1; j < len(args); j++ {
+		for j := at + 1; j < len(args); j++ {
 			a := args[j]
 			opt, _, attached := strings.Cut(a, "=")
 			switch {

@@ -472,6 +472,24 @@ func TestCodeArgs(t *testing.T) {
 		{[]string{"/opt/erp", "invoice", "--source", "node", "--ref", X}, nil},
 		{[]string{"/opt/notify", "--via", "ssh", X}, nil},
 		{[]string{"make", "-C", "/srv/shop", "release", "VERSION=" + X}, []int{4}},
+		// Found by the fifth review: docker compose and other wrappers,
+		// env -, runuser -u, and an interpreter with its code option behind
+		// a wrapper check does not know.
+		{[]string{"docker", "compose", "exec", "php", "php", "-r", X}, []int{6}},
+		{[]string{"docker-compose", "exec", "-T", "web", "python3", "-c", X}, []int{6}},
+		{[]string{"docker", "run", "--rm", "-e", "A=1", "shop:1", "python3", "-c", X}, []int{8}},
+		{[]string{"docker", "compose", "exec", "php", "php", "artisan", "orders:paid", X}, nil},
+		{[]string{"gosu", "shop", "python3", "-c", X}, []int{4}},
+		{[]string{"uv", "run", "python", "-c", X}, []int{4}},
+		{[]string{"npm", "exec", "--", "node", "-e", X}, []int{5}},
+		{[]string{"parallel", "python3", "-c", X}, []int{3}}, // an unknown wrapper: the code option still counts
+		{[]string{"env", "-", "python3", "-c", X}, []int{4}},
+		{[]string{"runuser", "-u", "shop", "--", "python3", "-c", X}, []int{6}},
+		{[]string{"runuser", "-u", "shop", "--", "/opt/notify", X}, nil},
+		{[]string{"wp", "db", "query", "SELECT * FROM o WHERE ref='" + X + "'"}, []int{3}},
+		{[]string{"wp", "db", "export", X}, nil},
+		{[]string{"bundle", "exec", "rake", "orders:paid[" + X + "]"}, nil},
+		{[]string{"curl", "-d", X, "https://erp.example/paid"}, nil},
 		// A wrapper whose value names an interpreter does not hide the real one.
 		{[]string{"/usr/bin/time", "-o", "/tmp/sed", "python3", "-c", X}, []int{5}},
 		{[]string{"/usr/bin/notify", "--ref", X}, nil},
@@ -538,6 +556,14 @@ func TestStdinProgram(t *testing.T) {
 		{[]string{"bin/rails", "console"}, "rails"},
 		{[]string{"python3", "manage.py", "shell", "-c", "print(1)"}, ""},
 		{[]string{"timeout", "30", "/opt/erp", "restart", "node"}, ""},
+		{[]string{"runuser", "-u", "shop", "/opt/notify"}, ""},
+		{[]string{"wp", "db", "query", "SELECT 1"}, ""},
+		{[]string{"wp", "db", "export", "/tmp/x.sql"}, ""},
+		{[]string{"wp", "db", "cli"}, "wp"},
+		{[]string{"jq", "-r", ".reference_id"}, ""},
+		{[]string{"sed", "-n", "p"}, ""},
+		{[]string{"cat"}, ""},
+		{[]string{"curl", "--data-binary", "@-", "https://erp.example"}, ""},
 	} {
 		if got := stdinProgram(tt.argv); got != tt.want {
 			t.Errorf("stdinProgram(%q) = %q, want %q", tt.argv, got, tt.want)
