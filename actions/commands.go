@@ -57,6 +57,32 @@ var wrapperSpecs = map[string]wrapper{
 	"xvfb-run":    {value: "nsefpw"},
 }
 
+// dockerFlags are docker's and docker compose's options that take no value;
+// every other option is read as taking one (docker run has dozens).
+var dockerFlags = []string{"-d", "--detach", "-i", "--interactive", "-t", "--tty", "-it", "-ti", "-dit", "--rm", "--init",
+	"--privileged", "--read-only", "-T", "--no-deps", "--service-ports", "--remove-orphans", "-P", "--publish-all",
+	"--debug", "-D", "--tls", "--tlsverify", "--no-TTY", "--quiet-pull", "--pull", "--sig-proxy", "--oom-kill-disable"}
+
+// dockerCommand returns where the command of docker exec CTR CMD (or run
+// IMAGE CMD) starts, the subcommand being at argv[sub].
+func dockerCommand(argv []string, sub int) int {
+	for j := sub + 1; j < len(argv); j++ {
+		a := argv[j]
+		switch {
+		case a == "--":
+		case strings.HasPrefix(a, "-") && !strings.Contains(a, "=") && !slices.Contains(dockerFlags, a):
+			j++ // a value: -e A=1, -m 512m, --memory 1g, -u app
+		case strings.HasPrefix(a, "-"):
+		default:
+			if j+1 < len(argv) {
+				return j + 1 // after the container or image
+			}
+			return -1
+		}
+	}
+	return -1
+}
+
 // runuserWrapper is runuser with -u: it runs the command itself, no shell.
 var runuserWrapper = wrapper{value: "ugGw", longValue: []string{"--user", "--group", "--supp-group", "--whitelist-environment"}}
 
@@ -85,14 +111,23 @@ func commandStarts(argv []string, p int) []int {
 	case base == "docker" || base == "podman" || base == "docker-compose":
 		// docker exec CTR CMD, docker container exec, docker compose exec
 		// SERVICE CMD, docker-compose exec, docker run IMAGE CMD.
+		// Global options (docker --context X, compose -f FILE -p NAME) come
+		// before the subcommand; each takes a value unless written with =.
 		sub := p + 1
-		for sub < len(argv) && (argv[sub] == "compose" || argv[sub] == "container") {
-			sub++
+		for ; sub < len(argv); sub++ {
+			a := argv[sub]
+			if a == "compose" || a == "container" {
+				continue
+			}
+			if !strings.HasPrefix(a, "-") {
+				break
+			}
+			if !strings.Contains(a, "=") && !slices.Contains(dockerFlags, a) {
+				sub++ // its value
+			}
 		}
 		if sub < len(argv) && (argv[sub] == "exec" || argv[sub] == "run") {
-			w := wrapper{value: "euwvpT", operands: 1, longValue: []string{"--env", "--user", "--workdir", "--env-file", "--detach-keys",
-				"--index", "--name", "--network", "--volume", "--publish", "--entrypoint", "--mount", "--label", "--platform"}}
-			if q := w.command(argv, sub); q >= 0 {
+			if q := dockerCommand(argv, sub); q >= 0 {
 				return append(out, commandStarts(argv, q)...)
 			}
 		}
@@ -164,20 +199,33 @@ type appCode struct {
 	sub2     []string // and its own subcommand, when it has one (wp db query)
 	operand  bool     // the code is the next operand (rails runner CODE)
 	code     string   // or the value of this short option (manage.py shell -c)
-	longCode string   // or of this long option (artisan tinker --execute)
+	longCode []string // or of these long options (artisan tinker --execute)
+	values   []string // options of the subcommand that take a value (rails runner -e ENV)
+	passArgs bool     // after "--", a -c, -e or -f given to the database client is its code (dbshell -- -c SQL)
 	stdin    bool     // with no code, it reads code from standard input
 }
 
-// apps are keyed by the program or script's base name.
+// apps are keyed by the program or script's base name (appName).
 var apps = map[string][]appCode{
-	"rails":        {{sub: []string{"runner", "r"}, operand: true, stdin: true}, {sub: []string{"console", "c", "dbconsole", "db"}, stdin: true}},
-	"manage.py":    {{sub: []string{"shell"}, code: "c", longCode: "--command", stdin: true}, {sub: []string{"dbshell"}, stdin: true}},
-	"django-admin": {{sub: []string{"shell"}, code: "c", longCode: "--command", stdin: true}, {sub: []string{"dbshell"}, stdin: true}},
-	"artisan":      {{sub: []string{"tinker"}, longCode: "--execute", stdin: true}, {sub: []string{"db"}, stdin: true}},
+	"rails": {{sub: []string{"runner", "r"}, operand: true, values: []string{"-e", "--environment"}, stdin: true},
+		{sub: []string{"console", "c", "dbconsole", "db"}, stdin: true}},
+	"manage.py": {{sub: []string{"shell"}, code: "c", longCode: []string{"--command"}, stdin: true},
+		{sub: []string{"dbshell"}, passArgs: true, values: []string{"--database"}, stdin: true}},
+	"artisan": {{sub: []string{"tinker"}, longCode: []string{"--execute"}, stdin: true}, {sub: []string{"db"}, stdin: true}},
 	"wp": {{sub: []string{"eval"}, operand: true}, {sub: []string{"shell"}, stdin: true},
 		{sub: []string{"db"}, sub2: []string{"query"}, operand: true, stdin: true}, {sub: []string{"db"}, sub2: []string{"cli", "console"}, stdin: true}},
-	"drush": {{sub: []string{"php:eval", "ev", "php-eval", "eval"}, operand: true}, {sub: []string{"php:cli", "php", "core:cli", "sql:cli", "sqlc"}, stdin: true}},
+	"drush": {{sub: []string{"php:eval", "ev", "php-eval", "eval"}, operand: true},
+		{sub: []string{"sql:query", "sqlq", "sql-query"}, operand: true, stdin: true},
+		{sub: []string{"php:cli", "php", "core:cli", "sql:cli", "sqlc"}, stdin: true}},
+	// Frappe/ERPNext: bench execute runs eval() on --args and --kwargs.
+	"bench": {{sub: []string{"execute"}, operand: true, longCode: []string{"--args", "--kwargs"}},
+		{sub: []string{"console", "mariadb", "postgres", "db-console"}, stdin: true}},
+	"odoo": {{sub: []string{"shell"}, stdin: true}},
 }
+
+// appGlobals are options before the subcommand that take a value, so
+// that their value is not read as the subcommand (bench --site shop …).
+var appGlobals = []string{"--site", "-d", "--database", "-c", "--config", "--path", "--url", "--settings", "--pythonpath"}
 
 // appScan checks the arguments after an application script or program
 // (name is its base name): the code of its eval-like subcommands. It
@@ -187,13 +235,20 @@ func appScan(args []string, name string) (hits []codeHit, stdin bool) {
 	if !ok {
 		return nil, false
 	}
-	sub := -1
-	for j, a := range args {
-		if !strings.HasPrefix(a, "-") {
-			sub = j
-			break
+	operand := func(from int) int { // the next operand: not an option, a global's value or a @site alias
+		for j := from; j < len(args); j++ {
+			a := args[j]
+			switch {
+			case slices.Contains(appGlobals, a):
+				j++
+			case strings.HasPrefix(a, "-") || strings.HasPrefix(a, "@"):
+			default:
+				return j
+			}
 		}
+		return -1
 	}
+	sub := operand(0)
 	if sub < 0 {
 		return nil, false
 	}
@@ -204,41 +259,48 @@ func appScan(args []string, name string) (hits []codeHit, stdin bool) {
 		what := "the code of " + name + " " + args[sub]
 		at := sub
 		if c.sub2 != nil {
-			at = -1
-			for j := sub + 1; j < len(args); j++ {
-				if !strings.HasPrefix(args[j], "-") {
-					at = j
-					break
-				}
-			}
-			if at < 0 || !slices.Contains(c.sub2, args[at]) {
+			if at = operand(sub + 1); at < 0 || !slices.Contains(c.sub2, args[at]) {
 				continue
 			}
 			what += " " + args[at]
 		}
 		found := false
+		add := func(i int) {
+			found = true
+			if i < len(args) {
+				hits = append(hits, codeHit{index: i, what: what})
+			}
+		}
 		for j := at + 1; j < len(args); j++ {
 			a := args[j]
 			opt, _, attached := strings.Cut(a, "=")
 			switch {
-			case c.longCode != "" && opt == c.longCode:
-				found = true
+			case a == "--" && c.passArgs:
+				for k := j + 1; k < len(args); k++ {
+					if o := args[k]; o == "-c" || o == "-e" || o == "-f" || o == "--command" || o == "--execute" {
+						add(k + 1)
+					}
+				}
+				return hits, c.stdin && !found
+			case slices.Contains(c.longCode, opt):
 				if attached {
-					hits = append(hits, codeHit{index: j, what: what})
-				} else if j+1 < len(args) {
-					hits = append(hits, codeHit{index: j + 1, what: what})
+					add(j)
+				} else {
+					add(j + 1)
+					j++
 				}
 			case c.code != "" && a == "-"+c.code:
-				found = true
-				if j+1 < len(args) {
-					hits = append(hits, codeHit{index: j + 1, what: what})
+				add(j + 1)
+				j++
+			case slices.Contains(c.values, opt):
+				if !attached {
+					j++
 				}
 			case c.operand && !strings.HasPrefix(a, "-") && !found:
-				found = true
 				if a == "-" {
 					return hits, true
 				}
-				hits = append(hits, codeHit{index: j, what: what})
+				add(j)
 			}
 		}
 		return hits, c.stdin && !found
@@ -246,8 +308,20 @@ func appScan(args []string, name string) (hits []codeHit, stdin bool) {
 	return nil, false
 }
 
-// appName is how apps knows a program or script: rails and bin/rails are
-// rails, /srv/shop/manage.py is manage.py.
+// appName is how apps knows a program or script: bin/rails is rails,
+// /srv/shop/manage.py is manage.py, django-admin is manage.py, wp-cli.phar
+// is wp, odoo-bin is odoo.
 func appName(prog string) string {
-	return filepath.Base(prog)
+	switch base := filepath.Base(prog); base {
+	case "django-admin", "django-admin.py":
+		return "manage.py"
+	case "wp-cli.phar":
+		return "wp"
+	case "drush.phar":
+		return "drush"
+	case "odoo-bin":
+		return "odoo"
+	default:
+		return base
+	}
 }

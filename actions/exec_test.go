@@ -490,6 +490,21 @@ func TestCodeArgs(t *testing.T) {
 		{[]string{"wp", "db", "export", X}, nil},
 		{[]string{"bundle", "exec", "rake", "orders:paid[" + X + "]"}, nil},
 		{[]string{"curl", "-d", X, "https://erp.example/paid"}, nil},
+		// Found by the sixth review: framework commands with options and
+		// site aliases, phar names, ERPNext's bench execute, docker global
+		// options.
+		{[]string{"bin/rails", "runner", "-e", "production", "Order.paid!('" + X + "')"}, []int{4}},
+		{[]string{"bundle", "exec", "rails", "runner", "P('" + X + "')"}, []int{4}},
+		{[]string{"drush", "@prod", "php:eval", X}, []int{3}},
+		{[]string{"drush", "sql:query", "SELECT 1 WHERE r='" + X + "'"}, []int{2}},
+		{[]string{"wp", "@prod", "eval", X}, []int{3}},
+		{[]string{"php", "wp-cli.phar", "eval", X}, []int{3}},
+		{[]string{"bench", "--site", "shop", "execute", "erpnext.x.paid", "--kwargs", "{'ref':'" + X + "'}"}, []int{6}},
+		{[]string{"bench", "--site", "shop", "execute", X}, []int{4}},
+		{[]string{"docker", "compose", "-f", "prod.yml", "exec", "web", "bin/rails", "runner", "P('" + X + "')"}, []int{8}},
+		{[]string{"docker", "--context", "prod", "exec", "shop", "python3", "-c", X}, []int{7}},
+		{[]string{"docker", "run", "--rm", "-m", "512m", "img", "python3", "-c", X}, []int{8}},
+		{[]string{"python3", "manage.py", "dbshell", "--", "-c", "SELECT '" + X + "'"}, []int{5}},
 		// A wrapper whose value names an interpreter does not hide the real one.
 		{[]string{"/usr/bin/time", "-o", "/tmp/sed", "python3", "-c", X}, []int{5}},
 		{[]string{"/usr/bin/notify", "--ref", X}, nil},
@@ -560,6 +575,10 @@ func TestStdinProgram(t *testing.T) {
 		{[]string{"wp", "db", "query", "SELECT 1"}, ""},
 		{[]string{"wp", "db", "export", "/tmp/x.sql"}, ""},
 		{[]string{"wp", "db", "cli"}, "wp"},
+		{[]string{"odoo-bin", "shell", "-d", "shop"}, "odoo-bin"},
+		{[]string{"bench", "--site", "shop", "console"}, "bench"},
+		{[]string{"python3", "manage.py", "dbshell", "--", "-c", "SELECT 1"}, ""},
+		{[]string{"python3", "manage.py", "dbshell"}, "manage.py"},
 		{[]string{"jq", "-r", ".reference_id"}, ""},
 		{[]string{"sed", "-n", "p"}, ""},
 		{[]string{"cat"}, ""},
