@@ -44,6 +44,8 @@ type interp struct {
 	longFile2 []string // take a name, then a file (jq --rawfile NAME FILE)
 	longFile  []string // --file
 	longStop  []string // the rest is data (R --args, jq --args)
+	dashCode  []string // single-dash words whose next argument is code (sqlite3 -cmd)
+	dashValue []string // single-dash words that take the next argument (sqlite3 -separator)
 
 	program  bool // the first operand is the program text (awk, sed, jq)
 	dataOps  int  // operands before the program text that are data (sqlite3's database)
@@ -77,12 +79,16 @@ var interps = map[string]interp{
 	// into it is an injection.
 	"psql": {code: "c", value: "dhpUoLTFPRU", data: "v", file: "f", dataOps: 2, stdin: true,
 		longCode: []string{"--command"}, longData: []string{"--set", "--variable"}, longFile: []string{"--file"}},
-	"mysql":   {code: "e", value: "uhPDSo", attached: "p", dataOps: 1, stdin: true, longCode: []string{"--execute"}},
-	"sqlite3": {program: true, dataOps: 1, stdin: true, longValue: []string{"--cmd"}},
-	"mongosh": {longCode: []string{"--eval"}},
-	"tsx":     {code: "ep", codeEnds: true, longCode: []string{"--eval", "--print"}, stdin: true},
-	"ts-node": {code: "ep", codeEnds: true, value: "rC", longCode: []string{"--eval", "--print"}, stdin: true},
-	"pwsh":    {code: "cCeE"},
+	"mysql": {code: "e", value: "uhPDSo", attached: "p", dataOps: 1, stdin: true, longCode: []string{"--execute"}},
+	"sqlite3": {program: true, dataOps: 1, stdin: true, dashCode: []string{"-cmd", "--cmd"},
+		dashValue: []string{"-separator", "-nullvalue", "-newline", "-init", "-vfs", "-mmap", "-maxsize", "-lookaside", "-pagecache", "-heap"}},
+	"mongosh":           {longCode: []string{"--eval"}},
+	"mongo":             {longCode: []string{"--eval"}},
+	"sqlcmd":            {code: "Qq", value: "SdUPiobtlL"},
+	"clickhouse-client": {code: "q", longCode: []string{"--query"}, value: "hudP", longValue: []string{"--host", "--user", "--database", "--password", "--port"}},
+	"tsx":               {code: "ep", codeEnds: true, longCode: []string{"--eval", "--print"}, stdin: true},
+	"ts-node":           {code: "ep", codeEnds: true, value: "rC", longCode: []string{"--eval", "--print"}, stdin: true},
+	"pwsh":              {code: "cCeE"},
 }
 
 // interpFor finds how a program reads its command line, by the base name
@@ -276,6 +282,14 @@ func stdinProgram(argv []string) string {
 		return ""
 	}
 	switch base := filepath.Base(a); base {
+	case "ssh":
+		// The event's JSON goes on to the remote command: ssh erp bash -s
+		// would run it there.
+		if r := sshRemote(args); r >= 0 {
+			if prog := stdinProgram(args[r:]); prog != "" {
+				return "ssh … " + prog
+			}
+		}
 	case "su", "runuser", "script":
 		// (runuser -u USER CMD is a wrapper: commandStarts went on to CMD.)
 		if len(shellOption(args, base)) == 0 {
@@ -371,6 +385,12 @@ func (in interp) scan(args []string, name string) []codeHit {
 			if st.code && in.codeEnds {
 				return hits
 			}
+		case slices.Contains(in.dashCode, a):
+			hit(j+1, "the code of "+name+" "+a)
+			j++
+		case slices.Contains(in.dashValue, a):
+			hit(j+1, "the value of "+name+" "+a)
+			j++
 		case len(a) > 1 && a[0] == '-' && (!st.program || in.permutes):
 			var ends bool
 			j, ends = in.cluster(args, j, name, &st, hit)
@@ -577,6 +597,30 @@ func watchScript(args []string) []codeHit {
 
 // sshValue are ssh's options that take a value.
 const sshValue = "BbcDEeFIiJLlmOopQRSWw"
+
+// sshRemote returns the index in args (ssh's arguments) where the remote
+// command starts, or -1.
+func sshRemote(args []string) int {
+	for j := 0; j < len(args); j++ {
+		a := args[j]
+		if len(a) > 1 && a[0] == '-' {
+			for k := 1; k < len(a); k++ {
+				if strings.IndexByte(sshValue, a[k]) >= 0 {
+					if k == len(a)-1 {
+						j++
+					}
+					break
+				}
+			}
+			continue
+		}
+		if j+1 < len(args) {
+			return j + 1 // after the host
+		}
+		return -1
+	}
+	return -1
+}
 
 // sshCommand: ssh joins every argument after the host into one command
 // line that the remote shell parses.

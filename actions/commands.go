@@ -55,6 +55,7 @@ var wrapperSpecs = map[string]wrapper{
 	"unshare":     {value: "S"},
 	"firejail":    {},
 	"xvfb-run":    {value: "nsefpw"},
+	"sshpass":     {value: "pfdPe"},
 }
 
 // dockerFlags are docker's and docker compose's options that take no value;
@@ -221,6 +222,7 @@ var apps = map[string][]appCode{
 	"bench": {{sub: []string{"execute"}, operand: true, longCode: []string{"--args", "--kwargs"}},
 		{sub: []string{"console", "mariadb", "postgres", "db-console"}, stdin: true}},
 	"odoo": {{sub: []string{"shell"}, stdin: true}},
+	"deno": {{sub: []string{"eval"}, operand: true}, {sub: []string{"repl"}, stdin: true}},
 }
 
 // appGlobals are options before the subcommand that take a value, so
