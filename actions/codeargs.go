@@ -17,7 +17,18 @@ type codeHit struct {
 	// always: refused even without a placeholder (xargs -I puts the
 	// event's data there).
 	always bool
+	kind   hitKind // set by interp.scan
 }
+
+// hitKind is what an interpreter's argument is to it.
+type hitKind int
+
+const (
+	kindValue  hitKind = iota // a value check cannot prove is data
+	kindCode                  // code, or the program text of awk, sed, jq
+	kindScript                // the script file: the code comes from it
+	kindSource                // a program file or module given by an option
+)
 
 // interp describes how an interpreter reads its command line, enough to
 // tell its code and the values of its options from its data. Letters are
@@ -221,7 +232,7 @@ func commandHits(argv []string, p int) []codeHit {
 // interpreter's hits, or -1.
 func scriptHit(hs []codeHit) int {
 	for _, h := range hs {
-		if strings.HasPrefix(h.what, "the script of ") {
+		if h.kind == kindScript {
 			return h.index
 		}
 	}
@@ -308,7 +319,7 @@ func stdinProgram(argv []string) string {
 func (in interp) readsStdin(args []string) bool {
 	code := false
 	for _, h := range in.scan(args, "") {
-		if !h.maybe || strings.HasPrefix(h.what, "the script of") || strings.HasPrefix(h.what, "the program file") || strings.HasPrefix(h.what, "the module") {
+		if h.kind != kindValue {
 			if args[h.index] == "-" {
 				return true
 			}
@@ -324,10 +335,9 @@ func (in interp) readsStdin(args []string) bool {
 // jq (input files follow), after code given by an option.
 func (in interp) scan(args []string, name string) []codeHit {
 	var hits []codeHit
-	hit := func(i int, what string) {
+	hit := func(i int, kind hitKind, what string) {
 		if i < len(args) {
-			sure := strings.HasPrefix(what, "the code of ") || strings.HasPrefix(what, "the program text of ")
-			hits = append(hits, codeHit{index: i, what: what, maybe: !sure})
+			hits = append(hits, codeHit{index: i, what: what, kind: kind, maybe: kind != kindCode})
 		}
 	}
 	var st scanState
@@ -338,9 +348,9 @@ func (in interp) scan(args []string, name string) []codeHit {
 			switch {
 			case st.code:
 			case in.program && !st.fromFile && !st.program:
-				hit(j+1+in.dataOps-st.operands, "the program text of "+name)
+				hit(j+1+in.dataOps-st.operands, kindCode, "the program text of "+name)
 			case !in.program && !st.fromFile:
-				hit(j+1, "the script of "+name) // node -- SCRIPT
+				hit(j+1, kindScript, "the script of "+name) // node -- SCRIPT
 			}
 			return hits
 		case strings.HasPrefix(a, "--") && (!st.program || in.permutes):
@@ -354,30 +364,30 @@ func (in interp) scan(args []string, name string) []codeHit {
 			}
 			switch {
 			case slices.Contains(in.longCode, opt):
-				hit(at, "the code of "+name+" "+opt)
+				hit(at, kindCode, "the code of "+name+" "+opt)
 				st.code = true
 			case slices.Contains(in.longData2, opt):
 				j += 2
 				continue
 			case slices.Contains(in.longFile2, opt):
-				hit(j+2, "the file of "+name+" "+opt)
+				hit(j+2, kindValue, "the file of "+name+" "+opt)
 				j += 2
 				continue
 			case slices.Contains(in.longData, opt):
 			case slices.Contains(in.longFile, opt):
 				st.fromFile = true
-				hit(at, "the program file of "+name+" "+opt)
+				hit(at, kindSource, "the program file of "+name+" "+opt)
 			case slices.Contains(in.longValue, opt):
-				hit(at, "the value of "+name+" "+opt)
+				hit(at, kindValue, "the value of "+name+" "+opt)
 			default:
 				// An unknown option: its value, if any, is unknown too. A
 				// script file after it is the script (node
 				// --enable-source-maps app.js), not its value.
-				hit(j, "an option of "+name)
+				hit(j, kindValue, "an option of "+name)
 				if attached || j+1 >= len(args) || strings.HasPrefix(args[j+1], "-") || isScriptName(args[j+1]) {
 					continue
 				}
-				hit(j+1, "the value of "+name+" "+opt)
+				hit(j+1, kindValue, "the value of "+name+" "+opt)
 			}
 			if !attached {
 				j++
@@ -386,10 +396,10 @@ func (in interp) scan(args []string, name string) []codeHit {
 				return hits
 			}
 		case slices.Contains(in.dashCode, a):
-			hit(j+1, "the code of "+name+" "+a)
+			hit(j+1, kindCode, "the code of "+name+" "+a)
 			j++
 		case slices.Contains(in.dashValue, a):
-			hit(j+1, "the value of "+name+" "+a)
+			hit(j+1, kindValue, "the value of "+name+" "+a)
 			j++
 		case len(a) > 1 && a[0] == '-' && (!st.program || in.permutes):
 			var ends bool
@@ -402,23 +412,23 @@ func (in interp) scan(args []string, name string) []codeHit {
 			switch {
 			case st.operands <= in.dataOps && !st.program:
 			case st.code && st.opens:
-				hit(j, "a file "+name+" -n/-p opens (a name ending in | runs a command)")
+				hit(j, kindValue, "a file "+name+" -n/-p opens (a name ending in | runs a command)")
 			case st.code:
 				return hits // the code's arguments
 			case in.program && !st.fromFile && !st.program:
-				hit(j, "the program text of "+name)
+				hit(j, kindCode, "the program text of "+name)
 				st.program = true
 			case in.program && in.permutes:
 				// GNU sed and jq read an option anywhere: an input file
 				// name from the event may be --expression=….
-				hit(j, "an operand of "+name+", which it may read as an option")
+				hit(j, kindValue, "an operand of "+name+", which it may read as an option")
 			case in.program:
 				return hits // input files
 			case st.fromFile:
 				return hits // the script's arguments (php -f FILE ARGS)
 			default:
-				hit(j, "the script of "+name) // a script path from the event picks the code
-				return hits                   // its own arguments follow
+				hit(j, kindScript, "the script of "+name) // a script path from the event picks the code
+				return hits                               // its own arguments follow
 			}
 		}
 	}
@@ -434,12 +444,12 @@ type scanState struct {
 // cluster reads one argument of single-letter options, args[j], and
 // returns the index of the last argument it used and whether the rest of
 // argv is data.
-func (in interp) cluster(args []string, j int, name string, st *scanState, hit func(int, string)) (int, bool) {
+func (in interp) cluster(args []string, j int, name string, st *scanState, hit func(int, hitKind, string)) (int, bool) {
 	a := args[j]
-	next := func(what string) { // a value in the next argument
+	next := func(kind hitKind, what string) { // a value in the next argument
 		if j+1 < len(args) {
 			j++
-			hit(j, what)
+			hit(j, kind, what)
 		}
 	}
 	for k := 1; k < len(a); k++ {
@@ -455,9 +465,9 @@ func (in interp) cluster(args []string, j int, name string, st *scanState, hit f
 			// do not: the rest of the cluster is then more letters, and a
 			// placeholder can only be in the next argument.
 			if strings.Contains(rest, "{{") {
-				hit(j, "the code of "+opt)
+				hit(j, kindCode, "the code of "+opt)
 			} else {
-				next("the code of " + opt)
+				next(kindCode, "the code of "+opt)
 			}
 			return j, in.codeEnds
 		case strings.IndexByte(in.digits, l) >= 0:
@@ -472,32 +482,32 @@ func (in interp) cluster(args []string, j int, name string, st *scanState, hit f
 		case strings.IndexByte(in.file, l) >= 0:
 			st.fromFile = true
 			if rest != "" {
-				hit(j, "the program file of "+opt)
+				hit(j, kindSource, "the program file of "+opt)
 			} else {
-				next("the program file of " + opt)
+				next(kindSource, "the program file of "+opt)
 			}
 		case strings.IndexByte(in.stop, l) >= 0:
 			if rest != "" {
-				hit(j, "the module of "+opt)
+				hit(j, kindSource, "the module of "+opt)
 			} else {
-				next("the module of " + opt)
+				next(kindSource, "the module of "+opt)
 			}
 			return j, true
 		case strings.IndexByte(in.value, l) >= 0:
 			if rest != "" {
-				hit(j, "the value of "+opt)
+				hit(j, kindValue, "the value of "+opt)
 			} else {
-				next("the value of " + opt)
+				next(kindValue, "the value of "+opt)
 			}
 		case strings.IndexByte(in.attached, l) >= 0:
-			hit(j, "the value of "+opt)
+			hit(j, kindValue, "the value of "+opt)
 		default:
 			continue // a flag; the cluster goes on
 		}
 		return j, false // the rest of the cluster was a value
 	}
 	if strings.Contains(a, "{{") {
-		hit(j, "an option of "+name)
+		hit(j, kindValue, "an option of "+name)
 	}
 	return j, false
 }

@@ -164,18 +164,6 @@ func parseAddress(s string) (*netmail.Address, error) {
 	return addr, nil
 }
 
-// fromConfig reports whether a template renders nothing from the event:
-// its placeholders, if any, read only constants, meta.source and
-// meta.provider.
-func fromConfig(t *engine.Template) bool {
-	for _, p := range t.Placeholders() {
-		if !p.ConfigOnly {
-			return false
-		}
-	}
-	return true
-}
-
 // parseAddressList accepts one address or several separated by commas: a
 // constant item may list several (build allows only one from a placeholder).
 func parseAddressList(s string) ([]*netmail.Address, error) {

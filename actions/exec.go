@@ -144,7 +144,11 @@ func checkShellScript(s *spec, scs []*config.Scalar, ts []*engine.Template) {
 		if maybe {
 			why = "check cannot tell that the program will not run it as code"
 		}
-		s.errorAt(sc.AtOffset(at), "placeholder inside %s: %s; pass data through env: instead (env: {REF: \"{{ reference_id }}\"} and \"$REF\" in the script)", what, why)
+		fix := "pass data through env: instead (env: {REF: \"{{ reference_id }}\"} and \"$REF\" in the script)"
+		if strings.Contains(what, "of ssh") {
+			fix = "the remote command gets the event's JSON on its standard input: read the value from there"
+		}
+		s.errorAt(sc.AtOffset(at), "placeholder inside %s: %s; %s", what, why, fix)
 	}
 	reported := map[int]bool{}
 	hits := codeArgs(argv)

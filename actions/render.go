@@ -130,6 +130,18 @@ func constant(t *engine.Template) (string, bool) {
 	return v, err == nil
 }
 
+// fromConfig reports whether a template renders nothing from the event:
+// its placeholders, if any, read only constants, meta.source and
+// meta.provider (engine.Placeholder.ConfigOnly).
+func fromConfig(t *engine.Template) bool {
+	for _, p := range t.Placeholders() {
+		if !p.ConfigOnly {
+			return false
+		}
+	}
+	return true
+}
+
 // renderError is a template that failed against this event. It is never
 // retryable: the same event renders the same way on every attempt.
 type renderError struct {
