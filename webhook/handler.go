@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/payramd/payramd/engine"
-	"golang.org/x/time/rate"
 )
 
 // Accepter stores an event durably (and evaluates it) before the provider
@@ -197,13 +196,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// source's budget with junk, so that the provider's genuine deliveries
 	// got 429; and a captured signed body replayed over and over (PayRam
 	// signs no timestamp) would spend it as duplicates (both found by
-	// security reviews), so a duplicate or an invalid payload gives its
-	// token back below. A flood of junk costs a body read (max_body) and an
-	// HMAC each, and is answered 401.
-	var charged *rate.Reservation
+	// security reviews). So only an accepted delivery keeps its token: a
+	// duplicate, a refused payload or a 503 gives it back. A flood of junk
+	// costs a body read (max_body) and an HMAC each, and is answered 401.
+	accepted := false
 	if rt.limiter != nil {
 		res := rt.limiter.ReserveN(now, 1)
-		charged = res
 		if d := res.DelayFrom(now); !res.OK() || d > 0 {
 			res.CancelAt(now)
 			secs := 1
@@ -214,11 +212,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.refuse(w, r, rt.source, client, refusal{"rate_limited", http.StatusTooManyRequests, errBody("rate_limited"), "rate limit exceeded"})
 			return
 		}
+		defer func() {
+			if !accepted {
+				res.CancelAt(now)
+			}
+		}()
 	}
 	n, err := rt.provider.Normalize(req)
-	if err != nil && charged != nil {
-		charged.CancelAt(now)
-	}
 	if err != nil {
 		if errors.Is(err, ErrInvalidPayload) {
 			h.refuse(w, r, rt.source, client, refusal{"invalid_payload", http.StatusBadRequest, answer{Error: "invalid_payload", Detail: err.Error()}, err.Error()})
@@ -258,9 +258,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		// Whatever went wrong, the event is not known to be on disk, so
 		// the answer must make the provider retry.
-		if charged != nil {
-			charged.CancelAt(now) // the provider will send it again
-		}
 		h.o.Logger.Error("webhook not journaled", "source", rt.source, "id", ev.ID, "remote", addrString(client, r), "error", err)
 		h.o.Observe(rt.source, "unavailable")
 		writeJSON(w, http.StatusServiceUnavailable, errBody("unavailable"))
@@ -269,10 +266,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	status, msg := "accepted", "webhook accepted"
 	if dup {
 		status, msg = "duplicate", "webhook duplicate"
-		if charged != nil {
-			charged.CancelAt(now)
-		}
 	}
+	accepted = !dup
 	// This line is written for every webhook, so it is built directly:
 	// typed attributes (key-value pairs would box each string) and no
 	// caller lookup (Logger.LogAttrs walks the stack for a source location
