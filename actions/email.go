@@ -143,15 +143,34 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// checkAddressList validates the constant items of to/cc at load.
+// checkAddressList validates the constant items of to/cc at load, and
+// refuses an item that mixes a list with an address from the event
+// ("ops@shop.example, {{ customer_email }}"), which would fail every job:
+// an address from the event must be an item of its own.
 func checkAddressList(s *spec, key string, ts []*engine.Template, scs []*config.Scalar) {
 	for i, t := range ts {
 		if v, ok := constant(t); ok {
 			if _, err := parseAddressList(v); err != nil {
 				s.errorAt(scs[i].Pos, "%s: %v", key, err)
 			}
+			continue
+		}
+		if !fromConfig(t) && strings.Contains(literalText(t), ",") {
+			s.errorAt(scs[i].Pos, "%s: an item with an address from the event must be that one address; write the others as items of their own (%s: [ops@…, \"{{ customer_email }}\"])", key, key)
 		}
 	}
+}
+
+// literalText is a template's own text, without its placeholders.
+func literalText(t *engine.Template) string {
+	src, pos := t.Source(), 0
+	var b strings.Builder
+	for _, p := range t.Placeholders() {
+		b.WriteString(src[pos:p.Offset])
+		pos = p.End
+	}
+	b.WriteString(src[pos:])
+	return b.String()
 }
 
 // parseAddress accepts one RFC 5322 address, such as a@example.com or

@@ -405,3 +405,16 @@ body: hi
 		t.Errorf("RCPT TO %s", got)
 	}
 }
+
+// TestEmailMixedItemRefusedAtLoad: an item listing a fixed address and one
+// from the event would fail every job; check says so at load.
+func TestEmailMixedItemRefusedAtLoad(t *testing.T) {
+	_, probs := compileYAML(t, "m", "type: email\nsmtp: {host: 127.0.0.1, tls: none}\nfrom: a@b.example\nto: 'ops@shop.example, {{ customer_email }}'\n")
+	if got := problemStrings(probs); len(got) != 1 || !strings.Contains(got[0], "an item with an address from the event must be that one address") {
+		t.Errorf("problems %q", got)
+	}
+	_, probs = compileYAML(t, "m", "type: email\nsmtp: {host: 127.0.0.1, tls: none}\nfrom: a@b.example\nto: ['ops@shop.example', '{{ customer_email }}', '{{ meta.source }}@x.example, audit@x.example']\n")
+	if probs.HasErrors() {
+		t.Errorf("separate items refused: %q", problemStrings(probs))
+	}
+}

@@ -65,13 +65,17 @@ func (d *Daemon) auth(next http.Handler) http.Handler {
 }
 
 // localHost reports whether a request's Host names the machine by address
-// or as localhost, as curl, payramd's CLI and health probes do.
+// or as localhost, as curl, payramd's CLI and health probes do; or is
+// absent (HTTP/1.0), which a browser never sends.
 func localHost(host string) bool {
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
 	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-	return net.ParseIP(host) != nil || strings.EqualFold(host, "localhost")
+	if i := strings.IndexByte(host, '%'); i >= 0 {
+		host = host[:i] // an IPv6 zone: fe80::1%25lo
+	}
+	return host == "" || net.ParseIP(host) != nil || strings.EqualFold(strings.TrimSuffix(host, "."), "localhost")
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -195,28 +195,23 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// verification, it let anyone who can reach the endpoint spend the
 	// source's budget with junk, so that the provider's genuine deliveries
 	// got 429; and a captured signed body replayed over and over (PayRam
-	// signs no timestamp) would spend it as duplicates (both found by
-	// security reviews). So only an accepted delivery keeps its token: a
-	// duplicate, a refused payload or a 503 gives it back. A flood of junk
-	// costs a body read (max_body) and an HMAC each, and is answered 401.
-	accepted := false
+	// signs no timestamp) would spend it as duplicates, even holding
+	// tokens while each copy is being found a duplicate (all found by
+	// security reviews). So here the budget is only looked at, and an
+	// accepted delivery is charged below, once it is journaled. Deliveries
+	// in flight together may overshoot the limit by their number. A flood
+	// of junk costs a body read (max_body) and an HMAC each, and is
+	// answered 401.
 	if rt.limiter != nil {
-		res := rt.limiter.ReserveN(now, 1)
-		if d := res.DelayFrom(now); !res.OK() || d > 0 {
-			res.CancelAt(now)
+		if tokens := rt.limiter.TokensAt(h.o.Now()); tokens < 1 {
 			secs := 1
-			if res.OK() {
-				secs = max(1, int(math.Ceil(d.Seconds())))
+			if l := float64(rt.limiter.Limit()); l > 0 {
+				secs = max(1, int(math.Ceil((1-tokens)/l)))
 			}
 			w.Header().Set("Retry-After", strconv.Itoa(secs))
 			h.refuse(w, r, rt.source, client, refusal{"rate_limited", http.StatusTooManyRequests, errBody("rate_limited"), "rate limit exceeded"})
 			return
 		}
-		defer func() {
-			if !accepted {
-				res.CancelAt(now)
-			}
-		}()
 	}
 	n, err := rt.provider.Normalize(req)
 	if err != nil {
@@ -266,8 +261,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	status, msg := "accepted", "webhook accepted"
 	if dup {
 		status, msg = "duplicate", "webhook duplicate"
+	} else if rt.limiter != nil {
+		rt.limiter.ReserveN(h.o.Now(), 1) // charged; the bucket may go below zero
 	}
-	accepted = !dup
 	// This line is written for every webhook, so it is built directly:
 	// typed attributes (key-value pairs would box each string) and no
 	// caller lookup (Logger.LogAttrs walks the stack for a source location

@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,9 +11,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/payramd/payramd/engine"
 )
 
 const payramYAML = "provider: payram\nsecret: " + newSecret + "\n"
@@ -197,12 +201,52 @@ func TestSpecRows(t *testing.T) {
 			t.Fatalf("genuine delivery after the replays: %d %s", res.status, res.raw)
 		}
 	})
+	t.Run("rate limit: replays in flight do not hold the budget", func(t *testing.T) {
+		// Found by the final review: a copy being found a duplicate held a
+		// token until the journal answered, so copies kept in flight by
+		// the burst starved genuine deliveries.
+		release, entered := make(chan struct{}), make(chan struct{}, 8)
+		e := newEnv(t, tab, func(o *Options) {
+			inner := o.Accept
+			o.Accept = func(ctx context.Context, ev *engine.Event) (bool, error) {
+				dup, err := inner(ctx, ev)
+				if dup {
+					entered <- struct{}{}
+					<-release
+				}
+				return dup, err
+			}
+		})
+		e.setNow(testNow.Add(4 * time.Hour))
+		old := testBody(600)
+		if res := e.post("/webhooks/limited", payramHeader(newSecret, old), old); res.status != 200 {
+			t.Fatalf("first copy: %d %s", res.status, res.raw)
+		}
+		e.setNow(testNow.Add(5 * time.Hour)) // the bucket is full again
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				e.post("/webhooks/limited", payramHeader(newSecret, old), old)
+			}()
+		}
+		<-entered
+		<-entered
+		b := testBody(601)
+		res := e.post("/webhooks/limited", payramHeader(newSecret, b), b)
+		close(release)
+		wg.Wait()
+		if res.status != 200 {
+			t.Fatalf("genuine delivery with two replays in flight: %d %s", res.status, res.raw)
+		}
+	})
 	t.Run("rate limit: junk does not spend the provider's budget", func(t *testing.T) {
 		// Found by a security review: unsigned requests were charged to
 		// the source's bucket, so anyone could make the provider's
 		// genuine deliveries get 429.
 		e := newEnv(t, tab)
-		e.setNow(testNow.Add(3 * time.Hour)) // the shared table's bucket is full again, whatever ran before
+		e.setNow(testNow.Add(6 * time.Hour)) // the shared table's bucket is full again, whatever ran before
 		for i := range 100 {
 			b := testBody(200 + i)
 			if res := e.post("/webhooks/limited", http.Header{"Content-Type": {"application/json"}}, b); res.status != 401 {
