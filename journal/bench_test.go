@@ -17,16 +17,19 @@ import (
 // watch.
 //
 // The "fdatasync" variant enables Options.Fdatasync (process-wide, restored
-// afterwards).
+// afterwards). The "provider-ids" variant marks the ids as the provider's
+// (Stripe, Standard Webhooks), so each event also looks for copies on other
+// sources and the rules that ran for them.
 func BenchmarkIngest(b *testing.B) {
-	b.Run("fsync", func(b *testing.B) { benchIngest(b, Options{}) })
+	b.Run("fsync", func(b *testing.B) { benchIngest(b, Options{}, false) })
 	b.Run("fdatasync", func(b *testing.B) {
 		defer sqlite.Fdatasync(sqlite.FdatasyncEnabled())
-		benchIngest(b, Options{Fdatasync: true})
+		benchIngest(b, Options{Fdatasync: true}, false)
 	})
+	b.Run("provider-ids", func(b *testing.B) { benchIngest(b, Options{}, true) })
 }
 
-func benchIngest(b *testing.B, opts Options) {
+func benchIngest(b *testing.B, opts Options, providerIDs bool) {
 	s, _ := openTest(b, opts)
 	eval := evalFor("overfilled", "slack", "email")
 	var seq atomic.Int64
@@ -40,6 +43,7 @@ func benchIngest(b *testing.B, opts Options) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			ev := testEvent(hashID(int(seq.Add(1))))
+			ev.ProviderID = providerIDs
 			res, err := s.Ingest(ctx, ev, eval)
 			if err != nil {
 				b.Error(err)

@@ -224,7 +224,7 @@ func TestOpFailureIsolation(t *testing.T) {
 	submit("half-written", func() error {
 		// Writes an event, then fails: the write must be undone.
 		return s.write(ctx, func(w *wtx) error {
-			if _, err := w.exec(stInsEvent, "half", "s", "p", "t", int64(1), "{}", nil, nil, false); err != nil {
+			if _, err := w.exec(stInsEvent, "half", "s", "p", "t", int64(1), "{}", nil, nil); err != nil {
 				return err
 			}
 			return boom

@@ -222,12 +222,13 @@ type JobFilter struct {
 type Store interface {
 	// Ingest writes the event, its rule results and its jobs in one
 	// transaction. If an event with ev.ID exists for ev.Source, nothing is
-	// written and Duplicate is true. For a Match with HasOnce the (rule, OnceKey) pair is
-	// claimed in the once table first; if it was already claimed (by an
-	// earlier event, or earlier in the same batch) no jobs are created for
-	// that match and its result is recorded with Suppressed=true. Before
-	// that, when ev.ProviderID is set, each match claims (rule, ev.ID) the
-	// same way, so a rule that already ran for that ID on another source is
+	// written and Duplicate is true. For a Match with HasOnce the (rule,
+	// OnceKey) pair is claimed in the once table first; if it was already
+	// claimed (by an earlier event, or earlier in the same batch) no jobs
+	// are created for that match and its result is recorded with
+	// Suppressed=true. Before that, when ev.ProviderID is set, a match whose
+	// rule already ran for a copy of the event on another source (same ID
+	// and provider; its result matched and was not suppressed) is
 	// suppressed with RanElsewhere.
 	//
 	// A nil error means the write is durable and may be acknowledged. ev and

@@ -45,7 +45,7 @@ func (s *SQLite) Ingest(ctx context.Context, ev *Event, eval *Evaluation) (Inges
 	var res IngestResult
 	err = s.write(ctx, func(w *wtx) error {
 		res = IngestResult{} // the writer may run an op twice
-		r, err := w.exec(stInsEvent, id, source, provider, typ, recv, headers, body, payload, providerID)
+		r, err := w.exec(stInsEvent, id, source, provider, typ, recv, headers, body, payload)
 		if err != nil {
 			return err
 		}
@@ -79,8 +79,9 @@ func (s *SQLite) Replay(ctx context.Context, source, eventID string, eval *Evalu
 		var sources []string
 		err := w.query(stEventSource, func(row []driver.Value) error {
 			if src := asString(row[1]); source == "" || src == source {
-				found = append(found, evalTarget{seq: asInt64(row[0]), id: eventID, source: src,
-					provider: asString(row[2]), idFromProvider: asInt64(row[3]) != 0, replay: true})
+				// A replay is an operator's request to run the event's rules
+				// again: it does not look at what ran for other copies.
+				found = append(found, evalTarget{seq: asInt64(row[0]), id: eventID, source: src})
 				sources = append(sources, src)
 			}
 			return nil
@@ -121,24 +122,13 @@ func oneEvent(source, id string, found []string) error {
 	return &AmbiguousError{ID: id, Sources: sorted}
 }
 
-// sameIDKey is the once key a match claims, in its rule's name, for an
-// event with a provider ID: the rule then runs for the first source that
-// receives the ID and is suppressed on the others. The provider is part of
-// the key because ids are unique only within one provider (a Standard
-// Webhooks sender picks its own). The NUL keeps the key apart from
-// rendered once_per values. Migration 2 -> 3 writes the same keys in SQL.
-func sameIDKey(provider, id string) string { return "\x00event id " + provider + " " + id }
-
 // evalTarget is the event an evaluation is recorded for.
 type evalTarget struct {
 	seq                  int64
 	id, source, provider string
-	idFromProvider       bool
-	// replay: an operator asked for the event's rules to run again, so
-	// they run even if they already ran for the id on another source; the
-	// id is still claimed for them, so a copy arriving later does not run
-	// them once more. once_per applies as usual.
-	replay bool
+	// idFromProvider: the id is the provider's, so copies may be on other
+	// sources, and a rule that ran for one of them does not run again.
+	idFromProvider bool
 }
 
 // Values of rule_results.suppressed.
@@ -154,9 +144,13 @@ const (
 // same batch is already visible here, so exactly one of many concurrent
 // events with the same key gets jobs.
 //
-// When t.idFromProvider is set each match first claims sameIDKey, so a
-// rule that already ran for the ID on another source is suppressed (listed
-// in elsewhere) before its once_per key, which it then does not use up.
+// When t.idFromProvider is set, a match whose rule already ran for a copy
+// of the event on another source (its result matched and was not held
+// back) is suppressed and listed in elsewhere, before its once_per key,
+// which it then does not use up. The copies' results are read in this
+// transaction, so of two copies in one batch the second sees the first.
+// Nothing is stored for it: replays, which rewrite the results, and events
+// journaled before schema 3 count as they are.
 func (s *SQLite) applyEval(w *wtx, t evalTarget, eval *Evaluation) (jobs []*Job, suppressed, elsewhere []string, err error) {
 	now := s.now().UnixNano()
 	eventID, source := t.id, t.source
@@ -177,38 +171,29 @@ func (s *SQLite) applyEval(w *wtx, t evalTarget, eval *Evaluation) (jobs []*Job,
 		}
 		return nil
 	}
-	for i, m := range eval.Matches {
-		var idKey string
-		if t.idFromProvider {
-			idKey = sameIDKey(t.provider, eventID)
+	var ranElsewhere []string
+	if t.idFromProvider && len(eval.Matches) > 0 {
+		err := w.query(stRanElsewhere, func(row []driver.Value) error {
+			ranElsewhere = append(ranElsewhere, asString(row[0]))
+			return nil
+		}, idV, srcV, t.provider)
+		if err != nil {
+			return nil, nil, nil, err
 		}
-		claimedID := false
-		if idKey != "" && !t.replay {
-			// Claimed before once_per, so that a match held back here does
-			// not use up its once_per key...
-			if err := claim(i, m.Rule, idKey, &elsewhere); err != nil {
-				return nil, nil, nil, err
+	}
+	for i, m := range eval.Matches {
+		if slices.Contains(ranElsewhere, m.Rule) {
+			if skip == nil {
+				skip = make([]bool, len(eval.Matches))
 			}
-			if skip != nil && skip[i] {
-				continue
+			skip[i] = true
+			if !slices.Contains(elsewhere, m.Rule) {
+				elsewhere = append(elsewhere, m.Rule)
 			}
-			claimedID = true
+			continue
 		}
 		if m.HasOnce {
 			if err := claim(i, m.Rule, m.OnceKey, &suppressed); err != nil {
-				return nil, nil, nil, err
-			}
-		}
-		ran := skip == nil || !skip[i]
-		switch {
-		case claimedID && !ran:
-			// ...and released when once_per holds the match back: the
-			// rule did not run for this id, so another source's copy may.
-			if _, err := w.execN(stDelOnce, m.Rule, idKey); err != nil {
-				return nil, nil, nil, err
-			}
-		case idKey != "" && t.replay && ran:
-			if _, err := w.execN(stInsOnce, m.Rule, idKey, idV, nowV); err != nil {
 				return nil, nil, nil, err
 			}
 		}

@@ -251,14 +251,10 @@ FROM attempts;
 	// (id, source); id comes first so that a lookup by id alone, which the
 	// admin API still allows, uses the same index.
 	//
-	// events also records whether its id is the provider's own
-	// (id_from_provider): only such an id can reach several sources, and
-	// for those each rule claims the id in once_keys (see sameIDKey in
-	// ops.go) so that it runs once however many sources receive the event.
-	// Rules that ran before the upgrade claim their events' ids here, so a
-	// copy arriving on another source after the upgrade does not run them
-	// again. Before this version the provider ids were Stripe's and
-	// Standard Webhooks'; ids payramd derived are 64 hex digits.
+	// Whether a rule already ran for a provider id on another source is read
+	// from the copies' rule results (ranElsewhere in ops.go), so events
+	// journaled before the upgrade count as they are; nothing else is
+	// written.
 	//
 	// Only events is rebuilt: the other tables refer to events.seq, which
 	// is copied unchanged. This relies on migrations running with foreign
@@ -281,17 +277,10 @@ CREATE TABLE events_new (
 	headers     TEXT    NOT NULL DEFAULT '{}',
 	body        BLOB,
 	payload     TEXT,
-	id_from_provider INTEGER NOT NULL DEFAULT 0,
 	UNIQUE (id, source)
 );
-INSERT INTO events_new (seq, id, source, provider, type, received_at, headers, body, payload, id_from_provider)
-	SELECT seq, id, source, provider, type, received_at, headers, body, payload,
-	       provider IN ('stripe', 'standard-webhooks') AND NOT (length(id) = 64 AND id NOT GLOB '*[^0-9a-f]*')
-	FROM events ORDER BY seq;
-INSERT OR IGNORE INTO once_keys (rule, key, event_id, created_at)
-	SELECT r.rule, char(0) || 'event id ' || e.provider || ' ' || e.id, e.id, e.received_at
-	FROM rule_results r JOIN events_new e ON e.seq = r.event_seq
-	WHERE e.id_from_provider AND r.matched AND NOT r.suppressed;
+INSERT INTO events_new (seq, id, source, provider, type, received_at, headers, body, payload)
+	SELECT seq, id, source, provider, type, received_at, headers, body, payload FROM events ORDER BY seq;
 PRAGMA legacy_alter_table = ON;
 DROP TABLE events;
 ALTER TABLE events_new RENAME TO events;

@@ -80,7 +80,7 @@ const (
 	stInsResult
 	stDelResults
 	stInsOnce
-	stDelOnce
+	stRanElsewhere
 	stInsJob
 	stInsJobClaimed
 	stEventSource
@@ -106,20 +106,24 @@ var writerSQL = [numStmts]string{
 	stSavepoint:  `SAVEPOINT op`,
 	stRelease:    `RELEASE op`,
 	stRollbackTo: `ROLLBACK TO op`,
-	stInsEvent: `INSERT INTO events (id, source, provider, type, received_at, headers, body, payload, id_from_provider)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id, source) DO NOTHING`,
+	stInsEvent: `INSERT INTO events (id, source, provider, type, received_at, headers, body, payload)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id, source) DO NOTHING`,
 	stInsResult:  `INSERT INTO rule_results (event_seq, n, rule, matched, error, suppressed) VALUES (?, ?, ?, ?, ?, ?)`,
 	stDelResults: `DELETE FROM rule_results WHERE event_seq = ?`,
 	stInsOnce: `INSERT INTO once_keys (rule, key, event_id, created_at) VALUES (?, ?, ?, ?)
 		ON CONFLICT (rule, key) DO NOTHING`,
-	stDelOnce: `DELETE FROM once_keys WHERE rule = ? AND key = ?`,
+	// The rules that ran (matched, not held back) for copies of an event
+	// that other sources received from the same provider: a probe of the
+	// (id, source) index at the leaf the event's own insert just wrote.
+	stRanElsewhere: `SELECT DISTINCT r.rule FROM events e JOIN rule_results r ON r.event_seq = e.seq
+		WHERE e.id = ?1 AND e.source <> ?2 AND e.provider = ?3 AND r.matched AND r.suppressed = 0`,
 	stInsJob: `INSERT INTO jobs (event_seq, event_id, source, rule, action, state, attempts, run_at, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)`,
 	// A job inserted already claimed (running, first attempt) by a daemon
 	// that runs it at once from memory; see Evaluation.Claim.
 	stInsJobClaimed: `INSERT INTO jobs (event_seq, event_id, source, rule, action, state, attempts, run_at, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, 'running', 1, ?, ?, ?)`,
-	stEventSource: `SELECT seq, source, provider, id_from_provider FROM events WHERE id = ?`,
+	stEventSource: `SELECT seq, source FROM events WHERE id = ?`,
 	// "state <> 'succeeded'" repeats the WHERE of the partial index jobs_due,
 	// which is how SQLite learns that the query may use it.
 	stClaim: `UPDATE jobs SET state = 'running', attempts = attempts + 1, updated_at = ?

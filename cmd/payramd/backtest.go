@@ -89,7 +89,7 @@ func backtest(c *common, since time.Duration, dataDir, source string, stdout, st
 			st.Matched++
 			// As the journal does: a rule that ran for the id (on another
 			// source: a source never sees an id twice) holds the match back
-			// first; then once_per; only a match that runs claims the id.
+			// first; then once_per; only a match that runs counts as run.
 			idKey := ""
 			if providerID {
 				idKey = res.Rule.Name + "\x00" + ev.Provider + "\x00" + ev.ID
