@@ -146,8 +146,9 @@ const (
 //
 // When t.idFromProvider is set, a match whose rule already ran for a copy
 // of the event on another source (its result matched and was not held
-// back) is suppressed and listed in elsewhere, before its once_per key,
-// which it then does not use up. The copies' results are read in this
+// back, or it has jobs there: a replay may have rewritten the result) is
+// suppressed and listed in elsewhere, before its once_per key, which it
+// then does not use up. The copies' results are read in this
 // transaction, so of two copies in one batch the second sees the first.
 // Nothing is stored for it: replays, which rewrite the results, and events
 // journaled before schema 3 count as they are.

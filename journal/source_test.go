@@ -267,6 +267,16 @@ func TestRuleRunsOncePerProviderID(t *testing.T) {
 		t.Errorf("third copy after a replay ran the rule: %+v", r)
 	}
 
+	// A replay that no longer matches a rule does not erase that the rule
+	// ran: its jobs for the first copy are still there (found by a review).
+	mustIngest(t, s, sharedEvent("evt_r", "stripe-old"), evalFor("fulfil", "erp"))
+	if _, err := s.Replay(ctx, "stripe-old", "evt_r", evalFor("other", "slack")); err != nil {
+		t.Fatal(err)
+	}
+	if r := mustIngest(t, s, sharedEvent("evt_r", "stripe-new"), evalFor("fulfil", "erp")); len(r.Jobs) != 0 || !slices.Equal(r.RanElsewhere, []string{"fulfil"}) {
+		t.Errorf("a copy after a replay that dropped the rule ran it again: %+v", r)
+	}
+
 	// Ids are unique within one provider only: the same id from a
 	// Standard Webhooks sender is another event.
 	sw := sharedEvent("evt_m", "svix")

@@ -112,11 +112,15 @@ var writerSQL = [numStmts]string{
 	stDelResults: `DELETE FROM rule_results WHERE event_seq = ?`,
 	stInsOnce: `INSERT INTO once_keys (rule, key, event_id, created_at) VALUES (?, ?, ?, ?)
 		ON CONFLICT (rule, key) DO NOTHING`,
-	// The rules that ran (matched, not held back) for copies of an event
-	// that other sources received from the same provider: a probe of the
-	// (id, source) index at the leaf the event's own insert just wrote.
-	stRanElsewhere: `SELECT DISTINCT r.rule FROM events e JOIN rule_results r ON r.event_seq = e.seq
-		WHERE e.id = ?1 AND e.source <> ?2 AND e.provider = ?3 AND r.matched AND r.suppressed = 0`,
+	// The rules that ran for copies of an event that other sources received
+	// from the same provider: their results say so (matched, not held
+	// back), or, after a replay rewrote the results, the jobs they made
+	// still do. A probe of the (id, source) index at the leaf the event's
+	// own insert just wrote.
+	stRanElsewhere: `SELECT r.rule FROM events e JOIN rule_results r ON r.event_seq = e.seq
+			WHERE e.id = ?1 AND e.source <> ?2 AND e.provider = ?3 AND r.matched AND r.suppressed = 0
+		UNION SELECT j.rule FROM events e JOIN jobs j ON j.event_seq = e.seq
+			WHERE e.id = ?1 AND e.source <> ?2 AND e.provider = ?3`,
 	stInsJob: `INSERT INTO jobs (event_seq, event_id, source, rule, action, state, attempts, run_at, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)`,
 	// A job inserted already claimed (running, first attempt) by a daemon
