@@ -287,7 +287,7 @@ func stdinProgram(argv []string) string {
 				return args[s]
 			}
 		}
-		if in.stdin && in.readsStdin(args) {
+		if in.stdin && readsStdin(args, hs) {
 			return name
 		}
 		return ""
@@ -314,11 +314,12 @@ func stdinProgram(argv []string) string {
 	return ""
 }
 
-// readsStdin reports whether an interpreter given these arguments reads
-// its program from standard input: no code option and no script, or "-".
-func (in interp) readsStdin(args []string) bool {
+// readsStdin reports whether an interpreter given these arguments (and
+// scan's hits for them) reads its program from standard input: no code
+// option and no script, or "-".
+func readsStdin(args []string, hs []codeHit) bool {
 	code := false
-	for _, h := range in.scan(args, "") {
+	for _, h := range hs {
 		if h.kind != kindValue {
 			if args[h.index] == "-" {
 				return true
@@ -608,26 +609,35 @@ func watchScript(args []string) []codeHit {
 // sshValue are ssh's options that take a value.
 const sshValue = "BbcDEeFIiJLlmOopQRSWw"
 
+// sshArgs reads ssh's arguments: the indices of its options' values (-o
+// ProxyCommand=… runs a command locally) and of the host, -1 when there is
+// none. The remote command follows the host.
+func sshArgs(args []string) (values []int, host int) {
+	for j := 0; j < len(args); j++ {
+		a := args[j]
+		if len(a) <= 1 || a[0] != '-' {
+			return values, j
+		}
+		for k := 1; k < len(a); k++ {
+			if strings.IndexByte(sshValue, a[k]) >= 0 {
+				if k == len(a)-1 {
+					j++ // the value is the next argument
+				}
+				if j < len(args) {
+					values = append(values, j)
+				}
+				break
+			}
+		}
+	}
+	return values, -1
+}
+
 // sshRemote returns the index in args (ssh's arguments) where the remote
 // command starts, or -1.
 func sshRemote(args []string) int {
-	for j := 0; j < len(args); j++ {
-		a := args[j]
-		if len(a) > 1 && a[0] == '-' {
-			for k := 1; k < len(a); k++ {
-				if strings.IndexByte(sshValue, a[k]) >= 0 {
-					if k == len(a)-1 {
-						j++
-					}
-					break
-				}
-			}
-			continue
-		}
-		if j+1 < len(args) {
-			return j + 1 // after the host
-		}
-		return -1
+	if _, host := sshArgs(args); host >= 0 && host+1 < len(args) {
+		return host + 1
 	}
 	return -1
 }
@@ -635,30 +645,17 @@ func sshRemote(args []string) int {
 // sshCommand: ssh joins every argument after the host into one command
 // line that the remote shell parses.
 func sshCommand(args []string) []codeHit {
+	values, host := sshArgs(args)
 	var hits []codeHit
-	for j := 0; j < len(args); j++ {
-		a := args[j]
-		if len(a) > 1 && a[0] == '-' {
-			for k := 1; k < len(a); k++ {
-				if strings.IndexByte(sshValue, a[k]) < 0 {
-					continue
-				}
-				at := j
-				if k == len(a)-1 {
-					at = j + 1
-					j++
-				}
-				if at < len(args) {
-					hits = append(hits, codeHit{index: at, what: "the value of ssh -" + string(a[k]), maybe: true}) // -o ProxyCommand=…
-				}
-				break
-			}
-			continue
-		}
-		hits = append(hits, codeHit{index: j, what: "the host of ssh", maybe: true})
-		for j++; j < len(args); j++ {
-			hits = append(hits, codeHit{index: j, what: "the remote command of ssh, which the remote shell runs"})
-		}
+	for _, i := range values {
+		hits = append(hits, codeHit{index: i, what: "the value of an ssh option", maybe: true})
+	}
+	if host < 0 {
+		return hits
+	}
+	hits = append(hits, codeHit{index: host, what: "the host of ssh", maybe: true})
+	for j := host + 1; j < len(args); j++ {
+		hits = append(hits, codeHit{index: j, what: "the remote command of ssh, which the remote shell runs"})
 	}
 	return hits
 }

@@ -155,22 +155,10 @@ func checkAddressList(s *spec, key string, ts []*engine.Template, scs []*config.
 			}
 			continue
 		}
-		if !fromConfig(t) && strings.Contains(literalText(t), ",") {
+		if !fromConfig(t) && strings.Contains(strings.Join(t.Literals(), ""), ",") {
 			s.errorAt(scs[i].Pos, "%s: an item with an address from the event must be that one address; write the others as items of their own (%s: [ops@…, \"{{ customer_email }}\"])", key, key)
 		}
 	}
-}
-
-// literalText is a template's own text, without its placeholders.
-func literalText(t *engine.Template) string {
-	src, pos := t.Source(), 0
-	var b strings.Builder
-	for _, p := range t.Placeholders() {
-		b.WriteString(src[pos:p.Offset])
-		pos = p.End
-	}
-	b.WriteString(src[pos:])
-	return b.String()
 }
 
 // parseAddress accepts one RFC 5322 address, such as a@example.com or

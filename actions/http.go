@@ -201,28 +201,26 @@ func urlPlaceholders(t *engine.Template) []urlPlaceholder {
 // address on purpose. Placeholders that read only the config
 // (engine.Placeholder.ConfigOnly) or are constants count as fixed text.
 func hostMover(t *engine.Template) (engine.Placeholder, bool) {
-	src, ps := t.Source(), t.Placeholders()
-	fixed := func(p engine.Placeholder) bool { return p.Constant || p.ConfigOnly }
+	ps, lits := t.Placeholders(), t.Literals()
+	fixed := func(p engine.Placeholder) bool { return p.ConfigOnly } // constants included
 	// Digits, so that a stand-in in the port still parses.
 	stand := func(i int) string { return fmt.Sprintf("90817%03d", i%1000) }
 	render := func(sub int, val string) string {
 		var b strings.Builder
-		pos := 0
 		for i, p := range ps {
-			b.WriteString(src[pos:p.Offset])
+			b.WriteString(lits[i])
 			switch {
 			case i == sub:
 				b.WriteString(val)
 			case fixed(p):
 				b.WriteString("fixed")
-			case strings.TrimSpace(src[:p.Offset]) == "" && strings.HasPrefix(src[p.End:], "://"):
+			case i == 0 && strings.TrimSpace(lits[0]) == "" && strings.HasPrefix(lits[1], "://"):
 				b.WriteString("https") // a scheme must start with a letter
 			default:
 				b.WriteString(stand(i))
 			}
-			pos = p.End
 		}
-		b.WriteString(src[pos:])
+		b.WriteString(lits[len(ps)])
 		return strings.TrimSpace(b.String())
 	}
 	u, err := url.Parse(render(-1, ""))

@@ -22,6 +22,7 @@ type Slack struct {
 	username  *engine.Template
 	iconEmoji *engine.Template
 	channel   *engine.Template
+	textLinks []bool // per placeholder of text: in a link's address (slackLinkTargets)
 }
 
 func newSlack(c *config.Action) (Action, error) {
@@ -33,6 +34,7 @@ func newSlack(c *config.Action) (Action, error) {
 		iconEmoji: s.template("icon_emoji"),
 		channel:   s.template("channel"),
 	}
+	a.textLinks = slackLinkTargets(a.text)
 	if u, ok := constant(a.url); ok {
 		if err := checkHTTPURL(u); err != nil {
 			// The URL is a secret: describe the problem, never quote it.
@@ -64,10 +66,9 @@ func (a *Slack) build(j *Job) (string, *slackMessage, error) {
 		return "", nil, &safeError{msg: "url " + err.Error(), err: err}
 	}
 	m := &slackMessage{}
-	inLink := slackLinkTargets(a.text)
 	escape := func(i int, s string) string {
 		s = slackEscape(s)
-		if i < len(inLink) && inLink[i] {
+		if i < len(a.textLinks) && a.textLinks[i] {
 			s = strings.ReplaceAll(s, "|", "%7C")
 		}
 		return s
@@ -109,14 +110,11 @@ var slackEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
 // ("https://evil|payram.com"), so it is sent as %7C. Only the template's
 // own text is read: a value cannot open or close a link, being escaped.
 func slackLinkTargets(t *engine.Template) []bool {
-	if t == nil {
-		return nil
-	}
-	src, ps := t.Source(), t.Placeholders()
-	out := make([]bool, len(ps))
-	inAddr, pos := false, 0
-	for i, p := range ps {
-		for _, c := range src[pos:p.Offset] {
+	lits := t.Literals()
+	out := make([]bool, len(lits)-1)
+	inAddr := false
+	for i := range out {
+		for _, c := range lits[i] {
 			switch c {
 			case '<':
 				inAddr = true
@@ -125,7 +123,6 @@ func slackLinkTargets(t *engine.Template) []bool {
 			}
 		}
 		out[i] = inAddr
-		pos = p.End
 	}
 	return out
 }

@@ -219,6 +219,25 @@ func (v *configVisitor) Visit(node *ast.Node) {
 	}
 }
 
+// Literals returns the template's own text around its placeholders:
+// Literals()[i] is the text before placeholder i, and the last element the
+// text after the last placeholder, so there is one more than
+// Placeholders(). Checks that read where a placeholder sits (in a URL's
+// host, in a Slack link) read these, never the placeholders' code.
+func (t *Template) Literals() []string {
+	if t == nil {
+		return []string{""}
+	}
+	ps := t.Placeholders()
+	out := make([]string, 0, len(ps)+1)
+	pos := 0
+	for _, p := range ps {
+		out = append(out, t.src[pos:p.Offset])
+		pos = p.End
+	}
+	return append(out, t.src[pos:])
+}
+
 // Source is the template text as written.
 func (t *Template) Source() string { return t.src }
 
