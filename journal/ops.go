@@ -157,12 +157,8 @@ func (s *SQLite) applyEval(w *wtx, t evalTarget, eval *Evaluation) (jobs []*Job,
 	eventID, source := t.id, t.source
 	// Box the values every row repeats once, not once per statement.
 	seqV, idV, srcV, nowV := driver.Value(t.seq), driver.Value(eventID), driver.Value(source), driver.Value(now)
-	var skip []bool // skip[i]: match i is suppressed; allocated only if some match claims a key
-	claim := func(i int, rule, key string, list *[]string) error {
-		n, err := w.execN(stInsOnce, rule, key, idV, nowV)
-		if err != nil || n > 0 {
-			return err
-		}
+	var skip []bool // skip[i]: match i is held back; allocated only when one is
+	hold := func(i int, rule string, list *[]string) {
 		if skip == nil {
 			skip = make([]bool, len(eval.Matches))
 		}
@@ -170,7 +166,6 @@ func (s *SQLite) applyEval(w *wtx, t evalTarget, eval *Evaluation) (jobs []*Job,
 		if !slices.Contains(*list, rule) {
 			*list = append(*list, rule)
 		}
-		return nil
 	}
 	var ranElsewhere []string
 	if t.idFromProvider && len(eval.Matches) > 0 {
@@ -183,19 +178,16 @@ func (s *SQLite) applyEval(w *wtx, t evalTarget, eval *Evaluation) (jobs []*Job,
 		}
 	}
 	for i, m := range eval.Matches {
-		if slices.Contains(ranElsewhere, m.Rule) {
-			if skip == nil {
-				skip = make([]bool, len(eval.Matches))
-			}
-			skip[i] = true
-			if !slices.Contains(elsewhere, m.Rule) {
-				elsewhere = append(elsewhere, m.Rule)
-			}
-			continue
-		}
-		if m.HasOnce {
-			if err := claim(i, m.Rule, m.OnceKey, &suppressed); err != nil {
+		switch {
+		case slices.Contains(ranElsewhere, m.Rule):
+			hold(i, m.Rule, &elsewhere) // before once_per: its key is not used up
+		case m.HasOnce:
+			n, err := w.execN(stInsOnce, m.Rule, m.OnceKey, idV, nowV)
+			if err != nil {
 				return nil, nil, nil, err
+			}
+			if n == 0 {
+				hold(i, m.Rule, &suppressed)
 			}
 		}
 	}
