@@ -5,8 +5,10 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -189,6 +191,31 @@ func TestReadOnlyDatabase(t *testing.T) {
 				t.Errorf("failed ingest is visible")
 			}
 		})
+	}
+}
+
+// TestUnwritableNewDataDir is a data dir the service's user cannot write,
+// with no journal in it yet (created by root for a dedicated user): Open
+// must say that permission is missing, not that payramd.lock does not exist.
+func TestUnwritableNewDataDir(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("running as root: file permissions do not stop root from writing")
+	}
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(dir, 0o700) })
+	s, err := Open(dir, Options{})
+	if err == nil {
+		s.Close()
+		t.Fatal("Open of an unwritable, empty data dir succeeded")
+	}
+	if !errors.Is(err, fs.ErrPermission) || !strings.Contains(err.Error(), "write access to "+dir) {
+		t.Errorf("Open: %v, want a permission error naming %s", err, dir)
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Open: %v: the missing lock file is not the problem", err)
 	}
 }
 

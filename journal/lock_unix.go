@@ -22,8 +22,15 @@ func lockDir(dir string) (*os.File, error) {
 	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
 	if errors.Is(err, fs.ErrPermission) {
 		// A read-only data dir: lock an existing file read-only so that the
-		// journal can still open for reads.
-		f, err = os.Open(name)
+		// journal can still open for reads. When there is none, the
+		// permission is the problem, not the missing file.
+		permErr := err
+		if f, err = os.Open(name); errors.Is(err, fs.ErrNotExist) {
+			err = permErr
+		}
+	}
+	if errors.Is(err, fs.ErrPermission) {
+		return nil, fmt.Errorf("journal: %w (the user payramd runs as needs write access to %s)", err, dir)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("journal: lock file: %w", err)
