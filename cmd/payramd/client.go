@@ -234,6 +234,7 @@ func printEventDetail(w io.Writer, raw json.RawMessage) {
 				Duration  string    `json:"duration"`
 				Outcome   string    `json:"outcome"`
 				Error     string    `json:"error"`
+				Output    string    `json:"output"`
 			} `json:"history"`
 		} `json:"jobs"`
 	}
@@ -262,7 +263,29 @@ func printEventDetail(w io.Writer, raw json.RawMessage) {
 				line += ": " + a.Error
 			}
 			fmt.Fprintln(w, line)
+			printOutput(w, a.Output)
 		}
+	}
+}
+
+// outputLines is how many of an attempt's last output lines the terminal
+// view shows; --json has all that was kept.
+const outputLines = 10
+
+// printOutput shows an attempt's output (a script's stdout and stderr, a
+// log action's message) under it, indented, so that why a job failed is in
+// `payramd events ID` and not only in its --json.
+func printOutput(w io.Writer, out string) {
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	if len(lines) == 1 && strings.TrimSpace(lines[0]) == "" {
+		return
+	}
+	if n := len(lines) - outputLines; n > 0 {
+		fmt.Fprintf(w, "         | (%d earlier line(s); --json shows them)\n", n)
+		lines = lines[n:]
+	}
+	for _, l := range lines {
+		fmt.Fprintf(w, "         | %s\n", l)
 	}
 }
 
