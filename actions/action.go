@@ -52,10 +52,11 @@ type Rendered struct {
 	Fields []KV
 }
 
-// KV is one line of a Rendered action.
+// KV is one line of a Rendered action; `payramd test --json` prints it as
+// {"name": …, "value": …}, in the snake_case of the rest of its output.
 type KV struct {
-	Name  string
-	Value string
+	Name  string `json:"name"`
+	Value string `json:"value"`
 }
 
 // Result is the outcome of one attempt.

@@ -116,10 +116,15 @@ func TestTestCommandExitCodes(t *testing.T) {
 		Rules []struct {
 			Rule    string `json:"rule"`
 			Matched bool   `json:"matched"`
+			Actions []struct {
+				Fields []map[string]string `json:"fields"`
+			} `json:"actions"`
 		} `json:"rules"`
 	}
 	if code != 0 || json.Unmarshal([]byte(out), &results) != nil || len(results) != 1 || results[0].Type != "payment.filled" ||
 		len(results[0].Rules) != 1 || !results[0].Rules[0].Matched {
 		t.Errorf("test --json: exit %d\n%s%s", code, out, errOut)
+	} else if a := results[0].Rules[0].Actions; len(a) != 1 || len(a[0].Fields) == 0 || a[0].Fields[0]["name"] != "url" {
+		t.Errorf("test --json: each rendered field should be {\"name\": …, \"value\": …}, the first the url:\n%s", out)
 	}
 }
