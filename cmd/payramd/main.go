@@ -42,16 +42,25 @@ Usage:
   payramd send [-c FILE] --source NAME [--url URL] EVENT.json
                                    sign EVENT.json as the source's provider and
                                    POST it to the running daemon
-  payramd events [ID] [--source S] [--limit N] [--json]
-  payramd jobs [--state pending|running|succeeded|dead] [--limit N] [--json]
-  payramd replay ID                evaluate a journaled event again (current config)
-  payramd replay --dry-run [--since 168h] [-c candidate.yaml]
+  payramd events [ID] [--source S] [--since 24h] [--limit N] [--json]
+                                   list events, or show one with its rules,
+                                   jobs and every attempt
+  payramd jobs [--state pending|running|succeeded|dead] [--event ID]
+               [--source S] [--limit N] [--json]
+  payramd replay ID [--source S] [--json]
+                                   evaluate a journaled event again (current config)
+  payramd replay --dry-run [--since 168h] [--source S] [-c candidate.yaml] [--json]
                                    backtest: what a config would have done with
                                    the journaled events of the window
-  payramd retry JOB... | --dead [--action A]
+  payramd retry JOB... | --dead [--action A] [--json]
                                    run dead jobs again
-  payramd reload                   reload the running daemon's config
+  payramd reload [--json]          reload the running daemon's config
   payramd version
+
+events, jobs, replay, retry and reload find the daemon through the config's
+admin_listen, or --admin URL, or $PAYRAMD_ADMIN_LISTEN, and send admin_token
+or $PAYRAMD_ADMIN_TOKEN. run takes --log-format text|json|auto and
+--log-level debug|info|warn|error.
 
 Config lookup: -c, else $PAYRAMD_CONFIG, else ./rules.yaml, else
 /etc/payramd/rules.yaml; run falls back to the built-in example.
