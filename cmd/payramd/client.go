@@ -160,6 +160,12 @@ func cmdEvents(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return 2
 	}
+	if *since != "" {
+		if _, err := time.ParseDuration(*since); err != nil {
+			fmt.Fprintf(stderr, "payramd events: --since %q is not a duration: write a number and a unit, such as 30m or 24h (168h is a week; there is no d)\n", *since)
+			return 2
+		}
+	}
 	ac := newAdminClient(c, *admin, stderr)
 	if len(pos) > 0 {
 		raw, code, done := ac.fetch(c, "events", "/api/events/"+url.PathEscape(pos[0])+sourceQuery(*source), stdout, stderr)
@@ -296,6 +302,12 @@ func cmdJobs(args []string, stdout, stderr io.Writer) int {
 	event := c.fs.String("event", "", "only this event's jobs")
 	source := c.fs.String("source", "", "only jobs of events from this source")
 	if _, err := c.parse(args); err != nil {
+		return 2
+	}
+	switch *state {
+	case "", "pending", "running", "succeeded", "dead":
+	default:
+		fmt.Fprintf(stderr, "payramd jobs: --state %q: give pending, running, succeeded or dead\n", *state)
 		return 2
 	}
 	ac := newAdminClient(c, *admin, stderr)

@@ -48,3 +48,28 @@ func TestUsageListsTheREADMEFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestBadFlagValueIsAUsageError: a --since or --state the daemon would
+// refuse is a usage error (exit 2, as the README says of every command),
+// found before the daemon is asked, and says what to write instead.
+func TestBadFlagValueIsAUsageError(t *testing.T) {
+	t.Parallel()
+	const nowhere = "http://127.0.0.1:9" // never contacted
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"events", "--since", "2d"}, "such as 30m or 24h"},
+		{[]string{"jobs", "--state", "failed"}, "pending, running, succeeded or dead"},
+	} {
+		code, _, errOut := runCLI(t, nil, append(tt.args, "--admin", nowhere)...)
+		if code != 2 || !strings.Contains(errOut, tt.want) {
+			t.Errorf("payramd %v: exit %d, want 2 and %q: %s", tt.args, code, tt.want, errOut)
+		}
+	}
+	for _, args := range [][]string{{"events", "--since", "24h"}, {"jobs", "--state", "dead"}} {
+		if code, _, errOut := runCLI(t, nil, append(args, "--admin", nowhere)...); code != 1 || !strings.Contains(errOut, "is the daemon running") {
+			t.Errorf("payramd %v with no daemon: exit %d, want 1: %s", args, code, errOut)
+		}
+	}
+}
