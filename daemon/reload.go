@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -63,9 +64,8 @@ func (d *Daemon) reload(trigger string) (bool, reloadStatus) {
 	// the worker pool start; a reload keeps the running values.
 	cur := d.server
 	ns := &snap.Config.Server
-	if ns.Listen != cur.Listen || ns.AdminListen != cur.AdminListen || ns.DataDir != cur.DataDir || ns.TLSCert != cur.TLSCert || ns.TLSKey != cur.TLSKey ||
-		ns.MaxBody != cur.MaxBody || !slices.Equal(ns.TrustedProxies, cur.TrustedProxies) || ns.Workers != cur.Workers || ns.ShutdownTimeout != cur.ShutdownTimeout {
-		d.log.Warn("listen, admin_listen, data_dir, tls_cert, tls_key, max_body, trusted_proxies, workers and shutdown_timeout change only on restart; keeping the running values")
+	if changed := restartOnlyChanges(&cur, ns); len(changed) > 0 {
+		d.log.Warn("server settings changed that take effect only on restart; keeping the running values until payramd restarts", "changed", strings.Join(changed, ", "))
 		ns.Listen, ns.AdminListen, ns.DataDir, ns.TLSCert, ns.TLSKey = cur.Listen, cur.AdminListen, cur.DataDir, cur.TLSCert, cur.TLSKey
 		ns.MaxBody, ns.TrustedProxies, ns.Workers, ns.ShutdownTimeout = cur.MaxBody, cur.TrustedProxies, cur.Workers, cur.ShutdownTimeout
 	}
@@ -91,6 +91,32 @@ func (d *Daemon) reload(trigger string) (bool, reloadStatus) {
 	d.log.Info("config reloaded", "trigger", trigger, "rules", len(snap.Rules.Rules), "sources", len(snap.Config.Sources),
 		"actions", len(snap.Config.Actions), "took", time.Since(start).Round(time.Microsecond).String(), "previous_rules", len(old.Rules.Rules))
 	return true, status
+}
+
+// restartOnlyChanges names the server settings bound at start (listeners,
+// journal, worker pool) that differ between the running config and a new
+// one, so that the warning says which edit waits for a restart.
+func restartOnlyChanges(cur, ns *config.Server) []string {
+	var changed []string
+	for _, c := range []struct {
+		name string
+		diff bool
+	}{
+		{"listen", ns.Listen != cur.Listen},
+		{"admin_listen", ns.AdminListen != cur.AdminListen},
+		{"data_dir", ns.DataDir != cur.DataDir},
+		{"tls_cert", ns.TLSCert != cur.TLSCert},
+		{"tls_key", ns.TLSKey != cur.TLSKey},
+		{"max_body", ns.MaxBody != cur.MaxBody},
+		{"trusted_proxies", !slices.Equal(ns.TrustedProxies, cur.TrustedProxies)},
+		{"workers", ns.Workers != cur.Workers},
+		{"shutdown_timeout", ns.ShutdownTimeout != cur.ShutdownTimeout},
+	} {
+		if c.diff {
+			changed = append(changed, c.name)
+		}
+	}
+	return changed
 }
 
 func countErrors(list []config.Problem) int {

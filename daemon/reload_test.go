@@ -1,11 +1,13 @@
 package daemon
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -134,5 +136,41 @@ func TestReloadKeepsAdminTokenOffLoopback(t *testing.T) {
 	}
 	if got := d.Snapshot().Config.Server.AdminListen; got != "0.0.0.0:18081" {
 		t.Errorf("admin_listen after reload = %q, want the bound 0.0.0.0:18081", got)
+	}
+}
+
+// TestReloadNamesRestartOnlyChanges: a reload that edits a setting bound at
+// start keeps the running value and its warning names that setting, not a
+// list of every such setting.
+func TestReloadNamesRestartOnlyChanges(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "rules.yaml")
+	writeConfig(t, path, `status == "FILLED"`)
+	var logs bytes.Buffer
+	d, err := New(Options{Load: LoadOptions{Path: path}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := strings.Replace(string(text), "listen: 127.0.0.1:0\n", "listen: 127.0.0.1:18099\n", 1)
+	if err := os.WriteFile(path, []byte(edited+"  - name: second\n    when: \"true\"\n    do: [note]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if ok, st := d.reload("test"); !ok {
+		t.Fatalf("reload refused: %+v", st)
+	}
+	if got := d.Snapshot().Config.Server.Listen; got != "127.0.0.1:0" {
+		t.Errorf("listen after reload = %q, want the running 127.0.0.1:0", got)
+	}
+	if n := len(d.Snapshot().Rules.Rules); n != 2 {
+		t.Errorf("the rest of the edit was not applied: %d rules", n)
+	}
+	if !strings.Contains(logs.String(), "changed=listen\n") {
+		t.Errorf("the warning does not name listen alone:\n%s", logs.String())
+	}
+	if strings.Contains(logs.String(), "shutdown_timeout") {
+		t.Errorf("the warning names settings that did not change:\n%s", logs.String())
 	}
 }
