@@ -52,6 +52,9 @@ func newAdminClient(c *common, adminURL string, stderr io.Writer) *adminClient {
 		}
 		if probs.HasErrors() {
 			ac.note = fmt.Sprintf("%s has errors (payramd check -c %s lists them), so its admin_listen and admin_token may not have been read", opts.Path, opts.Path)
+			if vars := unsetVars(probs); len(vars) > 0 {
+				ac.note = fmt.Sprintf("%s does not load in this shell, which does not set %s (the service's environment does), so its admin_listen and admin_token may not have been read", opts.Path, strings.Join(vars, ", "))
+			}
 			var fix []string
 			if adminURL == "" && listen == "" {
 				fix = append(fix, "pass --admin URL or set PAYRAMD_ADMIN_LISTEN")
@@ -72,6 +75,27 @@ func newAdminClient(c *common, adminURL string, stderr io.Writer) *adminClient {
 		ac.base = strings.TrimRight(adminURL, "/")
 	}
 	return ac
+}
+
+// unsetVars names the environment variables a config lacks when they are
+// its only errors: the usual case in an operator's shell, where the secrets
+// are in the service's environment file and the config itself is fine.
+func unsetVars(probs *config.Problems) []string {
+	var vars []string
+	for _, p := range probs.List {
+		if p.Warning {
+			continue
+		}
+		name, ok := strings.CutPrefix(p.Msg, "environment variable ")
+		name, _, found := strings.Cut(name, " is not set")
+		if !ok || !found {
+			return nil
+		}
+		if !slices.Contains(vars, name) {
+			vars = append(vars, name)
+		}
+	}
+	return vars
 }
 
 // tokenHint says why a request was unauthorized, as far as the client knows.

@@ -518,9 +518,14 @@ func TestAdminToken(t *testing.T) {
 		cliCfg := writeFile(t, dir, "cli.yaml", strings.Replace(text, "sources:\n",
 			"sources:\n  other:\n    provider: hmac\n    header: X-Sig\n    secret: ${OTHER_SECRET_ONLY_IN_THE_SERVICE_ENV}\n", 1))
 		code, out, errOut := runCLI(t, nil, "jobs", "-c", cliCfg)
-		if code != 1 || !strings.Contains(errOut, "warning: "+cliCfg+" has errors (payramd check -c "+cliCfg+" lists them)") ||
+		if code != 1 || !strings.Contains(errOut, "warning: "+cliCfg+" does not load in this shell, which does not set PAYRAMD_ADMIN_TOKEN, OTHER_SECRET_ONLY_IN_THE_SERVICE_ENV (the service's environment does)") ||
 			!strings.Contains(errOut, "401 Unauthorized: unauthorized (no admin token: ") {
 			t.Errorf("payramd jobs with no token anywhere: %d\nstdout %s\nstderr %s", code, out, errOut)
+		}
+		// A config broken for another reason still says it has errors.
+		broken := writeFile(t, dir, "broken.yaml", strings.Replace(text, "rules:\n", "rules:\n  - name: typo\n    whne: \"true\"\n    do: [sink]\n", 1))
+		if code, out, errOut := runCLI(t, nil, "jobs", "-c", broken); code != 1 || !strings.Contains(errOut, "warning: "+broken+" has errors (payramd check -c "+broken+" lists them)") {
+			t.Errorf("payramd jobs with a config that has errors: %d\nstdout %s\nstderr %s", code, out, errOut)
 		}
 		// Both found (the address in the broken config, the token in the
 		// environment): nothing to warn about.
