@@ -116,6 +116,10 @@ func (d *Daemon) readyz(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusServiceUnavailable, "no config loaded")
 		return
 	}
+	if d.handler != nil && d.handler.Draining() {
+		apiError(w, http.StatusServiceUnavailable, "shutting down")
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := d.store.Ping(ctx); err != nil {

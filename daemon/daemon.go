@@ -211,16 +211,26 @@ loop:
 
 	d.notify.Stopping()
 	d.log.Info("shutting down", "timeout", srv.ShutdownTimeout.String())
+	// From here every webhook is answered 503 and /readyz fails, on new
+	// connections too: the listener stays open while running jobs finish,
+	// so a provider or load balancer hears "unavailable, try again" rather
+	// than a refused connection.
 	d.handler.Drain()
-	shutCtx, cancel := context.WithTimeout(context.Background(), srv.ShutdownTimeout)
+	deadline := time.Now().Add(srv.ShutdownTimeout)
+	shutCtx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
-	_ = public.Shutdown(shutCtx)
 	pool.stopClaiming()
 	select {
 	case <-pool.idle():
 	case <-shutCtx.Done():
 		d.log.Warn("shutdown timeout: jobs still running will run again at the next start")
 	}
+	// Requests in flight since before the drain are a commit away from
+	// their answer: they get a moment even when jobs used up the timeout.
+	// Jobs they hand to the pool now are put back to pending below.
+	reqCtx, cancelReq := context.WithTimeout(context.Background(), max(time.Until(deadline), inFlightGrace))
+	defer cancelReq()
+	_ = public.Shutdown(reqCtx)
 	stopWork()
 	<-poolDone
 	pool.unclaimBacklog()
@@ -230,6 +240,10 @@ loop:
 	d.log.Info("stopped")
 	return runErr
 }
+
+// inFlightGrace is how long a shutdown waits for requests already in
+// flight when the shutdown timeout has run out.
+const inFlightGrace = time.Second
 
 func addrString(l net.Listener) string {
 	if l == nil {

@@ -84,6 +84,11 @@ var durClient = &http.Client{
 // postSigned delivers body to the payram source the way PayRam does:
 // X-Payram-Signature: sha256=<hex HMAC-SHA256(body, api key)>.
 func postSigned(base string, body []byte) (int, webhookAnswer, error) {
+	return postSignedWith(durClient, base, body)
+}
+
+// postSignedWith is postSigned through client c.
+func postSignedWith(c *http.Client, base string, body []byte) (int, webhookAnswer, error) {
 	req, err := http.NewRequest(http.MethodPost, base+"/webhooks/payram", strings.NewReader(string(body)))
 	if err != nil {
 		return 0, webhookAnswer{}, err
@@ -92,7 +97,7 @@ func postSigned(base string, body []byte) (int, webhookAnswer, error) {
 	mac.Write(body)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Payram-Signature", "sha256="+hex.EncodeToString(mac.Sum(nil)))
-	resp, err := durClient.Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
 		return 0, webhookAnswer{}, err
 	}
@@ -889,6 +894,24 @@ func TestSIGTERMLeavesPendingJobs(t *testing.T) {
 
 	t0 := time.Now()
 	p.signal(syscall.SIGTERM)
+	p.waitLog(5*time.Second, "shutting down")
+	// While the hanging job holds the shutdown, the listener is still open:
+	// a delivery on a new connection hears 503 (the provider retries later),
+	// not a refused connection, and /readyz fails so a load balancer stops
+	// sending.
+	fresh := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	if code, a, err := postSignedWith(fresh, p.Public, payment("term_late", 1763900100, 0)); err != nil || code != http.StatusServiceUnavailable || a.Error != "unavailable" {
+		t.Errorf("webhook on a new connection while shutting down: %d %+v %v, want 503 unavailable", code, a, err)
+	}
+	if resp, err := fresh.Get(p.Admin + "/readyz"); err != nil {
+		t.Errorf("/readyz while shutting down: %v", err)
+	} else {
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(raw), "shutting down") {
+			t.Errorf("/readyz while shutting down: %d %s, want 503 shutting down", resp.StatusCode, raw)
+		}
+	}
 	code := p.wait(timeout + 10*time.Second)
 	took := time.Since(t0)
 	t.Logf("SIGTERM to exit: %s (shutdown_timeout %s)", took.Round(time.Millisecond), timeout)
