@@ -285,6 +285,14 @@ func (s *SQLite) Jobs(ctx context.Context, f JobFilter) ([]Job, error) {
 	return out, closeRows(rows)
 }
 
+// sinceStartSQL finds where EventsSince starts: the first event journaled
+// among those received since ?. "+seq" keeps SQLite from answering min(seq)
+// by walking the table in seq order until an event is recent enough, which
+// reads every event older than the window (most of a journal, for a
+// backtest of the last week under a 30-day retention); it walks the
+// window's part of the received_at index instead.
+const sinceStartSQL = `SELECT min(+seq) FROM events WHERE received_at >= ?`
+
 // EventsSince implements [Store.EventsSince]. Events come in the order
 // they were committed (seq), which is the order the daemon evaluated them
 // in: a backtest must see which of two copies of one provider event
@@ -302,7 +310,7 @@ func (s *SQLite) EventsSince(ctx context.Context, since time.Time, fn func(Event
 		from = -1 << 63
 	}
 	var first sql.NullInt64
-	if err := s.rdb.QueryRowContext(ctx, `SELECT min(seq) FROM events WHERE received_at >= ?`, from).Scan(&first); err != nil {
+	if err := s.rdb.QueryRowContext(ctx, sinceStartSQL, from).Scan(&first); err != nil {
 		return readErr(err)
 	}
 	if !first.Valid {

@@ -148,6 +148,18 @@ func TestQueriesUseDueIndex(t *testing.T) {
 	}
 }
 
+// TestEventsSinceStartUsesIndex: the backtest finds the first event of
+// its window through the received_at index. Answered by walking events in
+// seq order instead (SQLite's plan for a bare min(seq)), it read every event
+// older than the window first: seconds of disk reads on a large journal,
+// beside the running daemon, before the first event of the window.
+func TestEventsSinceStartUsesIndex(t *testing.T) {
+	s, _ := openTest(t, Options{})
+	if plan := queryPlan(t, s, sinceStartSQL, 1); !strings.Contains(plan, "events_received_at") {
+		t.Errorf("the start of EventsSince does not use the received_at index:\n%s", plan)
+	}
+}
+
 // queryPlan returns SQLite's plan for q, one step per line.
 func queryPlan(t *testing.T, s *SQLite, q string, args ...any) string {
 	t.Helper()
