@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/payramd/payramd/config"
 	"github.com/payramd/payramd/engine"
 	"github.com/payramd/payramd/journal"
 	"github.com/payramd/payramd/webhook"
@@ -121,6 +122,19 @@ func backtest(c *common, since time.Duration, dataDir, source string, stdout, st
 	if err != nil {
 		fmt.Fprintln(stderr, "payramd replay --dry-run:", err)
 		return 1
+	}
+	if source != "" && events+skipped == 0 && snap.Config.Source(source) == nil {
+		// Neither a source of the config nor one with events in the window
+		// (a source removed from the config is still in the journal): a
+		// typo, which a report of zero events would pass off as rules that
+		// do not fire there.
+		var names []string
+		for _, s := range snap.Config.Sources {
+			names = append(names, s.Name)
+		}
+		fmt.Fprintf(stderr, "payramd replay --dry-run: unknown source %q%s: the config has no such source and the journal no event of it in the last %s\n",
+			source, config.DidYouMean(source, names), since)
+		return 2
 	}
 	if c.jsonOut {
 		writeJSONOut(stdout, map[string]any{"config": opts.Path, "since": since.String(), "events": events, "skipped": skipped, "rules": stats})

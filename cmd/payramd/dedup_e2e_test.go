@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/payramd/payramd/journal"
 )
 
 // TestSameIDOnTwoSources: two Stripe-style sources fed by one provider
@@ -169,5 +172,59 @@ rules:
 	code, out, _ = runCLI(t, nil, "jobs", "--event", "evt_1QxSameOnBoth", "--source", "stripe-billing", "-c", cfg, "--admin", p.Admin, "--json")
 	if code != 0 || strings.Count(out, `"source": "stripe-billing"`) != 3 || strings.Contains(out, "stripe-payments") {
 		t.Errorf("jobs --event --source: %d %s; want stripe-billing's three jobs only", code, out)
+	}
+}
+
+// TestBacktestSourceMustExist: `replay --dry-run --source` with a name
+// that is neither a source of the config nor in the journal's window is a
+// typo, not a source without events: it is refused with a suggestion
+// instead of a report of zero events and nothing matched, which reads as
+// "the candidate rules would not fire there". A source removed from the
+// config whose events are still journaled can still be backtested.
+func TestBacktestSourceMustExist(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	s, err := journal.Open(data, journal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, src := range []string{"stripe-billing", "stripe-retired"} {
+		ev := &journal.Event{ID: "evt_1", Source: src, Provider: "stripe", Type: "charge.succeeded", ReceivedAt: time.Now(),
+			Body: []byte(`{"id":"evt_1","type":"charge.succeeded"}`), Payload: []byte(`{"id":"evt_1","type":"charge.succeeded"}`), ProviderID: true}
+		if _, err := s.Ingest(context.Background(), ev, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeFile(t, dir, "rules.yaml", fmt.Sprintf(`server:
+  data_dir: %s
+sources:
+  stripe-billing:
+    provider: stripe
+    secret: whsec_billing_endpoint
+actions:
+  note:
+    type: log
+    message: "{{ meta.id }}"
+rules:
+  - name: any-charge
+    when: "true"
+    do: [note]
+`, data))
+
+	code, out, errOut := runCLI(t, nil, "replay", "--dry-run", "--since", "1h", "-c", cfg, "--source", "stripe-biling")
+	if code == 0 || !strings.Contains(errOut, `"stripe-biling"`) || !strings.Contains(errOut, "stripe-billing") {
+		t.Errorf("backtest of a misspelled source: %d %q %q; want an error naming it and suggesting stripe-billing", code, out, errOut)
+	}
+	for _, src := range []string{"stripe-billing", "stripe-retired"} {
+		code, out, errOut = runCLI(t, nil, "replay", "--dry-run", "--since", "1h", "-c", cfg, "--source", src, "--json")
+		var bt struct {
+			Events int `json:"events"`
+		}
+		if err := json.Unmarshal([]byte(out), &bt); code != 0 || err != nil || bt.Events != 1 {
+			t.Errorf("backtest of %s: %d %v %s %s; want its one event", src, code, err, out, errOut)
+		}
 	}
 }
