@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 )
 
 // applicationID marks the file as a payramd journal ("pyrm") so that
@@ -332,9 +333,28 @@ func migrate(ctx context.Context, db *sql.DB) error {
 			return fmt.Errorf("journal: database is not empty and has no payramd schema version; refusing to touch it")
 		}
 	}
+	// Views an operator added (the README invites them) are set aside while
+	// the tables are rebuilt: a RENAME re-checks every view in the file,
+	// and one reading a table that the rebuild has just dropped fails the
+	// migration, at every start. They are put back as written afterwards
+	// (SQLite checks a view's text only when it is used).
+	views, err := operatorViews(ctx, tx)
+	if err != nil {
+		return err
+	}
+	for _, v := range views {
+		if _, err := tx.ExecContext(ctx, `DROP VIEW `+quoteIdent(v.name)); err != nil {
+			return fmt.Errorf("journal: set view %s aside for the migration: %w", v.name, err)
+		}
+	}
 	for v := version; v < schemaVersion; v++ {
 		if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
 			return fmt.Errorf("journal: migrate schema %d -> %d: %w", v, v+1, err)
+		}
+	}
+	for _, v := range views {
+		if _, err := tx.ExecContext(ctx, v.sql); err != nil {
+			return fmt.Errorf("journal: restore view %s after the migration: %w", v.name, err)
 		}
 	}
 	// PRAGMA arguments cannot be bound parameters; both values are ints we control.
@@ -346,6 +366,29 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	}
 	return nil
 }
+
+type view struct{ name, sql string }
+
+// operatorViews lists the views in the file that are not payramd's own.
+func operatorViews(ctx context.Context, tx *sql.Tx) ([]view, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT name, sql FROM sqlite_schema
+		WHERE type = 'view' AND name NOT IN ('events_v', 'jobs_v', 'attempts_v') ORDER BY rowid`)
+	if err != nil {
+		return nil, fmt.Errorf("journal: list views: %w", err)
+	}
+	defer rows.Close()
+	var out []view
+	for rows.Next() {
+		var v view
+		if err := rows.Scan(&v.name, &v.sql); err != nil {
+			return nil, fmt.Errorf("journal: list views: %w", err)
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
 
 // checkVersion returns the schema version of db, refusing databases that
 // belong to another application or to a newer payramd (downgrades are not

@@ -132,6 +132,28 @@ func TestMigrateV1ToV2(t *testing.T) {
 	}
 }
 
+// TestMigrateV1WithOperatorView: a version 1 journal holding a view an
+// operator added over events (the README invites them) upgrades, and the
+// view is still there and reads the rebuilt table. The 1 -> 2 rebuild
+// renames tables, which makes SQLite re-check every view; this one read a
+// table dropped a moment before, so the migration failed and the daemon
+// could not start on that journal at all.
+func TestMigrateV1WithOperatorView(t *testing.T) {
+	s := openOldJournal(t, []string{
+		migrations[0],
+		fmt.Sprintf(`PRAGMA application_id = %d; PRAGMA user_version = 1`, applicationID),
+		`INSERT INTO events (id, source, provider, type, received_at) VALUES ('ev-a', 'payram', 'payram', 'payment.filled', 1)`,
+		`CREATE VIEW "my ""filled"" events" AS SELECT id, source FROM events WHERE type = 'payment.filled'`,
+		`CREATE VIEW my_jobs AS SELECT j.id, e.source FROM jobs j JOIN events e ON e.id = j.event_id`,
+	})
+	if got := count(t, s, `SELECT count(*) FROM "my ""filled"" events"`); got != 1 {
+		t.Errorf("the operator's view reads %d events after the upgrade, want 1", got)
+	}
+	if got := count(t, s, `SELECT count(*) FROM sqlite_schema WHERE name = 'my_jobs'`); got != 1 {
+		t.Errorf("the operator's view over a column the upgrade removed is gone")
+	}
+}
+
 // TestQueriesUseDueIndex: the dispatcher's queries repeat the WHERE term of
 // the partial index jobs_due, which is the only way SQLite lets them use it;
 // without it each would scan every job ever run.
