@@ -188,7 +188,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	req := &Request{Source: rt.source, Method: r.Method, Header: r.Header, Query: query, Body: body, Now: now}
 	if err := rt.provider.Verify(req); err != nil {
-		h.refuse(w, r, rt.source, client, refusal{"invalid_signature", http.StatusUnauthorized, errBody("invalid_signature"), err.Error()})
+		reason := err.Error()
+		if r.Header.Get("X-Webhook-Test") != "" {
+			reason += testPingHint
+		}
+		h.refuse(w, r, rt.source, client, refusal{"invalid_signature", http.StatusUnauthorized, errBody("invalid_signature"), reason})
 		return
 	}
 	// The rate limit counts verified, new deliveries only. Charged before
@@ -289,6 +293,12 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, source string, 
 }
 
 func errBody(code string) answer { return answer{Error: code} }
+
+// testPingHint ends the log reason of a refused request that says it is a
+// provider's connection test (PayRam's dashboard sends X-Webhook-Test), so
+// that the operator setting a webhook up learns why the test failed; the
+// provider may switch the webhook off after a failed test.
+const testPingHint = "; this is a connection test from the provider's dashboard (X-Webhook-Test), verified like any delivery: check that the source's secret is the API key the dashboard signs with"
 
 // Every answer's header values, shared: net/http only reads them.
 var (

@@ -87,6 +87,21 @@ func TestSpecRows(t *testing.T) {
 			t.Fatal("refused event journaled")
 		}
 	})
+	t.Run("unsigned dashboard test ping: 401, and the log says what it was", func(t *testing.T) {
+		e := newEnv(t, tab)
+		ping := []byte(`{"event_type":"payout.ping"}`)
+		res := e.post("/webhooks/payram", http.Header{"X-Webhook-Test": {"true"}, "Api-Key": {""}}, ping)
+		if res.status != 401 || len(e.journal.events) != 0 {
+			t.Fatalf("%d %s, %d journaled", res.status, res.raw, len(e.journal.events))
+		}
+		if logs := e.logs.String(); !strings.Contains(logs, "connection test from the provider's dashboard") {
+			t.Fatalf("the refusal's log does not say it was the dashboard's test:\n%s", logs)
+		}
+		e.post("/webhooks/payram", payramHeader("wrong", body), body)
+		if n := strings.Count(e.logs.String(), "connection test"); n != 1 {
+			t.Fatalf("an ordinary refused delivery is called a connection test too (%d mentions)", n)
+		}
+	})
 	t.Run("stale timestamp: 401", func(t *testing.T) {
 		e := newEnv(t, tab)
 		b := []byte(`{"id":"evt_1"}`)
