@@ -297,7 +297,7 @@ func (l *loader) expandRef(path string, n *yaml.Node, ref string) string {
 		return ""
 	}
 	if !set {
-		l.probs.Errorf(Pos{File: path, Line: n.Line, Col: n.Column}, "environment variable %s is not set; set it (systemd: EnvironmentFile=) or give a default: ${%s:-value}", m[1], m[1])
+		l.probs.Errorf(Pos{File: path, Line: n.Line, Col: n.Column}, "environment variable %s is not set; set it (systemd: EnvironmentFile=, then restart: a running payramd does not see new variables) or give a default: ${%s:-value}", m[1], m[1])
 	}
 	return val
 }

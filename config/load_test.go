@@ -283,7 +283,7 @@ sources:
     secret: ${PAYRAM_API_KEY}
 `},
 			want: []string{
-				`rules.yaml:4:13: environment variable PAYRAM_API_KEY is not set; set it (systemd: EnvironmentFile=) or give a default: ${PAYRAM_API_KEY:-value}`,
+				`rules.yaml:4:13: environment variable PAYRAM_API_KEY is not set; set it (systemd: EnvironmentFile=, then restart: a running payramd does not see new variables) or give a default: ${PAYRAM_API_KEY:-value}`,
 			},
 		},
 		{
@@ -584,7 +584,7 @@ tests:
 			want: []string{
 				`rules.yaml:2:14: retention: "30d" is not a duration: write a number and a unit, such as 30s, 5m or 720h; days are written in hours (720h is 30 days)`,
 				`rules.yaml:3:3: unknown field "listn" (did you mean "listen"?)`,
-				`rules.yaml:7:13: environment variable PAYRAM_API_KEY is not set; set it (systemd: EnvironmentFile=) or give a default: ${PAYRAM_API_KEY:-value}`,
+				`rules.yaml:7:13: environment variable PAYRAM_API_KEY is not set; set it (systemd: EnvironmentFile=, then restart: a running payramd does not see new variables) or give a default: ${PAYRAM_API_KEY:-value}`,
 				`rules.yaml:8:29: allow_ips: "10.0.0.300" is not an IP address or CIDR`,
 				`rules.yaml:12:14: timeout: "5 s" is not a duration: write a number and a unit, such as 30s, 5m or 720h`,
 				`rules.yaml:15:13: unknown source "payrm" (did you mean "payram"?)`,

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -342,5 +343,33 @@ func TestClassify(t *testing.T) {
 		if got := errors.Is(classify(tt.err), ErrUnavailable); got != tt.want {
 			t.Errorf("classify(%v) unavailable=%v, want %v", tt.err, got, tt.want)
 		}
+	}
+}
+
+// TestImmutableDataDirSaysWhere opens a journal whose directory cannot be
+// written even by root (chattr +i), so SQLite cannot create its -wal and
+// -shm files: the error names the data dir and says what is missing, not
+// only SQLite's "attempt to write a readonly database".
+func TestImmutableDataDirSaysWhere(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustIngest(t, s, testEvent("before"), evalFor("r", "a"))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("chattr", "+i", dir).CombinedOutput(); err != nil {
+		t.Skipf("chattr +i is not available here (needs root and a file system with the immutable flag): %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("chattr", "-i", dir).Run() })
+	s, err = Open(dir, Options{})
+	if err == nil {
+		s.Close()
+		t.Fatal("Open for writing of a journal in an immutable directory succeeded")
+	}
+	if !strings.Contains(err.Error(), "the journal in "+dir+" cannot be written") || !strings.Contains(err.Error(), "write access") {
+		t.Errorf("Open: %v, want the data dir named and write access asked for", err)
 	}
 }

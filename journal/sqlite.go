@@ -15,6 +15,7 @@ import (
 	"time"
 
 	sqlite "modernc.org/sqlite" // also registers the "sqlite" database/sql driver
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // FileName is the journal's file name inside the data directory. SQLite keeps
@@ -167,10 +168,10 @@ func Open(dir string, opts Options) (*SQLite, error) {
 			"_txlock=immediate")
 	}
 	if err := migrateDSN(writerDSN("0")); err != nil {
-		return nil, err
+		return nil, readOnlyHint(err, dir)
 	}
 	if s.wc, err = openWriterConn(writerDSN("1")); err != nil {
-		return nil, fmt.Errorf("journal: open writer: %w", err)
+		return nil, readOnlyHint(fmt.Errorf("journal: open writer: %w", err), dir)
 	}
 
 	s.rdb, err = sql.Open("sqlite", dsn(abs,
@@ -194,6 +195,23 @@ func Open(dir string, opts Options) (*SQLite, error) {
 	go s.syncLoop()
 	ok = true
 	return s, nil
+}
+
+// readOnlyHint adds what an operator needs to an error from opening the
+// journal for writing when its files cannot be written or created ("attempt
+// to write a readonly database", "unable to open database file" say
+// neither where nor what to do). The data dir exists and is locked by now,
+// so that is what those codes mean here.
+func readOnlyHint(err error, dir string) error {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return err
+	}
+	switch se.Code() & 0xff {
+	case sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN:
+		return fmt.Errorf("%w (the journal in %s cannot be written: the user payramd runs as needs write access to that directory and the %s* files in it)", err, dir, FileName)
+	}
+	return err
 }
 
 // migrateDSN runs the schema migration over a short-lived database/sql
