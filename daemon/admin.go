@@ -260,7 +260,7 @@ func (d *Daemon) apiReplay(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	jobs, err := d.store.Replay(r.Context(), det.Event.Source, id, eval)
+	res, err := d.store.Replay(r.Context(), det.Event.Source, id, eval)
 	if storeFailed(w, err, "no such event") { // pruned since it was read: 404
 		return
 	}
@@ -270,12 +270,19 @@ func (d *Daemon) apiReplay(w http.ResponseWriter, r *http.Request) {
 	for _, m := range eval.Matches {
 		matched = append(matched, m.Rule)
 	}
-	views := make([]jobView, 0, len(jobs))
-	for _, j := range jobs {
+	views := make([]jobView, 0, len(res.Jobs))
+	for _, j := range res.Jobs {
 		views = append(views, viewJob(j))
 	}
-	d.log.Info("event replayed", "event", id, "source", det.Event.Source, "matched", len(matched), "jobs", len(jobs))
-	writeJSON(w, http.StatusOK, map[string]any{"id": id, "source": det.Event.Source, "matched": matched, "jobs": views})
+	// A rule that matched but created no job because its once_per key had
+	// fired is named, so that a replay meant to run it again does not look
+	// like it silently did nothing.
+	held := res.Suppressed
+	if held == nil {
+		held = []string{}
+	}
+	d.log.Info("event replayed", "event", id, "source", det.Event.Source, "matched", len(matched), "jobs", len(res.Jobs), "held_back_by_once_per", len(held))
+	writeJSON(w, http.StatusOK, map[string]any{"id": id, "source": det.Event.Source, "matched": matched, "jobs": views, "suppressed_by_once_per": held})
 }
 
 func (d *Daemon) apiJobs(w http.ResponseWriter, r *http.Request) {

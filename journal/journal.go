@@ -238,8 +238,10 @@ type Store interface {
 	// Replay stores a fresh evaluation of an existing event: the new results
 	// replace the old ones and the new jobs are added, with the same once_per
 	// rules as Ingest. The event is found as by Event (source may be
-	// empty); ErrNotFound if it does not exist.
-	Replay(ctx context.Context, source, eventID string, eval *Evaluation) ([]*Job, error)
+	// empty); ErrNotFound if it does not exist. The result is Ingest's,
+	// never Duplicate, and with no RanElsewhere: a replay does not look at
+	// what ran for other copies.
+	Replay(ctx context.Context, source, eventID string, eval *Evaluation) (IngestResult, error)
 	// ClaimDue moves up to limit pending jobs with run_at <= now to running
 	// (attempts+1) and returns them, oldest run_at first.
 	ClaimDue(ctx context.Context, now time.Time, limit int) ([]*Job, error)

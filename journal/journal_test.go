@@ -564,9 +564,9 @@ func TestReplay(t *testing.T) {
 		Results: []RuleResult{{Rule: "r"}, {Rule: "q", Matched: true}, {Rule: "z", Error: "boom"}},
 		Matches: []Match{{Rule: "q", HasOnce: true, OnceKey: "k", Actions: []string{"b", "c"}}},
 	}
-	jobs, err := s.Replay(ctx, "", "e1", eval)
-	if err != nil || len(jobs) != 2 {
-		t.Fatalf("Replay: %v %v", jobs, err)
+	res, err := s.Replay(ctx, "", "e1", eval)
+	if err != nil || len(res.Jobs) != 2 || len(res.Suppressed) != 0 {
+		t.Fatalf("Replay: %+v %v", res, err)
 	}
 	d, _ := s.Event(ctx, "", "e1")
 	if !slices.Equal(d.Results, eval.Results) {
@@ -577,9 +577,10 @@ func TestReplay(t *testing.T) {
 	}
 
 	// Replaying the same evaluation again: q's once key has fired.
-	jobs, err = s.Replay(ctx, "", "e1", eval)
-	if err != nil || len(jobs) != 0 {
-		t.Fatalf("second Replay: %v %v", jobs, err)
+	// The caller hears which rule was held back, to tell the operator.
+	res, err = s.Replay(ctx, "", "e1", eval)
+	if err != nil || len(res.Jobs) != 0 || !slices.Equal(res.Suppressed, []string{"q"}) || res.Duplicate {
+		t.Fatalf("second Replay: %+v %v; want no job and q held back by once_per", res, err)
 	}
 	d, _ = s.Event(ctx, "", "e1")
 	if !d.Results[1].Suppressed {

@@ -68,13 +68,13 @@ func (s *SQLite) Ingest(ctx context.Context, ev *Event, eval *Evaluation) (Inges
 }
 
 // Replay implements [Store.Replay].
-func (s *SQLite) Replay(ctx context.Context, source, eventID string, eval *Evaluation) ([]*Job, error) {
+func (s *SQLite) Replay(ctx context.Context, source, eventID string, eval *Evaluation) (IngestResult, error) {
 	if eval == nil {
 		eval = &Evaluation{}
 	}
-	var jobs []*Job
+	var res IngestResult
 	err := s.write(ctx, func(w *wtx) error {
-		jobs = nil
+		res = IngestResult{} // the writer may run an op twice
 		var found []evalTarget
 		var sources []string
 		err := w.query(stEventSource, func(row []driver.Value) error {
@@ -95,13 +95,13 @@ func (s *SQLite) Replay(ctx context.Context, source, eventID string, eval *Evalu
 		if _, err := w.exec(stDelResults, found[0].seq); err != nil {
 			return err
 		}
-		jobs, _, _, err = s.applyEval(w, found[0], eval)
+		res.Jobs, res.Suppressed, res.RanElsewhere, err = s.applyEval(w, found[0], eval)
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return IngestResult{}, err
 	}
-	return jobs, nil
+	return res, nil
 }
 
 // oneEvent checks that a lookup of id (in source, or in any source when

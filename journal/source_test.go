@@ -71,9 +71,9 @@ func TestDedupPerSource(t *testing.T) {
 	if _, err := s.Replay(ctx, "", "evt_1", evalFor("paid", "slack")); !errors.As(err, &amb) {
 		t.Errorf("Replay by id alone = %v; want ambiguous", err)
 	}
-	jobs, err := s.Replay(ctx, "stripe-payments", "evt_1", evalFor("paid", "slack", "email"))
-	if err != nil || len(jobs) != 2 || jobs[0].Source != "stripe-payments" {
-		t.Fatalf("Replay in stripe-payments = %+v, %v", jobs, err)
+	res, err := s.Replay(ctx, "stripe-payments", "evt_1", evalFor("paid", "slack", "email"))
+	if err != nil || len(res.Jobs) != 2 || res.Jobs[0].Source != "stripe-payments" {
+		t.Fatalf("Replay in stripe-payments = %+v, %v", res, err)
 	}
 	if d, _ := s.Event(ctx, "stripe-billing", "evt_1"); len(d.Jobs) != 1 {
 		t.Errorf("replaying stripe-payments' event added jobs to stripe-billing's: %+v", d.Jobs)
@@ -254,14 +254,14 @@ func TestRuleRunsOncePerProviderID(t *testing.T) {
 	}
 
 	// A replay is an operator asking to run the event again: it runs.
-	jobs, err := s.Replay(ctx, "stripe-new", "evt_m", evalFor("fulfil", "erp"))
-	if err != nil || len(jobs) != 1 {
-		t.Errorf("replay of the suppressed copy = %+v, %v; want its job", jobs, err)
+	res, err := s.Replay(ctx, "stripe-new", "evt_m", evalFor("fulfil", "erp"))
+	if err != nil || len(res.Jobs) != 1 || len(res.RanElsewhere) != 0 {
+		t.Errorf("replay of the suppressed copy = %+v, %v; want its job", res, err)
 	}
 	// A rule run by a replay has run for the id: a copy arriving later on
 	// a third source does not run it again.
-	if jobs, err := s.Replay(ctx, "stripe-old", "evt_m", evalFor("added", "erp")); err != nil || len(jobs) != 1 {
-		t.Fatalf("replay with a new rule = %+v, %v", jobs, err)
+	if res, err := s.Replay(ctx, "stripe-old", "evt_m", evalFor("added", "erp")); err != nil || len(res.Jobs) != 1 {
+		t.Fatalf("replay with a new rule = %+v, %v", res, err)
 	}
 	if r := mustIngest(t, s, sharedEvent("evt_m", "stripe-third"), evalFor("added", "erp")); len(r.Jobs) != 0 || !slices.Equal(r.RanElsewhere, []string{"added"}) {
 		t.Errorf("third copy after a replay ran the rule: %+v", r)

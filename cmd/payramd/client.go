@@ -572,8 +572,12 @@ func cmdReplay(args []string, stdout, stderr io.Writer) int {
 			ID     int64  `json:"id"`
 			Action string `json:"action"`
 		} `json:"jobs"`
+		Held []string `json:"suppressed_by_once_per"`
 	}
 	_ = json.Unmarshal(raw, &r)
 	fmt.Fprintf(stdout, "replayed %s: matched [%s], %d new job(s)\n", pos[0], strings.Join(r.Matched, ", "), len(r.Jobs))
+	if len(r.Held) > 0 {
+		fmt.Fprintf(stdout, "held back by once_per (its key already fired, so no job): %s\n", strings.Join(r.Held, ", "))
+	}
 	return 0
 }

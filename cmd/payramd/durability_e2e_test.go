@@ -841,6 +841,17 @@ func TestOncePerAcrossDeliveries(t *testing.T) {
 			t.Errorf("after restart: %s delivered %d times, want %d", ref, got, want)
 		}
 	}
+	// An operator replaying the first event to fulfil it again is told why
+	// nothing ran, and nothing does.
+	code, out, errOut := runCLI(t, nil, "replay", first, "-c", cfg, "--admin", p.Admin)
+	if code != 0 || !strings.Contains(out, "matched [fulfil], 0 new job(s)") ||
+		!strings.Contains(out, "held back by once_per (its key already fired, so no job): fulfil") {
+		t.Errorf("replay of a once_per event: %d %q %q; want the rule named as held back", code, out, errOut)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if got := s.triesOf("once_A"); got != 1 {
+		t.Errorf("after the replay once_A was delivered %d times, want 1", got)
+	}
 	stopClean(t, p)
 }
 
