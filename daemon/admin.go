@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"crypto/subtle"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/payramd/payramd/journal"
 )
@@ -146,6 +148,10 @@ type eventView struct {
 	ReceivedAt time.Time         `json:"received_at"`
 	Headers    map[string]string `json:"headers,omitempty"`
 	Payload    json.RawMessage   `json:"payload,omitempty"`
+	// Body is the raw body as the provider sent it (the payload is the
+	// normalized form rules see): as text when it is UTF-8, else base64.
+	Body       string `json:"body,omitempty"`
+	BodyBase64 string `json:"body_base64,omitempty"`
 }
 
 func viewEvent(e *journal.Event, full bool) eventView {
@@ -154,6 +160,11 @@ func viewEvent(e *journal.Event, full bool) eventView {
 		v.Headers = e.Headers
 		if len(e.Payload) > 0 {
 			v.Payload = json.RawMessage(e.Payload)
+		}
+		if utf8.Valid(e.Body) {
+			v.Body = string(e.Body)
+		} else {
+			v.BodyBase64 = base64.StdEncoding.EncodeToString(e.Body)
 		}
 	}
 	return v

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -180,6 +181,7 @@ func cmdEvents(args []string, stdout, stderr io.Writer) int {
 	source := c.fs.String("source", "", "only this source; with an event id, the event of this source")
 	limit := c.fs.Int("limit", 20, "how many, newest first")
 	since := c.fs.String("since", "", "only events received within this duration, such as 24h")
+	rawBody := c.fs.Bool("raw", false, "with an event id: print only its body, byte for byte as the provider sent it")
 	pos, err := c.parse(args)
 	if err != nil {
 		return 2
@@ -192,11 +194,19 @@ func cmdEvents(args []string, stdout, stderr io.Writer) int {
 	}
 	ac := newAdminClient(c, *admin, stderr)
 	if len(pos) > 0 {
-		raw, code, done := ac.fetch(c, "events", "/api/events/"+url.PathEscape(pos[0])+sourceQuery(*source), stdout, stderr)
+		path := "/api/events/" + url.PathEscape(pos[0]) + sourceQuery(*source)
+		if *rawBody {
+			return printBody(ac, path, stdout, stderr)
+		}
+		raw, code, done := ac.fetch(c, "events", path, stdout, stderr)
 		if !done {
 			printEventDetail(stdout, raw)
 		}
 		return code
+	}
+	if *rawBody {
+		fmt.Fprintln(stderr, "payramd events: --raw prints one event's body: give its id")
+		return 2
 	}
 	q := url.Values{"limit": {fmt.Sprint(*limit)}}
 	if *source != "" {
@@ -235,6 +245,35 @@ func sourceQuery(source string) string {
 	return "?" + url.Values{"source": {source}}.Encode()
 }
 
+// printBody writes the raw body of the event at path, exactly as it was
+// received, for a file or a pipe (`payramd events ID --raw > body.json`).
+func printBody(ac *adminClient, path string, stdout, stderr io.Writer) int {
+	var d struct {
+		Event struct {
+			Body       string `json:"body"`
+			BodyBase64 string `json:"body_base64"`
+		} `json:"event"`
+	}
+	if err := ac.do("GET", path, &d); err != nil {
+		fmt.Fprintln(stderr, "payramd events:", err)
+		return 1
+	}
+	body := []byte(d.Event.Body)
+	if d.Event.BodyBase64 != "" {
+		b, err := base64.StdEncoding.DecodeString(d.Event.BodyBase64)
+		if err != nil {
+			fmt.Fprintln(stderr, "payramd events: the daemon sent a body that is not base64:", err)
+			return 1
+		}
+		body = b
+	}
+	if _, err := stdout.Write(body); err != nil {
+		fmt.Fprintln(stderr, "payramd events:", err)
+		return 1
+	}
+	return 0
+}
+
 func printEventDetail(w io.Writer, raw json.RawMessage) {
 	var d struct {
 		Event struct {
@@ -243,6 +282,8 @@ func printEventDetail(w io.Writer, raw json.RawMessage) {
 			Type       string          `json:"type"`
 			ReceivedAt time.Time       `json:"received_at"`
 			Payload    json.RawMessage `json:"payload"`
+			Body       string          `json:"body"`
+			BodyBase64 string          `json:"body_base64"`
 		} `json:"event"`
 		Rules []struct {
 			Rule         string `json:"rule"`
@@ -271,6 +312,13 @@ func printEventDetail(w io.Writer, raw json.RawMessage) {
 	_ = json.Unmarshal(raw, &d)
 	fmt.Fprintf(w, "event %s\n  source %s, type %s, received %s\n  payload ", d.Event.ID, d.Event.Source, d.Event.Type, d.Event.ReceivedAt.Local().Format(time.RFC3339))
 	printRaw(w, d.Event.Payload)
+	n := len(d.Event.Body)
+	if b, err := base64.StdEncoding.DecodeString(d.Event.BodyBase64); err == nil {
+		n += len(b)
+	}
+	if n > 0 {
+		fmt.Fprintf(w, "  body: %d bytes as received (--raw prints them; the payload above is what rules see)\n", n)
+	}
 	fmt.Fprintln(w, "rules:")
 	for _, r := range d.Rules {
 		switch {

@@ -855,6 +855,29 @@ func TestOncePerAcrossDeliveries(t *testing.T) {
 	stopClean(t, p)
 }
 
+// TestEventsRawBody: `payramd events ID --raw` prints the body byte for
+// byte as the provider sent it, which the payload rules see is not
+// (amounts are numbers there, strings here; spacing and order are gone).
+func TestEventsRawBody(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "rules.yaml", durConfig(filepath.Join(dir, "data"), 5*time.Second,
+		"  note:\n    type: log\n    message: \"{{ reference_id }}\"\n", "  - name: fulfil\n    when: status == \"FILLED\"\n    do: [note]\n"))
+	p := startDur(t, cfg)
+	// The raw body is there byte for byte (the payload rules see is
+	// normalized: amounts are numbers there, strings here).
+	raw := payment("once_raw", 1763900200, 0)
+	raw = append([]byte("{ \"note\" : \"caf\u00e9\",\n  "), raw[1:]...)
+	rawID := mustAccept(t, p, raw)
+	if code, out, errOut := runCLI(t, nil, "events", rawID, "--raw", "-c", cfg, "--admin", p.Admin); code != 0 || out != string(raw) {
+		t.Errorf("events --raw: %d %q %q; want the body as sent, %q", code, out, errOut, raw)
+	}
+	if code, out, _ := runCLI(t, nil, "events", rawID, "-c", cfg, "--admin", p.Admin); code != 0 || !strings.Contains(out, fmt.Sprintf("body: %d bytes as received", len(raw))) {
+		t.Errorf("events ID does not point at the raw body: %d %s", code, out)
+	}
+	stopClean(t, p)
+}
+
 // TestSIGTERMLeavesPendingJobs (Done-when 6): SIGTERM with jobs pending
 // (receiver down, long backoff) and one job hanging exits 0 within
 // shutdown_timeout, and those jobs run after the next start.

@@ -42,7 +42,7 @@ Usage:
   payramd send [-c FILE] --source NAME [--url URL] EVENT.json
                                    sign EVENT.json as the source's provider and
                                    POST it to the running daemon
-  payramd events [ID] [--source S] [--since 24h] [--limit N] [--json]
+  payramd events [ID] [--source S] [--since 24h] [--limit N] [--json] [--raw]
                                    list events, or show one with its rules,
                                    jobs and every attempt
   payramd jobs [--state pending|running|succeeded|dead] [--event ID]
