@@ -373,6 +373,7 @@ func cmdJobs(args []string, stdout, stderr io.Writer) int {
 	limit := c.fs.Int("limit", 20, "how many")
 	event := c.fs.String("event", "", "only this event's jobs")
 	source := c.fs.String("source", "", "only jobs of events from this source")
+	action := c.fs.String("action", "", "only jobs of this action")
 	if _, err := c.parse(args); err != nil {
 		return 2
 	}
@@ -389,6 +390,9 @@ func cmdJobs(args []string, stdout, stderr io.Writer) int {
 	}
 	if *event != "" {
 		q.Set("event", *event)
+	}
+	if *action != "" {
+		q.Set("action", *action)
 	}
 	if *source != "" {
 		q.Set("source", *source)

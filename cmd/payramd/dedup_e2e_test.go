@@ -173,6 +173,10 @@ rules:
 	if code != 0 || strings.Count(out, `"source": "stripe-billing"`) != 3 || strings.Contains(out, "stripe-payments") {
 		t.Errorf("jobs --event --source: %d %s; want stripe-billing's three jobs only", code, out)
 	}
+	code, out, _ = runCLI(t, nil, "jobs", "--event", "evt_1QxSameOnBoth", "--source", "stripe-billing", "--action", "record", "-c", cfg, "--admin", p.Admin, "--json")
+	if code != 0 || strings.Count(out, `"action": "record"`) != 2 || strings.Contains(out, `"action": "fulfil"`) {
+		t.Errorf("jobs --action record: %d %s; want stripe-billing's two record jobs only", code, out)
+	}
 }
 
 // TestBacktestSourceMustExist: `replay --dry-run --source` with a name

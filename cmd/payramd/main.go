@@ -46,7 +46,7 @@ Usage:
                                    list events, or show one with its rules,
                                    jobs and every attempt
   payramd jobs [--state pending|running|succeeded|dead] [--event ID]
-               [--source S] [--limit N] [--json]
+               [--source S] [--action A] [--limit N] [--json]
   payramd replay ID [--source S] [--json]
                                    evaluate a journaled event again (current config)
   payramd replay --dry-run [--since 168h] [--source S] [-c candidate.yaml] [--json]
@@ -214,7 +214,7 @@ func loadValid(flagValue string, stderr io.Writer) (*daemon.Snapshot, daemon.Loa
 		for _, p := range probs.List {
 			fmt.Fprintln(stderr, p.String())
 		}
-		fmt.Fprintf(stderr, "%s: the config is invalid; fix it first (payramd check)\n", opts.Path)
+		fmt.Fprintf(stderr, "%s: the config is invalid; fix it first (payramd check -c %s)\n", opts.Path, opts.Path)
 	}
 	return snap, opts
 }
@@ -275,7 +275,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 			for _, p := range ce.Problems {
 				log.Error("config error", "problem", p.String())
 			}
-			fmt.Fprintf(stderr, "payramd: the config is invalid (%s); run `payramd check` for the list\n", plural(len(ce.Problems), "problem"))
+			fmt.Fprintf(stderr, "payramd: the config is invalid (%s); run `payramd check -c %s` for the list\n", plural(len(ce.Problems), "problem"), loadOptions(c.config).Path)
 		} else {
 			log.Error("start-up failed", "err", err)
 		}

@@ -568,6 +568,10 @@ func TestAdminToken(t *testing.T) {
 		if code != 1 || !strings.Contains(errOut, "admin_token is required") {
 			t.Errorf("run with PAYRAMD_ADMIN_LISTEN=0.0.0.0:0 and no token: %d %s %s", code, out, errOut)
 		}
+		// The hint names the file, so that pasting it checks the same one.
+		if !strings.Contains(errOut, "run `payramd check -c "+c+"` for the list") {
+			t.Errorf("run's hint does not name the config it was given: %s", errOut)
+		}
 	})
 }
 
