@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -55,7 +56,7 @@ Usage:
   payramd retry JOB... | --dead [--action A] [--json]
                                    run dead jobs again
   payramd reload [--json]          reload the running daemon's config
-  payramd version
+  payramd version [--json]
 
 events, jobs, replay, retry and reload find the daemon through the config's
 admin_listen, or --admin URL, or $PAYRAMD_ADMIN_LISTEN, and send admin_token
@@ -87,10 +88,7 @@ var commands = map[string]func(args []string, stdout, stderr io.Writer) int{
 	"replay": cmdReplay,
 	"retry":  cmdRetry,
 	"reload": cmdReload,
-	"version": func(_ []string, stdout, _ io.Writer) int {
-		fmt.Fprintln(stdout, versionString())
-		return 0
-	},
+	"version": cmdVersion,
 	"help": func(_ []string, stdout, _ io.Writer) int {
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -125,7 +123,33 @@ func plural(n int, noun string) string {
 	return fmt.Sprintf("%d %ss", n, noun)
 }
 
+// cmdVersion prints the version, or with --json the same facts for
+// scripts: {"version", "commit", "go", "platform"}.
+func cmdVersion(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("version", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if !*asJSON {
+		fmt.Fprintln(stdout, versionString())
+		return 0
+	}
+	b, _ := json.MarshalIndent(map[string]string{
+		"version": version, "commit": buildCommit(), "go": runtime.Version(), "platform": runtime.GOOS + "/" + runtime.GOARCH,
+	}, "", "  ")
+	fmt.Fprintln(stdout, string(b))
+	return 0
+}
+
 func versionString() string {
+	return fmt.Sprintf("payramd %s (commit %s, %s %s/%s)", version, buildCommit(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+// buildCommit is the commit stamped by the Makefile, else the one Go
+// recorded, else "unknown".
+func buildCommit() string {
 	c := commit
 	if c == "" {
 		if bi, ok := debug.ReadBuildInfo(); ok {
@@ -139,7 +163,7 @@ func versionString() string {
 	if c == "" {
 		c = "unknown"
 	}
-	return fmt.Sprintf("payramd %s (commit %s, %s %s/%s)", version, c, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return c
 }
 
 // common holds the flags every command shares.

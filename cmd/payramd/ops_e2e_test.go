@@ -1006,6 +1006,12 @@ func TestVersionStamp(t *testing.T) {
 			t.Errorf("payramd %s = %q", arg, out)
 		}
 	}
+	out, err := exec.Command(bin, "version", "--json").Output()
+	var v map[string]string
+	if err != nil || json.Unmarshal(out, &v) != nil || v["version"] != "v9.9.9" || v["commit"] != "abc1234" ||
+		!strings.HasPrefix(v["go"], "go1.") || !strings.HasPrefix(v["platform"], "linux/") {
+		t.Errorf("payramd version --json = %q, %v", out, err)
+	}
 }
 
 // TestAdminWithoutTokenRefusesForeignHost: with no admin_token the admin
