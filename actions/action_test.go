@@ -319,3 +319,29 @@ func TestLogAction(t *testing.T) {
 		t.Errorf("render %+v %v", rd, err)
 	}
 }
+
+// TestUnescapedURLPlaceholdersEachWarn: every unescaped placeholder of a url
+// is reported, not only the first, so one check shows every fix.
+func TestUnescapedURLPlaceholdersEachWarn(t *testing.T) {
+	tests := []struct {
+		url  string
+		want []string
+	}{
+		{`https://erp.example/orders/{{ reference_id }}/items/{{ item }}?note={{ note }}`, []string{
+			`rules.yaml:2:34: warning: url: {{ reference_id }} is inserted as it is, so a value containing / ? # or & changes the address called; write {{ urlpath(reference_id) }}`,
+			`rules.yaml:2:59: warning: url: {{ item }} is inserted as it is, so a value containing / ? # or & changes the address called; write {{ urlpath(item) }}`,
+			`rules.yaml:2:75: warning: url: {{ note }} is inserted as it is, so a value containing / ? # or & changes the address called; write {{ urlquery(note) }}`,
+		}},
+		// Escaped ones in between are skipped; each wrong escape is reported.
+		{`https://erp.example/{{ urlquery(kind) }}/{{ urlpath(id) }}?a={{ urlpath(a) }}&b={{ urlquery(b) }}`, []string{
+			`rules.yaml:2:27: warning: url: {{ urlquery(kind) }} is in the path, where urlquery's + for a space stays a plus; use urlpath instead`,
+			`rules.yaml:2:68: warning: url: {{ urlpath(a) }} is in the query, where urlpath leaves & and = unescaped (a value 'x&amount=1000' adds a parameter); use urlquery instead`,
+		}},
+	}
+	for _, tt := range tests {
+		_, probs := compileYAML(t, "a", "type: http\nurl: \""+tt.url+"\"\n")
+		if got := problemStrings(probs); !slices.Equal(got, tt.want) {
+			t.Errorf("%s:\n got %q\nwant %q", tt.url, got, tt.want)
+		}
+	}
+}

@@ -109,18 +109,19 @@ func mustConstant(v string) *engine.Template {
 // as are constants. First, though, it warns about an event value that can
 // move the call to another server while the host is otherwise fixed text
 // (https://{{ tenant }}.erp.example, a port, a scheme, a user name): see
-// hostMover.
+// hostMover. Each unescaped placeholder gets its own warning, so fixing
+// the first does not reveal the next one only on the following check.
 func warnUnescapedURL(s *spec, t *engine.Template) {
 	if p, ok := hostMover(t); ok {
 		s.f.Problems().Warnf(s.f.Scalar("url").AtOffset(p.Offset), "url: {{ %s }} can change the server called: a value such as 'x@evil.example/#' sends the request, headers and all, to evil.example; keep the scheme, host and port fixed and pass the value in the path with urlpath, or in the query with urlquery", p.Code)
 		return
 	}
+	sc := s.f.Scalar("url")
 	for _, p := range urlPlaceholders(t) {
 		want := map[urlPart]string{urlPath: "urlpath", urlQuery: "urlquery"}[p.part]
 		if want == "" || p.Constant || p.Func == want {
 			continue
 		}
-		sc := s.f.Scalar("url")
 		switch p.Func {
 		case "urlpath":
 			s.f.Problems().Warnf(sc.AtOffset(p.Offset), "url: {{ %s }} is in the query, where urlpath leaves & and = unescaped (a value 'x&amount=1000' adds a parameter); use urlquery instead", p.Code)
@@ -129,7 +130,6 @@ func warnUnescapedURL(s *spec, t *engine.Template) {
 		default:
 			s.f.Problems().Warnf(sc.AtOffset(p.Offset), "url: {{ %s }} is inserted as it is, so a value containing / ? # or & changes the address called; write {{ %s(%s) }}", p.Code, want, p.Code)
 		}
-		return // one warning per url is enough to show the fix
 	}
 }
 
