@@ -320,6 +320,60 @@ func TestLogAction(t *testing.T) {
 	}
 }
 
+// TestCommentCutsTemplate: in a template field, an unquoted ` #` directly
+// followed by text, or by a placeholder, is taken for the rest of the value
+// YAML cut off as a comment; an ordinary comment is not. (The loader warns
+// about a {{ in any field's comment, and about a key left with no value:
+// see config's TestCommentCutsValue.) Without the file's text, the # is
+// placed one space after the value.
+func TestCommentCutsTemplate(t *testing.T) {
+	const warn = "warning: YAML reads an unquoted ` #` as the start of a comment, so "
+	tests := []struct{ name, src, want string }{
+		{"slack text", "type: slack\nurl: https://hooks.slack.com/services/T0/B0/x\ntext: Order #{{ reference_id }} paid\n",
+			`rules.yaml:3:13: ` + warn + `this value is "Order" and "#{{ reference_id }} paid" is not part of it; if it belongs to the value, quote the whole value: "Order #{{ reference_id }} paid"`},
+		{"log message", "type: log\nmessage: Refund #{{ id }}\n",
+			`rules.yaml:2:17: ` + warn + `this value is "Refund" and "#{{ id }}" is not part of it; if it belongs to the value, quote the whole value: "Refund #{{ id }}"`},
+		{"an order number", "type: log\nmessage: Order #123 paid\n",
+			`rules.yaml:2:16: ` + warn + `this value is "Order" and "#123 paid" is not part of it; if it belongs to the value, quote the whole value: "Order #123 paid"`},
+		{"email subject", "type: email\nto: ops@example.com\nfrom: payramd@example.com\nsmtp: {host: smtp.example.com}\nsubject: Paid #{{ reference_id }}\n",
+			`rules.yaml:5:15: ` + warn + `this value is "Paid" and "#{{ reference_id }}" is not part of it; if it belongs to the value, quote the whole value: "Paid #{{ reference_id }}"`},
+		{"http url", "type: http\nurl: https://erp.example/hook #{{ urlpath(id) }}\n",
+			`rules.yaml:2:31: ` + warn + `this value is "https://erp.example/hook" and "#{{ urlpath(id) }}" is not part of it; if it belongs to the value, quote the whole value: "https://erp.example/hook #{{ urlpath(id) }}"`},
+		{"http header", "type: http\nurl: https://erp.example/hook\nheaders:\n  X-Order: order #1\n",
+			`rules.yaml:4:18: ` + warn + `this value is "order" and "#1" is not part of it; if it belongs to the value, quote the whole value: "order #1"`},
+		{"http body", "type: http\nurl: https://erp.example/hook\nbody: ref #{{ reference_id }}\n",
+			`rules.yaml:3:11: ` + warn + `this value is "ref" and "#{{ reference_id }}" is not part of it; if it belongs to the value, quote the whole value: "ref #{{ reference_id }}"`},
+		{"command item", "type: exec\ncommand:\n  - true\n  - paid #42\n",
+			`rules.yaml:4:10: ` + warn + `this value is "paid" and "#42" is not part of it; if it belongs to the value, quote the whole value: "paid #42"`},
+		// Ordinary comments, quoted values and fields that are not templates.
+		{"a note", "type: log\nmessage: paid # note\n", ""},
+		{"a spaced note", "type: log\nmessage: paid #   note\n", ""},
+		{"a double #", "type: log\nmessage: paid ## note\n", ""},
+		{"double quotes", "type: log\nmessage: \"Order #{{ id }}\"\n", ""},
+		{"single quotes", "type: log\nmessage: 'Order #123'\n", ""},
+		{"a # inside a word", "type: log\nmessage: C#{{ id }}\n", ""},
+		{"not a template", "type: log\nmessage: paid\ntimeout: 5s #5\n", ""},
+	}
+	for _, tt := range tests {
+		_, probs := compileYAML(t, "a", tt.src)
+		var got []string
+		for _, p := range problemStrings(probs) {
+			if !strings.Contains(p, "not found on PATH") { // exec's true may be missing
+				got = append(got, p)
+			}
+		}
+		if tt.want == "" {
+			if len(got) != 0 {
+				t.Errorf("%s: problems %q, want none", tt.name, got)
+			}
+			continue
+		}
+		if len(got) != 1 || got[0] != tt.want {
+			t.Errorf("%s:\n got %q\nwant %q", tt.name, got, tt.want)
+		}
+	}
+}
+
 // TestUnescapedURLPlaceholdersEachWarn: every unescaped placeholder of a url
 // is reported, not only the first, so one check shows every fix.
 func TestUnescapedURLPlaceholdersEachWarn(t *testing.T) {

@@ -42,6 +42,7 @@ type Scalar struct {
 	// an unquoted expression starts a comment, so a non-empty Comment on an
 	// expression usually means the expression was cut short.
 	Comment string
+	cut     *cutComment // where Comment is in the file, when known
 
 	// For a block scalar (| or >) read from a file: the column before its
 	// content (its indentation), and for > the widths of the source lines
@@ -201,6 +202,9 @@ func (f *Fields) scalar(n *yaml.Node) *Scalar {
 	s := &Scalar{Value: n.Value, Pos: f.nodePos(n), Style: n.Style, Comment: n.LineComment, exp: f.exp[n]}
 	if n.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0 && f.lines != nil {
 		s.indent, s.folded = blockLayout(f.lines, n.Line)
+	}
+	if n.Style == 0 && n.LineComment != "" && f.lines != nil {
+		s.cut = measureCut(f.file, f.lines, n)
 	}
 	return s
 }

@@ -97,6 +97,7 @@ func (l *loader) parse(path string, data []byte) *yaml.Node {
 	}
 	l.checkTags(path, root)
 	l.expand(path, root)
+	l.checkComments(path, root)
 	return root
 }
 

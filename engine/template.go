@@ -33,11 +33,13 @@ type tmplPart struct {
 }
 
 // CompileTemplate compiles s. Problems (with file:line:col) go to probs and
-// the result is nil when there are errors.
+// the result is nil when there are errors. An unquoted value whose YAML
+// comment looks like the rest of it (`Order #{{ id }}`) is warned about.
 func CompileTemplate(s *config.Scalar, probs *config.Problems) *Template {
 	if s == nil {
 		return &Template{}
 	}
+	s.WarnCutByComment(probs, true)
 	t := &Template{src: s.Value}
 	ok := true
 	rest, off := s.Value, 0

@@ -1054,3 +1054,42 @@ func TestAdminWithoutTokenRefusesForeignHost(t *testing.T) {
 		t.Errorf("/healthz with a foreign Host = %d, want 200", code)
 	}
 }
+
+// TestCheckWarnsAboutValuesCutByComments: the QA pass's traps, through
+// check: the text and message a merchant meant lose everything after an
+// unquoted ` #`; check names the place of the #, what was kept and what was
+// dropped, once per value, and the config stays valid. An ordinary comment
+// is silent.
+func TestCheckWarnsAboutValuesCutByComments(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "rules.yaml", `server:
+  data_dir: `+filepath.Join(dir, "data")+`
+sources:
+  payram:
+    provider: payram
+    secret: test-api-key
+actions:
+  ops-slack:
+    type: slack
+    url: https://hooks.slack.com/services/T0/B0/x
+    text: Order #{{ reference_id }} paid
+  note:
+    type: log
+    level: info  # verbose
+    message: Refund #{{ id }}
+rules:
+  - name: paid
+    when: status == "FILLED" # only paid
+    do: [ops-slack, note]
+`)
+	code, out, errOut := runCLI(t, nil, "check", "-c", cfg)
+	const warn = ": warning: YAML reads an unquoted ` #` as the start of a comment, so "
+	want := []string{
+		cfg + ":11:17" + warn + `this value is "Order" and "#{{ reference_id }} paid" is not part of it; if it belongs to the value, quote the whole value: text: "Order #{{ reference_id }} paid"`,
+		cfg + ":15:21" + warn + `this value is "Refund" and "#{{ id }}" is not part of it; if it belongs to the value, quote the whole value: message: "Refund #{{ id }}"`,
+		cfg + ":18:11: warning: everything after ` # only paid` is a YAML comment, not part of the condition; if it belongs to it, put the whole condition in quotes",
+	}
+	if got := strings.Split(strings.TrimSpace(out), "\n"); code != 0 || !slices.Equal(got, want) || !strings.Contains(errOut, "3 warning(s)") {
+		t.Errorf("check: %d\n got: %s\nwant: %s\nstderr %s", code, strings.Join(got, "\n      "), strings.Join(want, "\n      "), errOut)
+	}
+}
