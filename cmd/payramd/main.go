@@ -79,15 +79,15 @@ func main() {
 // commands maps each subcommand to its function; "did you mean" hints and
 // dispatch both come from it, so a new command is named in one place.
 var commands = map[string]func(args []string, stdout, stderr io.Writer) int{
-	"run":    func(args []string, _, stderr io.Writer) int { return cmdRun(args, stderr) },
-	"check":  cmdCheck,
-	"test":   cmdTest,
-	"send":   cmdSend,
-	"events": cmdEvents,
-	"jobs":   cmdJobs,
-	"replay": cmdReplay,
-	"retry":  cmdRetry,
-	"reload": cmdReload,
+	"run":     func(args []string, _, stderr io.Writer) int { return cmdRun(args, stderr) },
+	"check":   cmdCheck,
+	"test":    cmdTest,
+	"send":    cmdSend,
+	"events":  cmdEvents,
+	"jobs":    cmdJobs,
+	"replay":  cmdReplay,
+	"retry":   cmdRetry,
+	"reload":  cmdReload,
 	"version": cmdVersion,
 	"help": func(_ []string, stdout, _ io.Writer) int {
 		fmt.Fprint(stdout, usage)
