@@ -21,6 +21,24 @@ type Config struct {
 	Actions []*Action // named and inline, in file order
 	Rules   []*Rule
 	Tests   []*Test
+
+	// Unset lists, when loaded with Options.StandIn, the ${VAR}
+	// references of unset variables that were stood in for, and those
+	// with a default (${VAR:-x}, ${VAR:+x}) that took it in a value the
+	// backtest uses; in file order.
+	Unset []Unset
+}
+
+// Unset is one reference to an environment variable that was not set.
+type Unset struct {
+	Name  string
+	Field string // where, such as sources.payram.secret or rules[2].enabled
+	Pos   Pos
+	// Defaulted is true for ${VAR:-x} or ${VAR:+x} in a value the backtest
+	// uses: loaded as written for an unset VAR, which the service's
+	// environment may set. False: an unset ${VAR} read as StandInValue in
+	// a value the backtest does not use.
+	Defaulted bool
 }
 
 // Server holds the server: section. Listen, AdminListen and DataDir take

@@ -635,9 +635,16 @@ func (f *Fields) secrets(key, plural string, why string) []Secret {
 			path = f.dir + "/" + path
 		}
 		b, err := os.ReadFile(path)
-		if err != nil {
+		switch {
+		case err != nil && f.probs.moot[f.nodePos(v)]:
+			// The path holds a stand-in for an unset variable
+			// (Options.StandIn, say ${CREDENTIALS_DIRECTORY}): so does
+			// the secret.
+			out = append(out, Secret(StandInValue(key+"_file")))
+			at = append(at, f.nodePos(v))
+		case err != nil:
 			f.probs.Errorf(f.nodePos(v), "%s_file: cannot read the secret: %v", key, trimPathErr(err))
-		} else {
+		default:
 			out = append(out, Secret(strings.TrimRight(string(b), "\r\n")))
 			at = append(at, f.nodePos(v))
 		}

@@ -19,6 +19,12 @@ type Options struct {
 	// Getenv looks up ${VAR} references and the PAYRAMD_* overrides;
 	// os.LookupEnv when nil.
 	Getenv func(string) (string, bool)
+	// StandIn loads for a command that evaluates rules but verifies,
+	// sends and runs nothing (the backtest, `payramd replay --dry-run`),
+	// from a shell that may lack the service's secrets. See standInUse
+	// for where an unset ${VAR} is then tolerated and where it is still
+	// an error; every one tolerated is listed in Config.Unset.
+	StandIn bool
 }
 
 func (o Options) lookup(name string) (string, bool) {
@@ -46,6 +52,9 @@ func Load(path string, opt Options) (*Config, *Problems) {
 func LoadBytes(path string, data []byte, opt Options) (*Config, *Problems) {
 	probs := &Problems{}
 	l := &loader{opt: opt, probs: probs, cfg: &Config{Path: path}, lines: map[string][]string{}, exp: map[*yaml.Node]*expansion{}}
+	if opt.StandIn {
+		probs.moot = map[Pos]bool{}
+	}
 	l.cfg.Files = append(l.cfg.Files, path)
 	root := l.parse(path, data)
 	if root != nil {
@@ -96,7 +105,7 @@ func (l *loader) parse(path string, data []byte) *yaml.Node {
 		return nil
 	}
 	l.checkTags(path, root)
-	l.expand(path, root)
+	l.expand(path, root, nil)
 	l.checkComments(path, root)
 	return root
 }
@@ -245,8 +254,9 @@ func (l *loader) checkTags(path string, n *yaml.Node) {
 var envRefRE = regexp.MustCompile(`\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:-|:\+)([^}]*))?\}|\$\{[^}]*\}?`)
 
 // expand replaces ${VAR}, ${VAR:-default} and ${VAR:+word} in every value
-// (never in keys). $${ escapes a literal ${.
-func (l *loader) expand(path string, n *yaml.Node) {
+// (never in keys). $${ escapes a literal ${. where is the value's place in
+// the file (keys and [index]es from the top), for Options.StandIn.
+func (l *loader) expand(path string, n *yaml.Node, where []string) {
 	if n.Kind == yaml.ScalarNode && strings.Contains(n.Value, "${") {
 		src := n.Value
 		var b strings.Builder
@@ -254,7 +264,7 @@ func (l *loader) expand(path string, n *yaml.Node) {
 		last := 0
 		for _, m := range envRefRE.FindAllStringIndex(src, -1) {
 			b.WriteString(src[last:m[0]])
-			val := l.expandRef(path, n, src[m[0]:m[1]])
+			val := l.expandRef(path, n, where, src[m[0]:m[1]])
 			e.spans = append(e.spans, expSpan{val: b.Len(), valLen: len(val), src: m[0], srcLen: m[1] - m[0]})
 			b.WriteString(val)
 			last = m[1]
@@ -267,24 +277,48 @@ func (l *loader) expand(path string, n *yaml.Node) {
 		}
 	}
 	for i, c := range n.Content {
-		if n.Kind == yaml.MappingNode && i%2 == 0 {
-			continue // keys are never expanded
+		switch n.Kind {
+		case yaml.MappingNode:
+			if i%2 == 0 {
+				continue // keys are never expanded
+			}
+			l.expand(path, c, append(where[:len(where):len(where)], n.Content[i-1].Value))
+		case yaml.SequenceNode:
+			l.expand(path, c, append(where[:len(where):len(where)], fmt.Sprintf("[%d]", i)))
+		default:
+			l.expand(path, c, where)
 		}
-		l.expand(path, c)
+	}
+	if n.Kind == yaml.SequenceNode && l.probs.moot != nil {
+		// A list holding a stand-in (secrets: [${OLD}, ${NEW}]) is moot
+		// too: a provider may report its items at the list.
+		for _, c := range n.Content {
+			if l.probs.moot[Pos{File: path, Line: c.Line, Col: c.Column}] {
+				l.probs.moot[Pos{File: path, Line: n.Line, Col: n.Column}] = true
+				break
+			}
+		}
 	}
 }
 
 // expandRef is the text a ${...} reference of node n stands for.
-func (l *loader) expandRef(path string, n *yaml.Node, ref string) string {
+func (l *loader) expandRef(path string, n *yaml.Node, where []string, ref string) string {
 	if ref == "$${" {
 		return "${"
 	}
 	m := envRefRE.FindStringSubmatch(ref)
+	pos := Pos{File: path, Line: n.Line, Col: n.Column}
 	if m[1] == "" {
-		l.probs.Errorf(Pos{File: path, Line: n.Line, Col: n.Column}, "%q is not a valid variable reference: write ${NAME} or ${NAME:-default}", ref)
+		l.probs.Errorf(pos, "%q is not a valid variable reference: write ${NAME} or ${NAME:-default}", ref)
 		return ref
 	}
 	val, set := l.opt.lookup(m[1])
+	if l.opt.StandIn && m[2] != "" && (!set || val == "") && standInUse(where) != "" {
+		// Not an error, the reference says what to do; but this shell may
+		// lack a variable the service has, in a value that decides what
+		// the backtest reports (enabled: ${SLACK_WEBHOOK_URL:+true}).
+		l.cfg.Unset = append(l.cfg.Unset, Unset{Name: m[1], Field: fieldName(where), Pos: pos, Defaulted: true})
+	}
 	switch m[2] {
 	case ":-":
 		if !set || val == "" {
@@ -297,10 +331,114 @@ func (l *loader) expandRef(path string, n *yaml.Node, ref string) string {
 		}
 		return ""
 	}
-	if !set {
-		l.probs.Errorf(Pos{File: path, Line: n.Line, Col: n.Column}, "environment variable %s is not set; set it (systemd: EnvironmentFile=, then restart: a running payramd does not see new variables) or give a default: ${%s:-value}", m[1], m[1])
+	if set {
+		return val
 	}
-	return val
+	if l.opt.StandIn {
+		if use := standInUse(where); use != "" {
+			l.probs.Errorf(pos, "environment variable %s is not set; the backtest cannot stand in for it in %s, which decides %s: set it in this shell or give a default: ${%s:-value}", m[1], fieldName(where), use, m[1])
+			return ""
+		}
+		// Every check of this value is moot: it is not the value the
+		// service has, and nothing here uses it (see standInUse).
+		l.probs.moot[pos] = true
+		l.cfg.Unset = append(l.cfg.Unset, Unset{Name: m[1], Field: fieldName(where), Pos: pos})
+		return StandInValue(m[1])
+	}
+	l.probs.Errorf(pos, "environment variable %s is not set; set it (systemd: EnvironmentFile=, then restart: a running payramd does not see new variables) or give a default: ${%s:-value}", m[1], m[1])
+	return ""
+}
+
+// StandInValue is what an unset ${name} reads as under Options.StandIn: not
+// empty, so that a required field (a source's secret) is present, and
+// plain text that reads as itself wherever it is shown.
+func StandInValue(name string) string { return "unset-" + name }
+
+// standInUse says what a value at where decides in a backtest, which
+// evaluates every rule against journaled events and reports, per rule, the
+// matches and the actions (by name, when enabled) that would have run; ""
+// when the backtest does not use the value at all.
+//
+// An unset ${VAR} in a value the backtest uses stays an error under
+// Options.StandIn: a stand-in there would change what the report says (a
+// when or once_per matching something else, an enabled: or a provider read
+// wrong) or fail to parse with a message about the stand-in rather than the
+// variable. Everywhere else (secrets, URLs, headers, credentials, SMTP
+// settings, timeouts and other numbers, listen addresses, tests:) the value
+// only matters to verifying a signature or running an action, which a
+// backtest never does; it reads as StandInValue, and any check of it is
+// moot, whatever its type, because the value checked is not the service's.
+// server.data_dir is tolerated here and refused by the backtest itself
+// when it has no --data-dir to use instead.
+func standInUse(where []string) string {
+	if len(where) == 0 {
+		return ""
+	}
+	switch where[0] {
+	case "include":
+		return "which files' rules are evaluated"
+	case "sources":
+		if len(where) == 3 && where[2] == "provider" {
+			return "which fields the rules can read from the source's events"
+		}
+	case "actions":
+		if len(where) == 3 {
+			return actionUse(where[2])
+		}
+	case "rules":
+		if len(where) < 3 {
+			return "the rules"
+		}
+		if where[2] != "do" {
+			switch where[2] {
+			case "when":
+				return "what the rule matches"
+			case "once_per":
+				return "which matches once_per holds back"
+			case "source":
+				return "which events the rule sees"
+			case "enabled":
+				return "whether the rule runs"
+			}
+			return "how the rule is evaluated and reported"
+		}
+		// do: is a name, a list of names and inline actions, or one inline
+		// action; an inline action's keys are an action's.
+		rest := where[3:]
+		if len(rest) > 0 && strings.HasPrefix(rest[0], "[") {
+			rest = rest[1:]
+		}
+		switch len(rest) {
+		case 0:
+			return "which actions the rule would run"
+		case 1:
+			return actionUse(rest[0])
+		}
+	}
+	return ""
+}
+
+// actionUse is standInUse for an action's key.
+func actionUse(key string) string {
+	switch key {
+	case "type":
+		return "what kind of action it is"
+	case "enabled":
+		return "whether the action would run"
+	}
+	return ""
+}
+
+// fieldName names a place in the file: sources.payram.secret, rules[2].when.
+func fieldName(where []string) string {
+	var b strings.Builder
+	for _, w := range where {
+		if b.Len() > 0 && !strings.HasPrefix(w, "[") {
+			b.WriteByte('.')
+		}
+		b.WriteString(w)
+	}
+	return b.String()
 }
 
 func (l *loader) top(path string, root *yaml.Node) {

@@ -49,10 +49,17 @@ func (p Problem) String() string {
 // Problems collects errors and warnings. The zero value is ready to use.
 type Problems struct {
 	List []Problem
+	// moot holds the positions of values read as a stand-in for an unset
+	// variable (Options.StandIn): an error there is about the stand-in,
+	// not the service's value, so it is not recorded.
+	moot map[Pos]bool
 }
 
 // Errorf records an error at pos.
 func (ps *Problems) Errorf(pos Pos, format string, args ...any) {
+	if ps.moot[pos] {
+		return
+	}
 	ps.List = append(ps.List, Problem{Pos: pos, Msg: fmt.Sprintf(format, args...)})
 }
 

@@ -287,6 +287,18 @@ func readTolerance(f *config.Fields) time.Duration {
 	return tol
 }
 
+// secretKey is the key a source's secrets are written under (secret,
+// secrets or secret_file), so that a problem with one is reported there
+// rather than at the source.
+func secretKey(f *config.Fields) string {
+	for _, k := range []string{"secret", "secrets", "secret_file"} {
+		if f.Has(k) {
+			return k
+		}
+	}
+	return "secret"
+}
+
 // requireSecrets returns the source's secrets as byte slices, reporting a
 // config error when there are none: a verifying provider without a secret
 // could accept nothing, and silently refusing every delivery is worse than

@@ -39,7 +39,7 @@ func newStandardWebhooks(src *config.Source) (Provider, error) {
 		key, ok := swDecodeSecret(string(s))
 		if !ok {
 			// Never quote the value: it is a secret even when malformed.
-			src.Fields.Errorf("secret", "secret %d is not a Standard Webhooks secret: expected whsec_ followed by base64 (as the sender shows it)", i+1)
+			src.Fields.Errorf(secretKey(src.Fields), "secret %d is not a Standard Webhooks secret: expected whsec_ followed by base64 (as the sender shows it)", i+1)
 			continue
 		}
 		p.keys = append(p.keys, key)

@@ -36,12 +36,27 @@ type backtestRule struct {
 // other than "" limits the counts to that source's events (the others are
 // still evaluated: what ran for them decides what once_per and a shared
 // event id hold back).
+//
+// It verifies no signature and runs no action, so it needs none of the
+// service's secrets: the config is loaded with config.Options.StandIn, and
+// an unset ${VAR} in a value the backtest does not use (a secret, an
+// action's url) stands in for the service's value and is listed in the
+// output. In a value it uses (a rule, an action's enabled:) it is still an
+// error.
 func backtest(c *common, since time.Duration, dataDir, source string, stdout, stderr io.Writer) int {
-	snap, opts := loadValid(c.config, stderr)
+	lo := loadOptions(c.config)
+	lo.Config.StandIn = true
+	snap, opts := loadValidWith(lo, stderr)
 	if snap == nil {
 		return 1
 	}
 	if dataDir == "" {
+		for _, u := range snap.Config.Unset {
+			if u.Field == "server.data_dir" && !u.Defaulted {
+				fmt.Fprintf(stderr, "payramd replay --dry-run: %s: server.data_dir uses environment variable %s, which is not set: set it in this shell, or give the journal's directory with --data-dir\n", u.Pos, u.Name)
+				return 1
+			}
+		}
 		dataDir = snap.Config.Server.DataDir
 	}
 	store, err := journal.OpenReadOnly(dataDir)
@@ -136,11 +151,19 @@ func backtest(c *common, since time.Duration, dataDir, source string, stdout, st
 			source, config.DidYouMean(source, names), since)
 		return 2
 	}
+	unset := groupUnset(snap.Config.Unset)
 	if c.jsonOut {
-		writeJSONOut(stdout, map[string]any{"config": opts.Path, "since": since.String(), "events": events, "skipped": skipped, "rules": stats})
+		writeJSONOut(stdout, map[string]any{"config": opts.Path, "since": since.String(), "events": events, "skipped": skipped, "rules": stats, "unset_variables": unset})
 		return 0
 	}
 	fmt.Fprintf(stdout, "backtest of %s over %d event(s) from the last %s (nothing was run; once_per counts only keys fired within the window)\n", opts.Path, events, since)
+	for _, u := range unset {
+		if u.Defaulted {
+			fmt.Fprintf(stdout, "environment variable %s is not set here: %s read as written for it unset; if the service sets it, the daemon does otherwise\n", u.Name, strings.Join(u.Fields, ", "))
+		} else {
+			fmt.Fprintf(stdout, "environment variable %s is not set here: stood in for in %s, which a backtest does not use\n", u.Name, strings.Join(u.Fields, ", "))
+		}
+	}
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "RULE\tMATCHED\tSUPPRESSED\tERRORS\tWOULD RUN")
 	for _, st := range stats {
@@ -161,4 +184,29 @@ func backtest(c *common, since time.Duration, dataDir, source string, stdout, st
 		fmt.Fprintf(stdout, "%d event(s) skipped: their payload could not be decoded\n", skipped)
 	}
 	return 0
+}
+
+// backtestUnset is one environment variable that was not set, with every
+// field it stood in for (or, Defaulted, took its ${VAR:-x} or ${VAR:+x}
+// value in).
+type backtestUnset struct {
+	Name      string   `json:"name"`
+	Fields    []string `json:"fields"`
+	Defaulted bool     `json:"defaulted,omitempty"`
+}
+
+// groupUnset groups the config's unset references by variable, in file order.
+func groupUnset(refs []config.Unset) []backtestUnset {
+	out := []backtestUnset{}
+	for _, r := range refs {
+		i := slices.IndexFunc(out, func(u backtestUnset) bool { return u.Name == r.Name && u.Defaulted == r.Defaulted })
+		if i < 0 {
+			out = append(out, backtestUnset{Name: r.Name, Defaulted: r.Defaulted})
+			i = len(out) - 1
+		}
+		if !slices.Contains(out[i].Fields, r.Field) {
+			out[i].Fields = append(out[i].Fields, r.Field)
+		}
+	}
+	return out
 }

@@ -232,7 +232,11 @@ func loadOptions(flagValue string) daemon.LoadOptions {
 // is invalid, it prints every problem and a line saying what to do, and
 // returns nil (the command exits 1).
 func loadValid(flagValue string, stderr io.Writer) (*daemon.Snapshot, daemon.LoadOptions) {
-	opts := loadOptions(flagValue)
+	return loadValidWith(loadOptions(flagValue), stderr)
+}
+
+// loadValidWith is loadValid with the options resolved by the caller.
+func loadValidWith(opts daemon.LoadOptions, stderr io.Writer) (*daemon.Snapshot, daemon.LoadOptions) {
 	snap, probs := daemon.Load(opts)
 	if snap == nil {
 		for _, p := range probs.List {
