@@ -50,7 +50,8 @@ Usage:
                [--source S] [--action A] [--limit N] [--json]
   payramd replay ID [--source S] [--json]
                                    evaluate a journaled event again (current config)
-  payramd replay --dry-run [--since 168h] [--source S] [-c candidate.yaml] [--json]
+  payramd replay --dry-run [--since 168h] [--source S] [-c candidate.yaml]
+                 [--data-dir DIR] [--json]
                                    backtest: what a config would have done with
                                    the journaled events of the window
   payramd retry JOB... | --dead [--action A] [--json]
