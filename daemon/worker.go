@@ -336,7 +336,7 @@ func (p *pool) exec(ctx context.Context, j *journal.Job, ev *engine.Event) {
 		return
 	}
 	if !res.Retryable {
-		d.logJob(slog.LevelError, "action failed and will not be retried (the request itself was refused); retry it by hand once fixed", j, dur, slog.Any("err", res.Err))
+		d.logJob(slog.LevelError, "action failed and will not be retried (another attempt would fail the same way); fix the cause in err, then payramd retry the job", j, dur, slog.Any("err", res.Err))
 		finish(journal.Dead, time.Time{}, "failed", res.Err.Error(), res.Output)
 		return
 	}

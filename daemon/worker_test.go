@@ -488,3 +488,32 @@ func TestLateSubmitHandedBack(t *testing.T) {
 		t.Fatalf("late job: %+v %v, want pending with no attempt", jobs, err)
 	}
 }
+
+// TestPermanentFailureLogSaysWhy: a job that fails for good without any
+// request being made (here a url template whose value is missing) is logged
+// without claiming that a request was refused, and with the template's
+// error. The line used to say "the request itself was refused" for every
+// permanent failure: a bad template, a missing program, an SMTP 550.
+func TestPermanentFailureLogSaysWhy(t *testing.T) {
+	dir := t.TempDir()
+	path := writeHookConfig(t, dir, "", `"http://127.0.0.1:1/orders/{{ urlpath(invoice_id) }}/paid"`, "")
+	logs := &syncBuffer{}
+	d := startDaemon(t, path, logs)
+	if code := postSigned(t, d, `{"reference_id":"r1","status":"FILLED","amount":"5.00"}`); code != 200 {
+		t.Fatalf("webhook answered %d, want 200", code)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), "will not be retried") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no log line for the failed job:\n%s", logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	out := logs.String()
+	if strings.Contains(out, "request itself was refused") {
+		t.Errorf("a template error is logged as a refused request:\n%s", out)
+	}
+	if !strings.Contains(out, "urlpath") {
+		t.Errorf("the log line does not carry the template's error:\n%s", out)
+	}
+}
