@@ -426,11 +426,25 @@ func doHTTP(ctx context.Context, r *request, expect []int, follow bool, describe
 			msg += ": " + d
 		}
 	case resp.status >= 300 && resp.status < 400:
-		msg += " (redirect to " + redactURL(resp.header.Get("Location")) + " not followed: fix the url or set follow_redirects: true)"
+		msg += " (redirect to " + redactURL(resp.header.Get("Location")) + " not followed: " + redirectHint(r.method, resp.status) + ")"
 	case len(expect) > 0:
 		msg += fmt.Sprintf(" (expected %v)", expect)
 	}
 	return Result{Err: errors.New(msg), Retryable: again, RetryAfter: after, Output: bound(resp.output())}
+}
+
+// redirectHint says what to do about a redirect that was not followed. A
+// 301, 302 or 303 answering anything but GET or HEAD would be followed as a
+// GET without the body (as browsers do), so follow_redirects is no fix
+// there: the receiver would get an empty GET and the job would succeed.
+func redirectHint(method string, status int) string {
+	switch status {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther:
+		if method != http.MethodGet && method != http.MethodHead {
+			return "fix the url; follow_redirects: true would follow a " + strconv.Itoa(status) + " as a GET without the body"
+		}
+	}
+	return "fix the url or set follow_redirects: true"
 }
 
 // signer signs outgoing bodies so the receiver can verify they come from us.

@@ -192,6 +192,10 @@ func TestHTTPClassifiesAnswers(t *testing.T) {
 		{name: "429 seconds", handler: answer(429, "slow down", "Retry-After", "7"), retryable: true, after: 7 * time.Second},
 		{name: "429 date", handler: answer(429, "", "Retry-After", date), retryable: true, after: 90 * time.Second},
 		{name: "302 not followed", handler: answer(302, "", "Location", "/elsewhere/secret-path"), errHas: "follow_redirects"},
+		// following a 302 would turn the POST into a GET without the body,
+		// so the hint must not offer follow_redirects as the fix
+		{name: "302 on POST", handler: answer(302, "", "Location", "/elsewhere/secret-path"), errHas: "as a GET without the body"},
+		{name: "307 on POST", handler: answer(307, "", "Location", "/elsewhere/secret-path"), errHas: "fix the url or set follow_redirects: true"},
 		{name: "expect 202 got 200", extra: "expect: [202]", handler: answer(200, ""), errHas: "expected [202]"},
 		{name: "expect 409", extra: "expect: [200, 409]", handler: answer(409, "duplicate"), ok: true},
 	}
