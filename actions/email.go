@@ -111,7 +111,7 @@ func (a *Email) readSMTP(s *spec) {
 		s.errorf("password", "password is set but username is not")
 	}
 	a.auth = smtpAuthTypes[s.f.OneOf("auth", "plain", "plain", "login", "cram-md5")]
-	if a.username != "" && a.tlsMode == "none" && !isLoopback(a.host) {
+	if a.username != "" && a.tlsMode == "none" && a.auth != mail.SMTPAuthCramMD5 && !isLocalhost(a.host) {
 		s.warnf("tls", "tls: none with a username: the password cannot be sent over an unencrypted connection, so every message will fail; use starttls or tls")
 	}
 	if path := s.f.String("ca_file"); path != "" {
@@ -135,12 +135,11 @@ func (a *Email) readSMTP(s *spec) {
 	}
 }
 
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+// isLocalhost matches the names go-mail sends plain or login credentials
+// to without TLS: exactly these, not every loopback address (127.0.0.2
+// fails there). CRAM-MD5 never sends the password, so it is not limited.
+func isLocalhost(host string) bool {
+	return host == "localhost" || host == "127.0.0.1" || host == "::1"
 }
 
 // checkAddressList validates the constant items of to/cc at load, and

@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"math/big"
 	"mime/quotedprintable"
@@ -416,5 +417,40 @@ func TestEmailMixedItemRefusedAtLoad(t *testing.T) {
 	_, probs = compileYAML(t, "m", "type: email\nsmtp: {host: 127.0.0.1, tls: none}\nfrom: a@b.example\nto: ['ops@shop.example', '{{ customer_email }}', '{{ meta.source }}@x.example, audit@x.example']\n")
 	if probs.HasErrors() {
 		t.Errorf("separate items refused: %q", problemStrings(probs))
+	}
+}
+
+// TestEmailWarnsOfUnencryptedAuthAsGoMailDecides: check warns that tls:
+// none with a username fails every message exactly when go-mail refuses to
+// authenticate: plain or login auth to a host other than localhost,
+// 127.0.0.1 or ::1. The warning used to be skipped for every loopback
+// address (127.0.0.2 failed every message with no warning) and given for
+// cram-md5, which sends no password and works without TLS.
+func TestEmailWarnsOfUnencryptedAuthAsGoMailDecides(t *testing.T) {
+	for _, tc := range []struct {
+		host, auth string
+		warn       bool
+	}{
+		{"smtp.example.com", "plain", true},
+		{"10.0.0.5", "login", true},
+		{"127.0.0.2", "plain", true},
+		{"127.0.0.1", "plain", false},
+		{"localhost", "login", false},
+		{"10.0.0.5", "cram-md5", false},
+	} {
+		src := fmt.Sprintf("type: email\nsmtp: {host: %q, port: 25, username: u, password: p4ssw0rd, tls: none, auth: %s}\nfrom: a@example.com\nto: [b@example.com]\n", tc.host, tc.auth)
+		_, probs := compileYAML(t, "m", src)
+		if probs.HasErrors() {
+			t.Fatalf("%s/%s: errors: %v", tc.host, tc.auth, probs.Err())
+		}
+		warned := false
+		for _, p := range probs.List {
+			if p.Warning && strings.Contains(p.Msg, "unencrypted") {
+				warned = true
+			}
+		}
+		if warned != tc.warn {
+			t.Errorf("host %s, auth %s: warned %v, want %v (%v)", tc.host, tc.auth, warned, tc.warn, probs.List)
+		}
 	}
 }
