@@ -19,11 +19,12 @@ const masked = "<redacted>"
 type spec struct {
 	f       *config.Fields
 	enabled bool
-	before  int // errors already reported when reading started
+	before  int      // errors already reported when reading started
+	known   []string // the events' payload fields (config.Action.EventFields)
 }
 
 func newSpec(c *config.Action) *spec {
-	return &spec{f: c.Fields, enabled: c.Enabled, before: errorCount(c.Fields.Problems())}
+	return &spec{f: c.Fields, enabled: c.Enabled, before: errorCount(c.Fields.Problems()), known: c.EventFields}
 }
 
 // ok reports whether reading found no error, in this spec or any other:
@@ -38,7 +39,7 @@ func (s *spec) sub(key string) *spec {
 	if m == nil {
 		return nil
 	}
-	return &spec{f: m, enabled: s.enabled, before: s.before}
+	return &spec{f: m, enabled: s.enabled, before: s.before, known: s.known}
 }
 
 func (s *spec) done() { s.f.Done() }
@@ -92,7 +93,9 @@ func (s *spec) requiredTemplate(key, hint string) *engine.Template {
 }
 
 func (s *spec) compile(sc *config.Scalar) *engine.Template {
-	return engine.CompileTemplate(sc, s.f.Problems())
+	t := engine.CompileTemplate(sc, s.f.Problems())
+	t.WarnUnknownFields(s.known, s.f.Problems())
+	return t
 }
 
 // templates compiles every item of a list (a single value is a list of one).

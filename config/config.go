@@ -110,6 +110,11 @@ type Action struct {
 	// Fields holds the type-specific keys (type, timeout, retry, enabled
 	// are declared already).
 	Fields *Fields
+	// EventFields, set before the actions are compiled, are the payload
+	// fields of every event that can reach the action through its rules;
+	// nil when that is not known (a source whose provider has no fixed
+	// fields, or no rule). A template reading another name gets a warning.
+	EventFields []string
 }
 
 // Rule is one when/do pair.

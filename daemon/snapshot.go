@@ -51,8 +51,6 @@ func Load(o LoadOptions) (*Snapshot, *config.Problems) {
 		return nil, probs
 	}
 	table := webhook.Compile(cfg)
-	acts := actions.Compile(cfg)
-
 	opt := engine.CompileOptions{Schemas: map[string]engine.Schema{}}
 	for _, s := range cfg.Sources {
 		opt.Sources = append(opt.Sources, s.Name)
@@ -65,12 +63,45 @@ func Load(o LoadOptions) (*Snapshot, *config.Problems) {
 			}
 		}
 	}
+	setEventFields(cfg, opt)
+	acts := actions.Compile(cfg)
 	rules := engine.Compile(cfg.Rules, opt, probs)
 	probs.Sort()
 	if probs.HasErrors() || rules == nil || table == nil {
 		return nil, probs
 	}
 	return &Snapshot{Config: cfg, Rules: rules, Table: table, Actions: acts, Loaded: time.Now()}, probs
+}
+
+// setEventFields gives each action the payload fields of the events its
+// rules can send it, so that a template reading a misspelt field is
+// warned about as a rule's when: is. An action some of whose events have
+// no known fields (an hmac source), or that no rule uses, gets none.
+func setEventFields(cfg *config.Config, opt engine.CompileOptions) {
+	fields := map[string][]string{}
+	unknown := map[string]bool{}
+	for _, r := range cfg.Rules {
+		if !r.Enabled {
+			continue
+		}
+		known := engine.KnownFields(r.Sources, opt)
+		for _, name := range r.Do {
+			if known == nil {
+				unknown[name] = true
+				continue
+			}
+			for _, f := range known {
+				if !slices.Contains(fields[name], f) {
+					fields[name] = append(fields[name], f)
+				}
+			}
+		}
+	}
+	for _, a := range cfg.Actions {
+		if !unknown[a.Name] {
+			a.EventFields = fields[a.Name]
+		}
+	}
 }
 
 func schemaOf(sc webhook.Schema) engine.Schema {

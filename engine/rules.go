@@ -239,20 +239,46 @@ func (c *identCollector) Visit(n *ast.Node) {
 
 // warnUnknownFields warns about identifiers no payload of the provider has.
 func warnUnknownFields(s *config.Scalar, known []string, probs *config.Problems) {
-	tree, err := parser.Parse(s.Value)
+	for _, u := range unknownFields(s.Value, known) {
+		line, col := lineCol(s.Value, u.from)
+		probs.Warnf(s.At(line, col), "no %s payload has a field %q, so it will always be nil%s", "known", u.name, config.DidYouMean(u.name, known))
+	}
+}
+
+// unknownField is a name an expression reads that no payload has, at
+// character offset from in the expression.
+type unknownField struct {
+	name string
+	from int
+}
+
+// unknownFields lists the top-level names code reads that are not in known
+// (payload, meta, let variables, $env and function names are fine).
+func unknownFields(code string, known []string) []unknownField {
+	tree, err := parser.Parse(code)
 	if err != nil {
-		return
+		return nil
 	}
 	c := &identCollector{}
 	ast.Walk(&tree.Node, c)
+	var out []unknownField
 	for _, id := range c.idents {
 		name := id.Value
 		if name == "payload" || name == "meta" || slices.Contains(known, name) || slices.Contains(c.lets, name) || strings.HasPrefix(name, "$") || slices.Contains(c.callees, ast.Node(id)) {
 			continue
 		}
-		line, col := lineCol(s.Value, id.Location().From)
-		probs.Warnf(s.At(line, col), "no %s payload has a field %q, so it will always be nil%s", "known", name, config.DidYouMean(name, known))
+		out = append(out, unknownField{name: name, from: id.Location().From})
 	}
+	return out
+}
+
+// KnownFields are the payload fields of the events of sources (every
+// source when empty), as rules and templates see them; nil when some
+// source's provider has no fixed fields (hmac, stripe …), so that nothing
+// can be called unknown.
+func KnownFields(sources []string, opt CompileOptions) []string {
+	_, known := schemaFor(sources, opt)
+	return known
 }
 
 // findRequirement looks for field == "literal" or field in ["a", "b"] among

@@ -18,6 +18,7 @@ import (
 type Template struct {
 	src   string
 	parts []tmplPart
+	at    *config.Scalar // where src is in the config, for warnings
 }
 
 type tmplPart struct {
@@ -32,6 +33,10 @@ type tmplPart struct {
 	end  int // byte offset just after its "}}"
 }
 
+// codeOff is the byte offset in src of the placeholder's expression, as
+// written (after "{{", before its spaces are trimmed).
+func (p *tmplPart) codeOff() int { return p.off + 2 }
+
 // CompileTemplate compiles s. Problems (with file:line:col) go to probs and
 // the result is nil when there are errors. An unquoted value whose YAML
 // comment looks like the rest of it (`Order #{{ id }}`) is warned about.
@@ -40,7 +45,7 @@ func CompileTemplate(s *config.Scalar, probs *config.Problems) *Template {
 		return &Template{}
 	}
 	s.WarnCutByComment(probs, true)
-	t := &Template{src: s.Value}
+	t := &Template{src: s.Value, at: s}
 	ok := true
 	rest, off := s.Value, 0
 	for {
@@ -242,6 +247,29 @@ func (t *Template) Literals() []string {
 
 // Source is the template text as written.
 func (t *Template) Source() string { return t.src }
+
+// WarnUnknownFields warns, as check does for a rule's when:, about every
+// name a placeholder reads that no payload has: known are the fields of
+// the events that reach the template (KnownFields; nil when not known, and
+// nothing is said). {{ custmer_email }} renders empty, and a function given
+// it ({{ urlpath(invoice_Id) }}) fails every job.
+func (t *Template) WarnUnknownFields(known []string, probs *config.Problems) {
+	if t == nil || t.at == nil || known == nil {
+		return
+	}
+	for i := range t.parts {
+		p := &t.parts[i]
+		if p.prog == nil {
+			continue
+		}
+		code := t.src[p.codeOff() : p.end-2]
+		for _, u := range unknownFields(code, known) {
+			runes := []rune(code) // expr counts characters
+			at := p.codeOff() + len(string(runes[:min(u.from, len(runes))]))
+			probs.Warnf(t.at.AtOffset(at), "no known payload has a field %q, so {{ }} gives nil here: an empty value, or a failed job where a function needs one%s", u.name, config.DidYouMean(u.name, known))
+		}
+	}
+}
 
 // IsConstant reports whether the template has no placeholder.
 func (t *Template) IsConstant() bool {
