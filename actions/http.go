@@ -434,14 +434,14 @@ func doHTTP(ctx context.Context, r *request, expect []int, follow bool, describe
 }
 
 // redirectHint says what to do about a redirect that was not followed. A
-// 301, 302 or 303 answering anything but GET or HEAD would be followed as a
-// GET without the body (as browsers do), so follow_redirects is no fix
-// there: the receiver would get an empty GET and the job would succeed.
+// 301, 302 or 303 answering anything but GET or HEAD is not followed even
+// with follow_redirects (it would arrive as a GET without the body; see
+// redirectPolicy), so that is no fix there.
 func redirectHint(method string, status int) string {
 	switch status {
 	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther:
 		if method != http.MethodGet && method != http.MethodHead {
-			return "fix the url; follow_redirects: true would follow a " + strconv.Itoa(status) + " as a GET without the body"
+			return "fix the url: follow_redirects does not follow a " + strconv.Itoa(status) + " answering a " + method + ", since it would arrive as a GET without the body"
 		}
 	}
 	return "fix the url or set follow_redirects: true"

@@ -194,7 +194,7 @@ func TestHTTPClassifiesAnswers(t *testing.T) {
 		{name: "302 not followed", handler: answer(302, "", "Location", "/elsewhere/secret-path"), errHas: "follow_redirects"},
 		// following a 302 would turn the POST into a GET without the body,
 		// so the hint must not offer follow_redirects as the fix
-		{name: "302 on POST", handler: answer(302, "", "Location", "/elsewhere/secret-path"), errHas: "as a GET without the body"},
+		{name: "302 on POST", handler: answer(302, "", "Location", "/elsewhere/secret-path"), errHas: "follow_redirects does not follow a 302 answering a POST"},
 		{name: "307 on POST", handler: answer(307, "", "Location", "/elsewhere/secret-path"), errHas: "fix the url or set follow_redirects: true"},
 		{name: "expect 202 got 200", extra: "expect: [202]", handler: answer(200, ""), errHas: "expected [202]"},
 		{name: "expect 409", extra: "expect: [200, 409]", handler: answer(409, "duplicate"), ok: true},
@@ -235,6 +235,40 @@ func TestHTTPFollowsRedirectsWhenAsked(t *testing.T) {
 	}
 	if r, body := s.last(t); r.URL.Path != "/new" || string(body) != testPayload {
 		t.Errorf("redirected to %s with body %q", r.URL.Path, body)
+	}
+}
+
+// TestHTTPRedirectKeepsTheMethod: with follow_redirects, a 301, 302 or 303
+// answering a POST is not followed, since Go would send a GET without the
+// body and the job would succeed with the receiver getting nothing (found
+// by a QA pass); the job fails for good, saying why. A 303 answering a GET
+// is followed.
+func TestHTTPRedirectKeepsTheMethod(t *testing.T) {
+	var gets atomic.Int32
+	s := newSink(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/moved":
+			http.Redirect(w, r, "/new", http.StatusFound)
+		case "/see":
+			http.Redirect(w, r, "/new", http.StatusSeeOther)
+		default:
+			if r.Method == http.MethodGet {
+				gets.Add(1)
+			}
+		}
+	})
+	for _, path := range []string{"/moved", "/see"} {
+		res := mustCompile(t, "a", "type: http\nfollow_redirects: true\nurl: "+s.URL+path+"\n").Run(context.Background(), testJob(t, "a"))
+		if res.Err == nil || res.Retryable || !strings.Contains(res.Err.Error(), "would send a GET without the body instead of the POST") {
+			t.Errorf("POST answered by a redirect from %s: %v retryable=%v; want a permanent failure saying why", path, res.Err, res.Retryable)
+		}
+	}
+	if n := gets.Load(); n != 0 {
+		t.Fatalf("the receiver got %d bodiless GET(s)", n)
+	}
+	res := mustCompile(t, "a", "type: http\nmethod: GET\nfollow_redirects: true\nurl: "+s.URL+"/see\n").Run(context.Background(), testJob(t, "a"))
+	if res.Err != nil || gets.Load() != 1 {
+		t.Errorf("GET answered by a 303: %v, %d GET(s) at the target; want it followed", res.Err, gets.Load())
 	}
 }
 

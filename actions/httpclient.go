@@ -84,6 +84,17 @@ func redirectPolicy(req *http.Request, via []*http.Request) error {
 	if len(via) >= maxRedirects {
 		return fmt.Errorf("stopped after %d redirects", maxRedirects)
 	}
+	if first := via[0]; req.Method != first.Method {
+		// Go follows a 301, 302 or 303 answering a POST as a GET without
+		// the body, as browsers do: the receiver would get nothing it can
+		// use and the job would succeed (found by a QA pass).
+		status := "redirect"
+		if req.Response != nil {
+			status = strconv.Itoa(req.Response.StatusCode)
+		}
+		return fmt.Errorf("%w: following the %s would send a %s without the body instead of the %s; point url at the address it redirects to",
+			errRedirectRefused, status, req.Method, first.Method)
+	}
 	from := via[0].URL
 	if origin(req.URL) != origin(from) {
 		return fmt.Errorf("%w to %s: follow_redirects stays on %s://%s, so that the body, signature and headers go nowhere else",
