@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/payramd/payramd/config"
 	"github.com/payramd/payramd/engine"
@@ -381,12 +383,50 @@ func firstLine(s string) string {
 	return s
 }
 
-// scrub removes a secret from a message, in case a server echoes it.
+// scrub removes a secret from a message, in case a server echoes it. A
+// short one (under 8 bytes) is replaced only where it is a whole word: a
+// password "p" would otherwise turn "does not support STARTTLS" into "does
+// not su<redacted><redacted>ort", garbling the error and showing where the
+// password's letters occur (found by a QA pass). A longer one found inside
+// a word is no coincidence and is replaced there too.
 func scrub(s string, secret config.Secret) string {
-	if secret == "" {
+	word := secret.Reveal()
+	switch {
+	case word == "":
 		return s
+	case len(word) >= 8:
+		return strings.ReplaceAll(s, word, masked)
 	}
-	return strings.ReplaceAll(s, secret.Reveal(), masked)
+	var b strings.Builder
+	for {
+		i := strings.Index(s, word)
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		end := i + len(word)
+		if wordChar(s[:i], true) || wordChar(s[end:], false) {
+			b.WriteString(s[:i+1]) // inside a longer word: keep, look further on
+			s = s[i+1:]
+			continue
+		}
+		b.WriteString(s[:i])
+		b.WriteString(masked)
+		s = s[end:]
+	}
+}
+
+// wordChar reports whether the character next to a match continues a word
+// (a letter or digit): the last one of before, or the first one of after.
+func wordChar(s string, before bool) bool {
+	if s == "" {
+		return false
+	}
+	r, _ := utf8.DecodeRuneInString(s)
+	if before {
+		r, _ = utf8.DecodeLastRuneInString(s)
+	}
+	return unicode.IsLetter(r) || unicode.IsDigit(r)
 }
 
 // messageID builds <payramd.JOBID@domain-of-from>, stable across attempts.

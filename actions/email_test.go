@@ -26,6 +26,7 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+	"github.com/payramd/payramd/config"
 )
 
 // mailServer is an in-process SMTP server that keeps what it receives.
@@ -451,6 +452,27 @@ func TestEmailWarnsOfUnencryptedAuthAsGoMailDecides(t *testing.T) {
 		}
 		if warned != tc.warn {
 			t.Errorf("host %s, auth %s: warned %v, want %v (%v)", tc.host, tc.auth, warned, tc.warn, probs.List)
+		}
+	}
+}
+
+// TestScrub: a password a server echoes is removed from the error; a short
+// one only where it is a whole word, so that "p" does not garble every
+// word holding a p, and a long one wherever it occurs.
+func TestScrub(t *testing.T) {
+	tests := []struct{ msg, secret, want string }{
+		{"550 does not support STARTTLS", "p", "550 does not support STARTTLS"},
+		{"535 bad password p for ops", "p", "535 bad password <redacted> for ops"},
+		{"535 auth ops:hunter2 rejected", "hunter2", "535 auth ops:<redacted> rejected"},
+		{"535 auth hunter2x rejected", "hunter2", "535 auth hunter2x rejected"},
+		{"535 auth xx-S3cretLongPassw0rd-yy and S3cretLongPassw0rdZ", "S3cretLongPassw0rd", "535 auth xx-<redacted>-yy and <redacted>Z"},
+		{"ok", "", "ok"},
+		{"p", "p", "<redacted>"},
+		{"éplé p", "p", "éplé <redacted>"},
+	}
+	for _, tt := range tests {
+		if got := scrub(tt.msg, config.Secret(tt.secret)); got != tt.want {
+			t.Errorf("scrub(%q, %q) = %q, want %q", tt.msg, tt.secret, got, tt.want)
 		}
 	}
 }
