@@ -150,15 +150,7 @@ func TestReadOnlyDatabase(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
-			dir := t.TempDir()
-			s, err := Open(dir, Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			mustIngest(t, s, testEvent("before"), evalFor("r", "a"))
-			if err := s.Close(); err != nil {
-				t.Fatal(err)
-			}
+			dir := closedJournal(t)
 			for _, p := range tt.readOnly(dir) {
 				fi, err := os.Stat(p)
 				if err != nil {
@@ -170,7 +162,7 @@ func TestReadOnlyDatabase(t *testing.T) {
 				t.Cleanup(func() { os.Chmod(p, fi.Mode().Perm()) })
 			}
 
-			s, err = Open(dir, Options{})
+			s, err := Open(dir, Options{})
 			if err != nil {
 				// Refusing to start is also acceptable: nothing can be acked.
 				t.Logf("Open of a read-only journal failed (acceptable): %v", err)
@@ -351,20 +343,12 @@ func TestClassify(t *testing.T) {
 // -shm files: the error names the data dir and says what is missing, not
 // only SQLite's "attempt to write a readonly database".
 func TestImmutableDataDirSaysWhere(t *testing.T) {
-	dir := t.TempDir()
-	s, err := Open(dir, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mustIngest(t, s, testEvent("before"), evalFor("r", "a"))
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
+	dir := closedJournal(t)
 	if out, err := exec.Command("chattr", "+i", dir).CombinedOutput(); err != nil {
 		t.Skipf("chattr +i is not available here (needs root and a file system with the immutable flag): %v %s", err, out)
 	}
 	t.Cleanup(func() { exec.Command("chattr", "-i", dir).Run() })
-	s, err = Open(dir, Options{})
+	s, err := Open(dir, Options{})
 	if err == nil {
 		s.Close()
 		t.Fatal("Open for writing of a journal in an immutable directory succeeded")

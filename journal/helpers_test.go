@@ -71,6 +71,23 @@ func mustIngest(t testing.TB, s *SQLite, ev *Event, eval *Evaluation) IngestResu
 	return res
 }
 
+// closedJournal writes a journal holding one event with a job into a new
+// directory, closes it and returns the directory: for tests that then make
+// it unwritable.
+func closedJournal(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustIngest(t, s, testEvent("before"), evalFor("r", "a"))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 func idOf(prefix string, i int) string { return fmt.Sprintf("%s-%06d", prefix, i) }
 
 // hashID is a 64-hex-digit id like the ones payramd derives from a body hash.

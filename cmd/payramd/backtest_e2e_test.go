@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -64,26 +63,7 @@ actions:
     do: [erp, ops-slack]
 `)
 
-	code, out, errOut := runCLI(t, nil, "replay", "--dry-run", "--since", "1h", "-c", cfg, "--json")
-	if code != 0 {
-		t.Fatalf("backtest without the service's variables exited %d: %s %s", code, out, errOut)
-	}
-	var bt struct {
-		Events int `json:"events"`
-		Rules  []struct {
-			Rule    string         `json:"rule"`
-			Matched int            `json:"matched"`
-			Actions map[string]int `json:"actions"`
-		} `json:"rules"`
-		Unset []struct {
-			Name      string   `json:"name"`
-			Fields    []string `json:"fields"`
-			Defaulted bool     `json:"defaulted"`
-		} `json:"unset_variables"`
-	}
-	if err := json.Unmarshal([]byte(out), &bt); err != nil {
-		t.Fatalf("%v: %s", err, out)
-	}
+	bt := backtestJSON(t, nil, "-c", cfg)
 	if bt.Events != 2 || len(bt.Rules) != 1 || bt.Rules[0].Matched != 1 || bt.Rules[0].Actions["erp"] != 1 || len(bt.Rules[0].Actions) != 1 {
 		t.Errorf("backtest = %+v; want fulfil matching filled.json and running erp (ops-slack is off with its variable unset)", bt)
 	}
@@ -96,7 +76,7 @@ actions:
 		t.Errorf("unset_variables:\n%s\nwant:\n%s", got, want)
 	}
 
-	code, out, errOut = runCLI(t, nil, "replay", "--dry-run", "--since", "1h", "-c", cfg)
+	code, out, errOut := runCLI(t, nil, "replay", "--dry-run", "--since", "1h", "-c", cfg)
 	for _, line := range []string{
 		"environment variable PAYRAM_API_KEY is not set here: stood in for in sources.payram.secret, which a backtest does not use",
 		"environment variable SLACK_WEBHOOK_URL is not set here: actions.ops-slack.enabled read as written for it unset; if the service sets it, the daemon does otherwise",

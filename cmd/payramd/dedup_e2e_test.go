@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -82,22 +81,11 @@ rules:
 
 	// The backtest counts as the daemon ran: fulfil-order matched both
 	// copies and ran once.
-	type btRule struct {
-		Rule         string         `json:"rule"`
-		Matched      int            `json:"matched"`
-		OncePer      int            `json:"suppressed_by_once_per"`
-		RanElsewhere int            `json:"already_ran_on_another_source"`
-		Actions      map[string]int `json:"actions"`
-	}
-	backtest := func(args ...string) []btRule {
+	backtest := func(args ...string) []reportRule {
 		t.Helper()
-		code, out, errOut := runCLI(t, nil, append([]string{"replay", "--dry-run", "--since", "1h", "-c", cfg, "--json"}, args...)...)
-		var bt struct {
-			Events int      `json:"events"`
-			Rules  []btRule `json:"rules"`
-		}
-		if err := json.Unmarshal([]byte(out), &bt); code != 0 || err != nil || len(bt.Rules) != 3 {
-			t.Fatalf("backtest %v: %d %v %s %s", args, code, err, out, errOut)
+		bt := backtestJSON(t, nil, append([]string{"-c", cfg}, args...)...)
+		if len(bt.Rules) != 3 {
+			t.Fatalf("backtest %v: %+v; want 3 rules", args, bt)
 		}
 		return bt.Rules
 	}
@@ -223,12 +211,8 @@ rules:
 		t.Errorf("backtest of a misspelled source: %d %q %q; want an error naming it and suggesting stripe-billing", code, out, errOut)
 	}
 	for _, src := range []string{"stripe-billing", "stripe-retired"} {
-		code, out, errOut = runCLI(t, nil, "replay", "--dry-run", "--since", "1h", "-c", cfg, "--source", src, "--json")
-		var bt struct {
-			Events int `json:"events"`
-		}
-		if err := json.Unmarshal([]byte(out), &bt); code != 0 || err != nil || bt.Events != 1 {
-			t.Errorf("backtest of %s: %d %v %s %s; want its one event", src, code, err, out, errOut)
+		if bt := backtestJSON(t, nil, "-c", cfg, "--source", src); bt.Events != 1 {
+			t.Errorf("backtest of %s: %+v; want its one event", src, bt)
 		}
 	}
 }

@@ -251,22 +251,7 @@ func TestBacktestAndReplay(t *testing.T) {
 
 	candidate := writeFile(t, dir, "candidate.yaml", cfgText(data, s.URL, "overpaid", `status == "OVER_FILLED" && filled_amount_in_usd - amount > 5`)+
 		"  - name: big-customer\n    when: customer_id == \"cust_207\"\n    do: [sink]\n    once_per: customer_id\n")
-	code, out, errOut := runCLI(t, nil, "replay", "--dry-run", "--since", "1h", "-c", candidate, "--json")
-	if code != 0 {
-		t.Fatalf("backtest exited %d: %s %s", code, out, errOut)
-	}
-	var bt struct {
-		Events int `json:"events"`
-		Rules  []struct {
-			Rule       string         `json:"rule"`
-			Matched    int            `json:"matched"`
-			Suppressed int            `json:"suppressed_by_once_per"`
-			Actions    map[string]int `json:"actions"`
-		} `json:"rules"`
-	}
-	if err := json.Unmarshal([]byte(out), &bt); err != nil {
-		t.Fatalf("%v: %s", err, out)
-	}
+	bt := backtestJSON(t, nil, "-c", candidate)
 	if bt.Events != 4 || len(bt.Rules) != 2 {
 		t.Fatalf("backtest = %+v", bt)
 	}
@@ -276,7 +261,7 @@ func TestBacktestAndReplay(t *testing.T) {
 		t.Errorf("overpaid: %+v", r)
 	}
 	// cust_207 has two events; once_per lets the rule fire once.
-	if r := bt.Rules[1]; r.Matched != 2 || r.Suppressed != 1 || r.Actions["sink"] != 1 {
+	if r := bt.Rules[1]; r.Matched != 2 || r.OncePer != 1 || r.Actions["sink"] != 1 {
 		t.Errorf("big-customer: %+v", r)
 	}
 	time.Sleep(200 * time.Millisecond)
@@ -298,7 +283,7 @@ func TestBacktestAndReplay(t *testing.T) {
 			filledID = e.ID
 		}
 	}
-	code, out, errOut = runCLI(t, nil, "replay", filledID, "-c", cfg, "--admin", p.Admin)
+	code, out, errOut := runCLI(t, nil, "replay", filledID, "-c", cfg, "--admin", p.Admin)
 	if code != 0 || !strings.Contains(out, "matched [fulfil], 1 new job(s)") {
 		t.Fatalf("replay: %d %s %s", code, out, errOut)
 	}

@@ -323,3 +323,36 @@ func newSinkWith(t *testing.T, fn func(r *http.Request)) string {
 	t.Cleanup(srv.Close)
 	return srv.URL
 }
+
+// backtestReport is what `payramd replay --dry-run --json` prints.
+type backtestReport struct {
+	Events int          `json:"events"`
+	Rules  []reportRule `json:"rules"`
+	Unset  []struct {
+		Name      string   `json:"name"`
+		Fields    []string `json:"fields"`
+		Defaulted bool     `json:"defaulted"`
+	} `json:"unset_variables"`
+}
+
+// reportRule is one rule of a backtestReport: the test reads the JSON
+// names itself, so that a renamed field in the command fails it.
+type reportRule struct {
+	Rule         string         `json:"rule"`
+	Matched      int            `json:"matched"`
+	OncePer      int            `json:"suppressed_by_once_per"`
+	RanElsewhere int            `json:"already_ran_on_another_source"`
+	Actions      map[string]int `json:"actions"`
+}
+
+// backtestJSON runs `payramd replay --dry-run --since 1h --json` with args
+// (and env) and decodes its report, failing the test if it does not exit 0.
+func backtestJSON(t *testing.T, env []string, args ...string) backtestReport {
+	t.Helper()
+	code, out, errOut := runCLI(t, env, append([]string{"replay", "--dry-run", "--since", "1h", "--json"}, args...)...)
+	var bt backtestReport
+	if err := json.Unmarshal([]byte(out), &bt); code != 0 || err != nil {
+		t.Fatalf("backtest %v: exit %d, %v\n%s%s", args, code, err, out, errOut)
+	}
+	return bt
+}
