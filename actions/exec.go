@@ -96,6 +96,7 @@ func newExec(c *config.Action) (Action, error) {
 		}
 	}
 	a.env = s.templateMap("env")
+	warnLiteralCredentials(s, "env", a.env)
 	for _, e := range a.env {
 		switch {
 		case e.name == "" || strings.ContainsAny(e.name, "=\x00"):

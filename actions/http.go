@@ -53,6 +53,7 @@ func newHTTP(c *config.Action) (Action, error) {
 	} else if a.url != nil {
 		warnUnescapedURL(s, a.url)
 	}
+	warnLiteralURL(s, "url", a.url)
 	a.method = strings.ToUpper(s.f.String("method"))
 	if a.method == "" {
 		a.method = http.MethodPost
@@ -60,6 +61,7 @@ func newHTTP(c *config.Action) (Action, error) {
 		s.errorf("method", "method must be one of %s, not %q%s", strings.Join(httpMethods, ", "), s.f.String("method"), config.DidYouMean(a.method, httpMethods))
 	}
 	a.headers = s.templateMap("headers")
+	warnLiteralCredentials(s, "headers", a.headers)
 	for _, h := range a.headers {
 		if !validHeaderName(h.name) {
 			s.errorAt(h.pos, "headers: %q is not a valid header name", h.name)
@@ -84,6 +86,11 @@ func newHTTP(c *config.Action) (Action, error) {
 	}
 	a.follow = s.f.Bool("follow_redirects", false)
 	if sg := s.sub("sign"); sg != nil {
+		env := "SIGNING_SECRET"
+		if !c.Inline {
+			env = config.EnvName(c.Name) + "_" + env
+		}
+		sg.f.SuggestEnv(env)
 		a.sign = newSigner(sg)
 		sg.done()
 	}

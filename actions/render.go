@@ -113,12 +113,13 @@ type namedTemplate struct {
 	name  string
 	value *engine.Template
 	pos   config.Pos
+	sc    *config.Scalar // the value as written
 }
 
 func (s *spec) templateMap(key string) []namedTemplate {
 	var out []namedTemplate
 	for _, kv := range s.f.StringMap(key) {
-		out = append(out, namedTemplate{name: kv.Key, value: s.compile(kv.Value), pos: kv.Value.Pos})
+		out = append(out, namedTemplate{name: kv.Key, value: s.compile(kv.Value), pos: kv.Value.Pos, sc: kv.Value})
 	}
 	return out
 }

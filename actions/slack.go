@@ -35,6 +35,7 @@ func newSlack(c *config.Action) (Action, error) {
 		channel:   s.template("channel"),
 	}
 	a.textLinks = slackLinkTargets(a.text)
+	warnLiteralURL(s, "url", a.url)
 	if u, ok := constant(a.url); ok {
 		if err := checkHTTPURL(u); err != nil {
 			// The URL is a secret: describe the problem, never quote it.

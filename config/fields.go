@@ -195,6 +195,9 @@ type Fields struct {
 	dir   string   // for resolving relative paths (secret_file)
 	lines []string // the file's lines when known, to place errors in block scalars
 	exp   map[*yaml.Node]*expansion
+	// envName is the variable a warning about a secret written here
+	// suggests (SuggestEnv); "" to follow the key.
+	envName string
 }
 
 // scalar wraps a scalar node with its position.
@@ -572,7 +575,9 @@ func (f *Fields) Node(key string) *yaml.Node {
 // Secret reads a secret from key, or from key+"_file" (a path, relative to
 // the config file, whose content minus a trailing newline is the secret;
 // systemd credentials live under $CREDENTIALS_DIRECTORY). Secrets are never
-// quoted in errors.
+// quoted in errors. A secret written in the config itself, with no part of
+// it from a ${VAR}, gets a warning (see WarnLiteralSecret); one from
+// key+"_file" does not.
 //
 // An empty value means "no secret" (an optional password left unset); the
 // caller decides whether one is required.
@@ -611,6 +616,7 @@ func (f *Fields) secrets(key, plural string, why string) []Secret {
 	if v := f.scalarNode(key); v != nil {
 		out = append(out, Secret(v.Value))
 		at = append(at, f.nodePos(v))
+		f.warnLiteral(key, plural, 0, v)
 	}
 	if plural != "" {
 		_, v := f.lookup(plural)
@@ -618,13 +624,14 @@ func (f *Fields) secrets(key, plural string, why string) []Secret {
 			if v.Kind != yaml.SequenceNode {
 				f.probs.Errorf(f.nodePos(v), "%s must be a list of secrets (for rotation: [old, new])", plural)
 			} else {
-				for _, item := range v.Content {
+				for j, item := range v.Content {
 					if item.Kind != yaml.ScalarNode {
 						f.probs.Errorf(f.nodePos(item), "each item of %s must be a single value", plural)
 						continue
 					}
 					out = append(out, Secret(item.Value))
 					at = append(at, f.nodePos(item))
+					f.warnLiteral(key, plural, j+1, item)
 				}
 			}
 		}

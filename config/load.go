@@ -600,6 +600,7 @@ func (l *loader) sources(file string, n *yaml.Node) {
 		} else if !strings.HasPrefix(src.Path, "/") {
 			f.Errorf("path", "path must start with /, such as /webhooks/%s", src.Name)
 		}
+		f.SuggestEnv(sourceEnv(src.Name, src.Provider))
 		src.Secrets = f.Secrets("secret", "secrets")
 		src.AllowIPs = f.Prefixes("allow_ips")
 		src.MaxBody = f.Size("max_body", 0)
@@ -623,6 +624,16 @@ func (l *loader) sources(file string, n *yaml.Node) {
 		l.cfg.Sources = append(l.cfg.Sources, src)
 		// Done is called by the provider once it has read its own keys.
 	}
+}
+
+// sourceEnv is the variable a warning about a source's secret written in
+// the config suggests: PAYRAM_API_KEY for a PayRam source named payram (a
+// PayRam secret is the API key), STRIPE_SECRET for one named stripe.
+func sourceEnv(name, provider string) string {
+	if provider == "payram" {
+		return EnvName(name) + "_API_KEY"
+	}
+	return EnvName(name) + "_SECRET"
 }
 
 func (l *loader) actions(file string, n *yaml.Node) {

@@ -94,6 +94,11 @@ func TestCompileValid(t *testing.T) {
 		[2]string{"sw", "provider: standard-webhooks\nsecret: MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\ntolerance: 10m\n"},
 		[2]string{"st", "provider: stripe\nsecret: whsec_x\nheader: Payvost-Signature\ntolerance: 1m\n"},
 	)
+	// The secrets are written in the test's config, which check warns
+	// about (config's tests cover that); anything else is a problem.
+	probs = slices.DeleteFunc(probs, func(p string) bool {
+		return strings.Contains(p, ": warning: ") && strings.Contains(p, " is written in the config; ")
+	})
 	if len(probs) != 0 {
 		t.Fatalf("problems: %v", probs)
 	}

@@ -1055,6 +1055,62 @@ func TestAdminWithoutTokenRefusesForeignHost(t *testing.T) {
 	}
 }
 
+// TestCheckWarnsAboutSecretsWrittenInTheConfig: a secret written in
+// rules.yaml itself (a source's secret, a Slack webhook URL, an
+// Authorization header) is a warning at its place, never an error, and the
+// warning never holds the secret; the same secrets taken from the
+// environment or from secret_file are silent.
+func TestCheckWarnsAboutSecretsWrittenInTheConfig(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "creds/shop", "shop-secret-from-a-file\n")
+	cfg := writeFile(t, dir, "rules.yaml", `server:
+  data_dir: `+filepath.Join(dir, "data")+`
+sources:
+  payram:
+    provider: payram
+    secret: lit-api-key-5b1d
+  shop:
+    provider: payram
+    secret_file: creds/shop
+actions:
+  ops-slack:
+    type: slack
+    url: https://hooks.slack.com/services/T0/B0/lit-hook-9c2e
+    text: paid
+  env-slack:
+    type: slack
+    url: ${SLACK_WEBHOOK_URL}
+    text: paid
+  erp:
+    type: http
+    url: https://erp.example/orders
+    headers:
+      Authorization: "Bearer lit-token-77aa"
+      X-Api-Key: "${ERP_API_KEY}"
+      X-Request-Token: "{{ reference_id }}"
+rules:
+  - name: paid
+    when: status == "FILLED"
+    do: [ops-slack, env-slack, erp]
+`)
+	env := []string{"SLACK_WEBHOOK_URL=https://hooks.slack.com/services/T1/B1/env-hook-31f0", "ERP_API_KEY=env-api-key-0d4c"}
+	code, out, errOut := runCLI(t, env, "check", "-c", cfg)
+	const tail = " is written in the config; anyone who can read rules.yaml can use it: put it in the environment ("
+	want := []string{
+		cfg + ":6:13: warning: secret" + tail + "secret: ${PAYRAM_API_KEY}, set in the service's EnvironmentFile) or in secret_file",
+		cfg + ":13:43: warning: url: this Slack webhook URL" + tail + "url: ${SLACK_WEBHOOK_URL}, set in the service's EnvironmentFile)",
+		cfg + ":23:30: warning: headers: the value of Authorization" + tail + "Authorization: \"Bearer ${ERP_TOKEN}\", set in the service's EnvironmentFile)",
+	}
+	if got := strings.Split(strings.TrimSpace(out), "\n"); code != 0 || !slices.Equal(got, want) || !strings.Contains(errOut, "OK: 2 source(s), 1 rule(s), 3 action(s), 0 test(s), 3 warning(s)") {
+		t.Errorf("check: %d\n got: %s\nwant: %s\nstderr %s", code, strings.Join(got, "\n      "), strings.Join(want, "\n      "), errOut)
+	}
+	for _, secret := range []string{"lit-api-key", "5b1d", "lit-hook", "9c2e", "T0/B0", "lit-token", "77aa", "env-hook", "env-api-key", "shop-secret"} {
+		if strings.Contains(out+errOut, secret) {
+			t.Errorf("check printed (part of) a secret, %q:\n%s%s", secret, out, errOut)
+		}
+	}
+}
+
 // TestCheckWarnsAboutValuesCutByComments: the QA pass's traps, through
 // check: the text and message a merchant meant lose everything after an
 // unquoted ` #`; check names the place of the #, what was kept and what was
@@ -1067,11 +1123,11 @@ func TestCheckWarnsAboutValuesCutByComments(t *testing.T) {
 sources:
   payram:
     provider: payram
-    secret: test-api-key
+    secret: ${PAYRAM_API_KEY}
 actions:
   ops-slack:
     type: slack
-    url: https://hooks.slack.com/services/T0/B0/x
+    url: ${SLACK_WEBHOOK_URL}
     text: Order #{{ reference_id }} paid
   note:
     type: log
@@ -1082,7 +1138,10 @@ rules:
     when: status == "FILLED" # only paid
     do: [ops-slack, note]
 `)
-	code, out, errOut := runCLI(t, nil, "check", "-c", cfg)
+	// The secrets come from the environment, as the service's do, so that
+	// the output holds the comment warnings only.
+	env := []string{"PAYRAM_API_KEY=test-api-key", "SLACK_WEBHOOK_URL=https://hooks.slack.com/services/T0/B0/x"}
+	code, out, errOut := runCLI(t, env, "check", "-c", cfg)
 	const warn = ": warning: YAML reads an unquoted ` #` as the start of a comment, so "
 	want := []string{
 		cfg + ":11:17" + warn + `this value is "Order" and "#{{ reference_id }} paid" is not part of it; if it belongs to the value, quote the whole value: text: "Order #{{ reference_id }} paid"`,
