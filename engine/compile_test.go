@@ -11,7 +11,7 @@ import (
 const rulesHead = `sources:
   payram:
     provider: payram
-    secret: k
+    secret: ${PAYRAM_API_KEY:-k}
 actions:
   log:
     type: log
