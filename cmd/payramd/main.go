@@ -301,10 +301,19 @@ func cmdRun(args []string, stderr io.Writer) int {
 	if err != nil {
 		var ce *config.Error
 		if errors.As(err, &ce) {
+			// Warnings were logged as warnings by daemon.New; logging
+			// them again as errors, and counting them, sends the operator
+			// after problems that do not stop the start.
+			errs := 0
 			for _, p := range ce.Problems {
+				if p.Warning {
+					continue
+				}
+				errs++
 				log.Error("config error", "problem", p.String())
 			}
-			fmt.Fprintf(stderr, "payramd: the config is invalid (%s); run `payramd check -c %s` for the list\n", plural(len(ce.Problems), "problem"), loadOptions(c.config).Path)
+			// Through logOut, so that it follows the lines above.
+			fmt.Fprintf(logOut, "payramd: the config is invalid (%s); run `payramd check -c %s` for the list\n", plural(errs, "error"), loadOptions(c.config).Path)
 		} else {
 			log.Error("start-up failed", "err", err)
 		}

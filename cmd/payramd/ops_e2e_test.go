@@ -1152,3 +1152,32 @@ rules:
 		t.Errorf("check: %d\n got: %s\nwant: %s\nstderr %s", code, strings.Join(got, "\n      "), strings.Join(want, "\n      "), errOut)
 	}
 }
+
+// A start refused for a config error logs each error once, as an error; a
+// warning in the same config stays a warning (daemon.New logged it) and is
+// not counted among the problems that stopped the start. The summary line
+// comes after the errors it sums up.
+func TestRunRefusedStartKeepsWarningsWarnings(t *testing.T) {
+	dir := t.TempDir()
+	// cfgText writes the source's secret into the file: a warning.
+	c := writeFile(t, dir, "rules.yaml", cfgText(filepath.Join(dir, "data"), "http://127.0.0.1:9", "r", `status == "FILLED" &&`))
+	code, out, errOut := runCLI(t, []string{"PAYRAMD_LISTEN=127.0.0.1:0", "PAYRAMD_ADMIN_LISTEN=127.0.0.1:0"}, "run", "-c", c, "--log-format", "json")
+	if code != 1 {
+		t.Fatalf("run with an invalid config: %d\nstdout %s\nstderr %s", code, out, errOut)
+	}
+	for _, line := range strings.Split(errOut, "\n") {
+		if strings.Contains(line, `"level":"ERROR"`) && strings.Contains(line, "warning:") {
+			t.Errorf("a warning logged as an error: %s", line)
+		}
+	}
+	if n := strings.Count(errOut, "warning: secret is written in the config"); n != 1 {
+		t.Errorf("the warning is logged %d times, want once:\n%s", n, errOut)
+	}
+	summary := strings.Index(errOut, "the config is invalid (1 error);")
+	if summary < 0 {
+		t.Fatalf("no summary counting 1 error:\n%s", errOut)
+	}
+	if last := strings.LastIndex(errOut, `"msg":"config error"`); last > summary {
+		t.Errorf("the summary comes before the errors it sums up:\n%s", errOut)
+	}
+}
