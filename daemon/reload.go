@@ -222,25 +222,32 @@ func watchDirs(s *Snapshot) []string {
 	return dirs
 }
 
-// hashFiles fingerprints the config: the content of every file read, and
-// the list of files the include patterns match now (a new drop-in file
-// changes the config without changing any file already read).
+// hashFiles fingerprints the config: the name and content of every file
+// read and every file the include patterns match now (a new drop-in file
+// changes the config without changing any file already read). The same
+// files on disk give the same fingerprint whichever snapshot lists them:
+// hashed against the snapshot a reload replaces and against the one it
+// loads, an added or removed include must not look like a second change
+// (that reloaded the config again at the next poll).
 func hashFiles(s *Snapshot) [32]byte {
-	h := sha256.New()
-	for _, f := range s.Config.Files {
-		h.Write([]byte(f))
-		b, _ := os.ReadFile(f)
-		h.Write(b)
-	}
+	names := slices.Clone(s.Config.Files)
 	for _, p := range s.Config.IncludePatterns {
 		m, _ := filepath.Glob(p)
-		for _, f := range m {
-			h.Write([]byte(f))
-			if !slices.Contains(s.Config.Files, f) {
-				b, _ := os.ReadFile(f)
-				h.Write(b)
-			}
+		names = append(names, m...)
+	}
+	slices.Sort(names)
+	names = slices.Compact(names)
+	h := sha256.New()
+	for _, f := range names {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			// Gone (a removed include, or a save between delete and
+			// create): absent from the fingerprint, as from a snapshot
+			// loaded now.
+			continue
 		}
+		fmt.Fprintf(h, "%s\x00%d\x00", f, len(b))
+		h.Write(b)
 	}
 	var out [32]byte
 	copy(out[:], h.Sum(nil))

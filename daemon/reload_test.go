@@ -174,3 +174,57 @@ func TestReloadNamesRestartOnlyChanges(t *testing.T) {
 		t.Errorf("the warning names settings that did not change:\n%s", logs.String())
 	}
 }
+
+// TestHashFilesSameAcrossAnIncludeChange: after an include file is added or
+// removed, the snapshot the reload replaced and the one it loaded see the
+// same files on disk, so they must fingerprint them the same; otherwise the
+// watcher's next check (the 10 s poll) reloads the unchanged config again.
+func TestHashFilesSameAcrossAnIncludeChange(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "rules.yaml")
+	writeConfig(t, path, `"true"`)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, append([]byte("include: [rules.d/*.yaml]\n"), b...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "rules.d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	load := func() *Snapshot {
+		t.Helper()
+		snap, probs := Load(LoadOptions{Path: path})
+		if snap == nil {
+			t.Fatal(probs.Err())
+		}
+		return snap
+	}
+	before := load()
+	extra := filepath.Join(dir, "rules.d", "extra.yaml")
+	if err := os.WriteFile(extra, []byte("rules:\n  - name: extra\n    when: \"true\"\n    do: [note]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	after := load()
+	if len(after.Config.Files) != len(before.Config.Files)+1 {
+		t.Fatalf("files before %v, after %v", before.Config.Files, after.Config.Files)
+	}
+	if hashFiles(before) != hashFiles(after) {
+		t.Error("an added include: the old and the new snapshot fingerprint the same files differently")
+	}
+	if err := os.Remove(extra); err != nil {
+		t.Fatal(err)
+	}
+	if hashFiles(after) != hashFiles(load()) {
+		t.Error("a removed include: the old and the new snapshot fingerprint the same files differently")
+	}
+	// A real edit still changes the fingerprint.
+	h := hashFiles(after)
+	if err := os.WriteFile(extra, []byte("rules: []\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if hashFiles(after) == h {
+		t.Error("a new include file does not change the fingerprint")
+	}
+}
