@@ -305,11 +305,13 @@ func secretKey(f *config.Fields) string {
 // failing `payramd check`.
 func requireSecrets(src *config.Source) [][]byte {
 	if len(src.Secrets) == 0 {
-		// When the secret is there but empty (an unset ${VAR}), the loader
-		// has said so at that spot; repeating it in other words only adds
-		// noise.
-		if !src.Fields.Problems().HasErrorAt(src.Fields.KeyPos("secret")) {
-			src.Fields.Errorf("secret", "provider %s needs a secret: add secret: ${ENV_VAR} (or secrets: [old, new] while rotating)", src.Provider)
+		// When the secret is there but empty (an unset ${VAR}) or its
+		// secret_file cannot be read, the loader has said so at that spot;
+		// repeating it in other words ("needs a secret: add secret:" to a
+		// source that has secret_file) only adds noise.
+		key := secretKey(src.Fields)
+		if !src.Fields.Problems().HasErrorAt(src.Fields.KeyPos(key)) {
+			src.Fields.Errorf(key, "provider %s needs a secret: add secret: ${ENV_VAR} (or secrets: [old, new] while rotating)", src.Provider)
 		}
 		return nil
 	}

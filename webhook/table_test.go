@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -187,5 +188,19 @@ func TestInheritLimits(t *testing.T) {
 	}
 	if !next.bySource["b"].limiter.AllowN(testNow, 1) {
 		t.Error("changed source kept the old bucket")
+	}
+}
+
+// An unreadable secret_file is reported once, where it is written; the
+// source is not also told that it "needs a secret: add secret:".
+func TestUnreadableSecretFileReportedOnce(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "payram_api_key")
+	_, got := compileProblems(t, [2]string{"src", "provider: payram\nsecret_file: " + missing + "\n"})
+	all := strings.Join(got, "\n")
+	if !strings.Contains(all, "secret_file: cannot read the secret") {
+		t.Errorf("no error about the unreadable file:\n%s", all)
+	}
+	if strings.Contains(all, "needs a secret") {
+		t.Errorf("an unreadable secret_file is also reported as a missing secret:\n%s", all)
 	}
 }
