@@ -84,6 +84,9 @@ bench:
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/payramd
 	install -D -m 0644 contrib/payramd.service $(DESTDIR)/etc/systemd/system/payramd.service
+	@# The unit runs the binary where this install put it.
+	@if [ "$(PREFIX)" != /usr/local ]; then \
+		sed -i 's|^ExecStart=/usr/local/bin/payramd |ExecStart=$(PREFIX)/bin/payramd |' $(DESTDIR)/etc/systemd/system/payramd.service; fi
 	@v=$$(systemctl --version 2>/dev/null | awk 'NR==1 {print $$2}'); \
 	if [ -n "$$v" ] && [ "$$v" -lt 253 ] 2>/dev/null; then \
 		sed -i 's|^Type=notify-reload$$|Type=notify\nExecReload=/bin/kill -HUP $$MAINPID|' $(DESTDIR)/etc/systemd/system/payramd.service; \
