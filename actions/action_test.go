@@ -309,7 +309,7 @@ func TestLogAction(t *testing.T) {
 		t.Errorf("got %v %q", res.Err, res.Output)
 	}
 	line := buf.String()
-	for _, want := range []string{"level=WARN", `msg="overpaid ref-42 by 5.05"`, "event_id=evt_123", "rule=overpaid", "action=audit"} {
+	for _, want := range []string{"level=WARN", `msg="overpaid ref-42 by 5.05"`, "event=evt_123", "source=payram", "rule=overpaid", "action=audit"} {
 		if !strings.Contains(line, want) {
 			t.Errorf("log line %q lacks %s", line, want)
 		}

@@ -56,7 +56,7 @@ func (a *Log) Run(ctx context.Context, j *Job) Result {
 	if l == nil {
 		l = slog.Default()
 	}
-	l.Log(ctx, a.level, msg, "event_id", j.Event.ID, "rule", j.Rule, "action", j.Action)
+	l.Log(ctx, a.level, msg, "event", j.Event.ID, "source", j.Event.Source, "rule", j.Rule, "action", j.Action)
 	return success(msg)
 }
 
