@@ -2,7 +2,9 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"io"
+	"log/slog"
 	"sync"
 	"time"
 )
@@ -58,4 +60,65 @@ func (b *bufferedLog) Flush() {
 func (b *bufferedLog) Close() {
 	close(b.stop)
 	<-b.done
+}
+
+// priorityHandler starts each log line with the syslog priority of its
+// level (<3> error, <4> warning, <6> info, <7> debug), which journald reads
+// from a service's output and strips: `journalctl -p err` then shows the
+// errors, where every line was filed at info before. Used only when the
+// output is journald's stream (see journalStream).
+type priorityHandler struct {
+	inner slog.Handler
+	w     *priorityWriter // shared with the handlers WithAttrs makes
+}
+
+// priorityWriter puts the current record's prefix before the line the
+// inner handler writes; Handle holds mu from setting the prefix to the
+// write, so lines of concurrent records never get each other's.
+type priorityWriter struct {
+	mu     sync.Mutex
+	out    io.Writer
+	prefix string
+	line   []byte
+}
+
+func newPriorityHandler(out io.Writer, newInner func(io.Writer) slog.Handler) *priorityHandler {
+	w := &priorityWriter{out: out}
+	return &priorityHandler{inner: newInner(w), w: w}
+}
+
+func (w *priorityWriter) Write(p []byte) (int, error) {
+	w.line = append(append(w.line[:0], w.prefix...), p...)
+	if _, err := w.out.Write(w.line); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (h *priorityHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return h.inner.Enabled(ctx, l)
+}
+
+func (h *priorityHandler) Handle(ctx context.Context, r slog.Record) error {
+	h.w.mu.Lock()
+	defer h.w.mu.Unlock()
+	switch {
+	case r.Level >= slog.LevelError:
+		h.w.prefix = "<3>"
+	case r.Level >= slog.LevelWarn:
+		h.w.prefix = "<4>"
+	case r.Level >= slog.LevelInfo:
+		h.w.prefix = "<6>"
+	default:
+		h.w.prefix = "<7>"
+	}
+	return h.inner.Handle(ctx, r)
+}
+
+func (h *priorityHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return &priorityHandler{inner: h.inner.WithAttrs(as), w: h.w}
+}
+
+func (h *priorityHandler) WithGroup(name string) slog.Handler {
+	return &priorityHandler{inner: h.inner.WithGroup(name), w: h.w}
 }

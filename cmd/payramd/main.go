@@ -257,7 +257,17 @@ func newLoggerTo(format, level string, w, term io.Writer) (*slog.Logger, error) 
 			format = "text"
 		}
 	}
-	return newLogger(format, level, w)
+	log, err := newLogger(format, level, w)
+	if err != nil {
+		return nil, err
+	}
+	if f, ok := term.(*os.File); ok && journalStream(f) {
+		return slog.New(newPriorityHandler(w, func(pw io.Writer) slog.Handler {
+			l, _ := newLogger(format, level, pw) // the same arguments just worked
+			return l.Handler()
+		})), nil
+	}
+	return log, nil
 }
 
 func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
