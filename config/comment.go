@@ -53,13 +53,16 @@ func (s *Scalar) WarnCutByComment(probs *Problems, template bool) {
 	if s == nil || s.Style != 0 || !CommentLooksCut(s.Comment, template) {
 		return
 	}
+	// The value is shown as written: what a ${VAR} in it expands to is
+	// often a secret, and warnings are printed and logged.
+	value := s.asWritten()
 	c := s.cut
 	if c == nil {
 		// Read without the file's text: assume the comment follows the
 		// value on its line after one space.
 		c = &cutComment{
-			at:      Pos{File: s.Pos.File, Line: s.Pos.Line, Col: s.Pos.Col + utf8.RuneCountInString(s.Value) + 1},
-			written: s.Value + " " + strings.TrimSpace(s.Comment),
+			at:      Pos{File: s.Pos.File, Line: s.Pos.Line, Col: s.Pos.Col + utf8.RuneCountInString(value) + 1},
+			written: value + " " + strings.TrimSpace(s.Comment),
 		}
 		if s.Pos.Col == 0 {
 			c.at = s.Pos
@@ -67,7 +70,7 @@ func (s *Scalar) WarnCutByComment(probs *Problems, template bool) {
 	}
 	comment := strings.TrimSpace(s.Comment)
 	msg := fmt.Sprintf("YAML reads an unquoted ` #` as the start of a comment, so this value is %q and %q is not part of it; if it belongs to the value, quote the whole value: %s%s",
-		s.Value, comment, c.prefix, yamlQuote(c.written))
+		value, comment, c.prefix, yamlQuote(c.written))
 	probs.warnOnce(c.at, msg)
 }
 
@@ -81,9 +84,19 @@ func (ps *Problems) warnOnce(pos Pos, msg string) {
 	ps.List = append(ps.List, Problem{Pos: pos, Msg: msg, Warning: true})
 }
 
+// asWritten is the value as written in the file, with its ${VAR}
+// references rather than what they expanded to.
+func (s *Scalar) asWritten() string {
+	if s.exp != nil {
+		return s.exp.src
+	}
+	return s.Value
+}
+
 // measureCut finds, in the file's lines, the # of the line comment of the
-// plain value n and the text written before and with the value.
-func measureCut(file string, lines []string, n *yaml.Node) *cutComment {
+// plain value n, written as value, and the text written before and with
+// the value.
+func measureCut(file string, lines []string, n *yaml.Node, value string) *cutComment {
 	if n.LineComment == "" || n.Line < 1 || n.Line > len(lines) {
 		return nil
 	}
@@ -91,7 +104,7 @@ func measureCut(file string, lines []string, n *yaml.Node) *cutComment {
 	start := byteCol(first, n.Column)
 	// A plain value spans lines without a comment between them; the
 	// comment is after the value on its first line or on a later one.
-	for li := n.Line - 1; li < len(lines) && li < n.Line+strings.Count(n.Value, " ")+1; li++ {
+	for li := n.Line - 1; li < len(lines) && li < n.Line+strings.Count(value, " ")+1; li++ {
 		from := 0
 		if li == n.Line-1 {
 			from = start
@@ -105,7 +118,7 @@ func measureCut(file string, lines []string, n *yaml.Node) *cutComment {
 			c.prefix = strings.TrimLeft(first[:start], " ")
 			c.written = strings.TrimRight(first[start:], " \t\r")
 		} else {
-			c.written = n.Value + " " + strings.TrimSpace(n.LineComment)
+			c.written = value + " " + strings.TrimSpace(n.LineComment)
 		}
 		return c
 	}

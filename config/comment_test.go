@@ -67,7 +67,21 @@ func TestCommentCutsValue(t *testing.T) {
 			name: "a list item",
 			yaml: "    command:\n      - echo\n      - ${WORD} #{{ id }}\n",
 			env:  map[string]string{"WORD": "paid"},
-			want: []string{`rules.yaml:10:17: ` + warn + `this value is "paid" and "#{{ id }}" is not part of it; if it belongs to the value, quote the whole value: - "${WORD} #{{ id }}"`},
+			want: []string{`rules.yaml:10:17: ` + warn + `this value is "${WORD}" and "#{{ id }}" is not part of it; if it belongs to the value, quote the whole value: - "${WORD} #{{ id }}"`},
+		},
+		{
+			// The value is quoted as written: what a ${VAR} expands to is
+			// often a secret, and warnings are printed and logged.
+			name: "a value from the environment",
+			yaml: "    url: ${SLACK_WEBHOOK_URL} #{{ channel }}\n",
+			env:  map[string]string{"SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T0/B0/s3cret"},
+			want: []string{`rules.yaml:8:31: ` + warn + `this value is "${SLACK_WEBHOOK_URL}" and "#{{ channel }}" is not part of it; if it belongs to the value, quote the whole value: url: "${SLACK_WEBHOOK_URL} #{{ channel }}"`},
+		},
+		{
+			name: "a value from the environment spread over lines",
+			yaml: "    text: Paid\n      ${WORD} #{{ id }}\n",
+			env:  map[string]string{"WORD": "s3cret"},
+			want: []string{`rules.yaml:9:15: ` + warn + `this value is "Paid ${WORD}" and "#{{ id }}" is not part of it; if it belongs to the value, quote the whole value: "Paid ${WORD} #{{ id }}"`},
 		},
 		{
 			name: "a value spread over lines",

@@ -207,7 +207,7 @@ func (f *Fields) scalar(n *yaml.Node) *Scalar {
 		s.indent, s.folded = blockLayout(f.lines, n.Line)
 	}
 	if n.Style == 0 && n.LineComment != "" && f.lines != nil {
-		s.cut = measureCut(f.file, f.lines, n)
+		s.cut = measureCut(f.file, f.lines, n, s.asWritten())
 	}
 	return s
 }
