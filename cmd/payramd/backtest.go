@@ -52,7 +52,8 @@ func backtest(c *common, since time.Duration, dataDir, source string, stdout, st
 	}
 	if dataDir == "" {
 		for _, u := range snap.Config.Unset {
-			if u.Field == "server.data_dir" && !u.Defaulted {
+			// PAYRAMD_DATA_DIR, when set, replaces the stand-in.
+			if u.Field == "server.data_dir" && !u.Defaulted && strings.Contains(snap.Config.Server.DataDir, config.StandInValue(u.Name)) {
 				fmt.Fprintf(stderr, "payramd replay --dry-run: %s: server.data_dir uses environment variable %s, which is not set: set it in this shell, or give the journal's directory with --data-dir\n", u.Pos, u.Name)
 				return 1
 			}

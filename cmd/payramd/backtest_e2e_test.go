@@ -124,4 +124,10 @@ actions:
 	if code != 0 || !strings.Contains(out, `"events": 2`) {
 		t.Errorf("backtest with data_dir unset and --data-dir: %d %s %s; want the journal's 2 events", code, out, errOut)
 	}
+	// PAYRAMD_DATA_DIR overrides data_dir (SPEC 2), so the stand-in is not
+	// the directory opened.
+	code, out, errOut = runCLI(t, []string{"PAYRAMD_DATA_DIR=" + data}, "replay", "--dry-run", "--since", "1h", "-c", fromEnv, "--json")
+	if code != 0 || !strings.Contains(out, `"events": 2`) {
+		t.Errorf("backtest with data_dir unset and PAYRAMD_DATA_DIR set: %d %s %s; want the journal's 2 events", code, out, errOut)
+	}
 }
