@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"bytes"
 	"context"
 	"database/sql/driver"
 	"errors"
@@ -356,4 +357,59 @@ func TestImmutableDataDirSaysWhere(t *testing.T) {
 	if !strings.Contains(err.Error(), "the journal in "+dir+" cannot be written") || !strings.Contains(err.Error(), "write access") {
 		t.Errorf("Open: %v, want the data dir named and write access asked for", err)
 	}
+}
+
+// TestPingAfterRefusedEvent: on a nearly full disk a tiny write still fits
+// where an event does not. Once an event was refused for want of room, Ping
+// (and so /readyz) fails until a write of that event's size fits again,
+// instead of saying ready while every webhook gets 503 (found by a QA pass
+// on a 3 MB file system). Needs root to mount a small tmpfs.
+func TestPingAfterRefusedEvent(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a small tmpfs (needs root): %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	mustIngest(t, s, testEvent("small"), evalFor("r", "a"))
+
+	// Fill the disk, then give back 64 KiB: room for a ping, not for an
+	// event of half a megabyte.
+	filler := filepath.Join(dir, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			break
+		}
+	}
+	fi, _ := f.Stat()
+	if err := f.Truncate(fi.Size() - 64<<10); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	big := testEvent("big")
+	big.Body = bytes.Repeat([]byte("x"), 512<<10)
+	if _, err := s.Ingest(ctx, big, evalFor("r", "a")); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Ingest of 512 KiB with 64 KiB free: %v, want ErrUnavailable", err)
+	}
+	if err := s.Ping(ctx); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Ping after an event was refused for want of room: %v, want ErrUnavailable", err)
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ping(ctx); err != nil {
+		t.Errorf("Ping once there is room again: %v", err)
+	}
+	mustIngest(t, s, big, evalFor("r", "a"))
 }

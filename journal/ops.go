@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -62,8 +63,13 @@ func (s *SQLite) Ingest(ctx context.Context, ev *Event, eval *Evaluation) (Inges
 		return err
 	})
 	if err != nil {
+		if errors.Is(err, ErrUnavailable) {
+			size := len(ev.Body) + len(ev.Payload) + len(headers)
+			s.refused.Store(&size)
+		}
 		return IngestResult{}, err
 	}
+	s.refused.Store(nil)
 	return res, nil
 }
 
@@ -383,13 +389,25 @@ func (s *SQLite) Prune(ctx context.Context, cutoff time.Time) (int, error) {
 	}
 }
 
-// Ping implements [Store.Ping]. It commits a real (tiny) write through the
-// group-commit path, so it fails exactly when Ingest would.
+// Ping implements [Store.Ping]. It commits a real write through the
+// group-commit path, as Ingest does. A tiny one may fit on a nearly full
+// disk where no event does, so after Ingest was refused for want of room
+// Ping writes as much as that event held, and says ready only once that
+// fits (or an event was journaled since).
 func (s *SQLite) Ping(ctx context.Context) error {
-	return s.write(ctx, func(w *wtx) error {
-		_, err := w.exec(stPing, s.now().UTC().Format(time.RFC3339Nano))
+	v := s.now().UTC().Format(time.RFC3339Nano)
+	refused := s.refused.Load()
+	if refused != nil {
+		v += strings.Repeat(" ", *refused)
+	}
+	err := s.write(ctx, func(w *wtx) error {
+		_, err := w.exec(stPing, v)
 		return err
 	})
+	if err == nil && refused != nil {
+		s.refused.CompareAndSwap(refused, nil)
+	}
+	return err
 }
 
 // encodeHeaders renders headers as a JSON object with sorted keys and

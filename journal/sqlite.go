@@ -87,6 +87,10 @@ type SQLite struct {
 	fdatasync bool     // sync it with fdatasync(2)
 	faultSync func() error
 	poisonErr atomic.Pointer[error] // set by the first failed WAL fsync
+	// refused is the size of the last event the database could not take
+	// (a full disk), until an event or a Ping of that size is written: see
+	// Ping.
+	refused atomic.Pointer[int]
 }
 
 var _ Store = (*SQLite)(nil)
