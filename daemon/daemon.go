@@ -87,6 +87,7 @@ func New(o Options) (*Daemon, error) {
 	}
 	d.snap.Store(snap)
 	d.server = snap.Config.Server
+	d.metrics.declare(snap)
 	d.metrics.ReloadOK.Set(1)
 	d.metrics.ReloadTime.Set(float64(time.Now().Unix()))
 	d.lastReload = reloadStatus{OK: true, At: time.Now(), Trigger: "start"}

@@ -30,6 +30,30 @@ type Metrics struct {
 	journal atomic.Pointer[func() journal.WriterStats]
 }
 
+// declare creates the series of every source, rule and action of snap at
+// zero, so that they exist before their first event: an alert on
+// increase(payramd_webhooks_total{outcome="unavailable"}[5m]) or on a
+// rule's errors sees the first one, where a series that appears at 1 shows
+// no increase. Series of names a reload removed stay, frozen, until a
+// restart.
+func (m *Metrics) declare(snap *Snapshot) {
+	for _, s := range snap.Config.Sources {
+		for _, o := range []string{"accepted", "duplicate", "invalid_signature", "unavailable"} {
+			m.Webhooks.WithLabelValues(s.Name, o)
+		}
+	}
+	for _, r := range snap.Config.Rules {
+		m.RuleMatches.WithLabelValues(r.Name)
+		m.RuleErrors.WithLabelValues(r.Name)
+	}
+	for _, a := range snap.Config.Actions {
+		for _, o := range []string{"succeeded", "retry", "failed", "dead"} {
+			m.ActionAttempts.WithLabelValues(a.Name, o)
+		}
+		m.ActionDuration.WithLabelValues(a.Name)
+	}
+}
+
 // journalStats returns the journal's counters, zero before it is open.
 func (m *Metrics) journalStats() journal.WriterStats {
 	if f := m.journal.Load(); f != nil {

@@ -86,6 +86,7 @@ func (d *Daemon) reload(trigger string) (bool, reloadStatus) {
 	d.snap.Store(snap)
 	status.OK = true
 	d.lastReload = status
+	d.metrics.declare(snap)
 	d.metrics.ReloadOK.Set(1)
 	d.metrics.ReloadTime.Set(float64(time.Now().Unix()))
 	d.log.Info("config reloaded", "trigger", trigger, "rules", len(snap.Rules.Rules), "sources", len(snap.Config.Sources),

@@ -364,8 +364,14 @@ rules:
 	}
 	accepted := `payramd_webhooks_total{outcome="accepted",source="payram"}`
 	invalid := `payramd_webhooks_total{outcome="invalid_signature",source="payram"}`
-	if got := p.metric(accepted); got != -1 {
-		t.Errorf("%s = %v before any webhook", accepted, got)
+	// Every source's, rule's and action's series exist at 0 from the
+	// start, so that an alert on their increase sees the first one.
+	for _, series := range []string{accepted, invalid, `payramd_webhooks_total{outcome="unavailable",source="payram"}`,
+		`payramd_rule_errors_total{rule="overpaid"}`, `payramd_rule_matches_total{rule="fulfil"}`,
+		`payramd_action_attempts_total{action="failing",outcome="dead"}`, `payramd_action_duration_seconds_count{action="ok"}`} {
+		if got := p.metric(series); got != 0 {
+			t.Errorf("%s = %v before any webhook, want 0", series, got)
+		}
 	}
 
 	send(t, p, cfg, "../../testdata/events/filled.json")
