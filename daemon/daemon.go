@@ -199,6 +199,8 @@ loop:
 			if d.certs != nil {
 				if err := d.certs.Reload(); err != nil {
 					d.log.Error("tls certificate reload failed; the previous certificate stays in use", "err", err)
+				} else {
+					d.log.Info("tls certificate reloaded")
 				}
 			}
 		case err := <-serveErr:
