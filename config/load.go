@@ -345,7 +345,7 @@ func (l *loader) expandRef(path string, n *yaml.Node, where []string, ref string
 		l.cfg.Unset = append(l.cfg.Unset, Unset{Name: m[1], Field: fieldName(where), Pos: pos})
 		return StandInValue(m[1])
 	}
-	l.probs.Errorf(pos, "environment variable %s is not set; set it (systemd: EnvironmentFile=, then restart: a running payramd does not see new variables) or give a default: ${%s:-value}", m[1], m[1])
+	l.probs.unsetVar(pos, m[1], fmt.Sprintf("environment variable %s is not set; set it (systemd: EnvironmentFile=, then restart: a running payramd does not see new variables) or give a default: ${%s:-value}", m[1], m[1]))
 	return ""
 }
 

@@ -37,6 +37,10 @@ type Problem struct {
 	Pos     Pos
 	Msg     string
 	Warning bool
+	// UnsetVar names the environment variable whose absence this error is
+	// about; "" for every other problem. An admin client run from a shell
+	// without the service's variables tells these apart.
+	UnsetVar string
 }
 
 func (p Problem) String() string {
@@ -61,6 +65,14 @@ func (ps *Problems) Errorf(pos Pos, format string, args ...any) {
 		return
 	}
 	ps.List = append(ps.List, Problem{Pos: pos, Msg: fmt.Sprintf(format, args...)})
+}
+
+// unsetVar records the error that environment variable name is not set.
+func (ps *Problems) unsetVar(pos Pos, name, msg string) {
+	if ps.moot[pos] {
+		return
+	}
+	ps.List = append(ps.List, Problem{Pos: pos, Msg: msg, UnsetVar: name})
 }
 
 // Warnf records a warning at pos. Warnings never make a config invalid.

@@ -84,16 +84,13 @@ func newAdminClient(c *common, adminURL string, stderr io.Writer) *adminClient {
 func unsetVars(probs *config.Problems) []string {
 	var vars []string
 	for _, p := range probs.List {
-		if p.Warning {
+		switch {
+		case p.Warning:
 			continue
-		}
-		name, ok := strings.CutPrefix(p.Msg, "environment variable ")
-		name, _, found := strings.Cut(name, " is not set")
-		if !ok || !found {
+		case p.UnsetVar == "":
 			return nil
-		}
-		if !slices.Contains(vars, name) {
-			vars = append(vars, name)
+		case !slices.Contains(vars, p.UnsetVar):
+			vars = append(vars, p.UnsetVar)
 		}
 	}
 	return vars
