@@ -14,7 +14,10 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
+	"github.com/mattn/go-isatty"
 	"github.com/payramd/payramd/config"
 )
 
@@ -264,11 +267,34 @@ func printBody(ac *adminClient, path string, stdout, stderr io.Writer) int {
 		}
 		body = b
 	}
+	if f, ok := stdout.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+		// A body is whatever reached the endpoint: on a terminal its
+		// control characters could move the cursor or retitle the window.
+		body = visibleControls(body)
+	}
 	if _, err := stdout.Write(body); err != nil {
 		fmt.Fprintln(stderr, "payramd events:", err)
 		return 1
 	}
 	return 0
+}
+
+// visibleControls writes control characters other than newline and tab
+// (and bytes that are not UTF-8) as \xNN, for a terminal.
+func visibleControls(b []byte) []byte {
+	var out []byte
+	for len(b) > 0 {
+		r, n := utf8.DecodeRune(b)
+		if (r == utf8.RuneError && n == 1) || (unicode.IsControl(r) && r != '\n' && r != '\t') {
+			for _, c := range b[:n] {
+				out = fmt.Appendf(out, "\\x%02x", c)
+			}
+		} else {
+			out = append(out, b[:n]...)
+		}
+		b = b[n:]
+	}
+	return out
 }
 
 func printEventDetail(w io.Writer, raw json.RawMessage) {

@@ -37,3 +37,14 @@ func TestEventDetailShowsAttemptOutput(t *testing.T) {
 		t.Errorf("more than the last %d lines shown:\n%s", outputLines, got)
 	}
 }
+
+// TestVisibleControls: on a terminal, `events ID --raw` shows a body's
+// control characters and stray bytes as \xNN instead of sending them to
+// the terminal; text, newlines and tabs pass.
+func TestVisibleControls(t *testing.T) {
+	in := []byte("{\"name\": \"zoë\x1b]0;pwned\x07\",\n\t\"x\": \"\xff\"}")
+	want := "{\"name\": \"zoë\\x1b]0;pwned\\x07\",\n\t\"x\": \"\\xff\"}"
+	if got := string(visibleControls(in)); got != want {
+		t.Errorf("visibleControls = %q, want %q", got, want)
+	}
+}
