@@ -298,7 +298,7 @@ func errBody(code string) answer { return answer{Error: code} }
 // provider's connection test (PayRam's dashboard sends X-Webhook-Test), so
 // that the operator setting a webhook up learns why the test failed; the
 // provider may switch the webhook off after a failed test.
-const testPingHint = "; this is a connection test from the provider's dashboard (X-Webhook-Test), verified like any delivery: check that the source's secret is the API key the dashboard signs with"
+const testPingHint = "; this is a connection test from the provider's dashboard (X-Webhook-Test), verified like any delivery: check that the source's secret is the key the provider signs with (PayRam: the project's API key)"
 
 // Every answer's header values, shared: net/http only reads them.
 var (
