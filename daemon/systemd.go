@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/payramd/payramd/journal"
 )
 
 // Notifier tells the service manager about state changes.
@@ -64,7 +65,10 @@ func (s Systemd) WatchdogInterval() time.Duration {
 
 // watchdog pings systemd while the daemon is healthy: the ping comes from a
 // check of the journal, not a free-running timer, so a wedged journal makes
-// systemd restart the service.
+// systemd restart the service. A full disk is not such a case: a restart
+// frees no space, and every one would interrupt running jobs (which then
+// run again), so the watchdog is pinged through it while /readyz fails and
+// webhooks get 503.
 func (d *Daemon) watchdog(ctx context.Context) {
 	iv := d.notify.WatchdogInterval()
 	if iv <= 0 {
@@ -80,7 +84,10 @@ func (d *Daemon) watchdog(ctx context.Context) {
 			pctx, cancel := context.WithTimeout(ctx, iv)
 			err := d.store.Ping(pctx)
 			cancel()
-			if err != nil {
+			switch {
+			case journal.IsNoSpace(err):
+				d.log.Error("the disk is full: webhooks get 503 until there is room (a restart would not help)", "err", err)
+			case err != nil:
 				d.log.Error("journal health check failed; not pinging the watchdog", "err", err)
 				continue
 			}

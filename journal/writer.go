@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	sqlite "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -701,6 +702,16 @@ func isUnavailable(err error) bool {
 		return true
 	}
 	return false
+}
+
+// IsNoSpace reports whether err is the disk having no room for a write: a
+// condition a restart does not cure, unlike a wedged or failed journal.
+func IsNoSpace(err error) bool {
+	var se *sqlite.Error
+	if errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_FULL {
+		return true
+	}
+	return errors.Is(err, syscall.ENOSPC)
 }
 
 func firstLine(s string) string {
