@@ -112,10 +112,16 @@ func sameFile(f *os.File, name string) bool {
 // poison records the first sync failure and returns the error every
 // affected write reports.
 func (s *SQLite) poison(err error) error {
-	perr := fmt.Errorf("%w: %w (journal writes stopped until payramd restarts: after a failed disk flush, recent writes may not be on disk; check the disk and the kernel log)", ErrUnavailable, err)
+	perr := fmt.Errorf("%w: %w (journal writes stopped until payramd restarts: after a failed disk flush, recent writes may not be on disk; check the disk and the kernel log)", ErrUnavailable, syncFailure{err})
 	s.poisonErr.CompareAndSwap(nil, &perr)
 	return *s.poisonErr.Load()
 }
+
+// syncFailure marks the error of a failed WAL fsync, which only a restart
+// clears, even when it says ENOSPC (see IsNoSpace).
+type syncFailure struct{ error }
+
+func (e syncFailure) Unwrap() error { return e.error }
 
 // poisoned returns the error set by poison, or nil.
 func (s *SQLite) poisoned() error {

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -185,4 +187,26 @@ func fileSize(t *testing.T, path string) int64 {
 		t.Fatal(err)
 	}
 	return fi.Size()
+}
+
+// TestWALSyncFailureIsNoSpaceNever: an fsync that failed with ENOSPC still
+// poisons the journal, and IsNoSpace says no, so that the watchdog lets
+// systemd restart payramd (a full disk that fsync reports is a lost
+// write, not a write refused).
+func TestWALSyncFailureIsNoSpaceNever(t *testing.T) {
+	var fail atomic.Bool
+	s, _ := openTest(t, Options{faultSync: func() error {
+		if fail.Load() {
+			return fmt.Errorf("fsync: %w", syscall.ENOSPC)
+		}
+		return nil
+	}})
+	mustIngest(t, s, testEvent("before"), evalFor("r", "a"))
+	fail.Store(true)
+	_, _ = s.Ingest(context.Background(), testEvent("lost"), evalFor("r", "a"))
+	fail.Store(false)
+	err := s.Ping(context.Background())
+	if !errors.Is(err, ErrUnavailable) || !errors.Is(err, syscall.ENOSPC) || IsNoSpace(err) {
+		t.Errorf("Ping after an fsync failed with ENOSPC: %v; want unavailable, ENOSPC inside, and IsNoSpace false", err)
+	}
 }

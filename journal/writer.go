@@ -705,8 +705,12 @@ func isUnavailable(err error) bool {
 }
 
 // IsNoSpace reports whether err is the disk having no room for a write: a
-// condition a restart does not cure, unlike a wedged or failed journal.
+// condition a restart does not cure, unlike a wedged or failed journal. A
+// failed WAL fsync is not, whatever its errno: only a restart clears it.
 func IsNoSpace(err error) bool {
+	if errors.As(err, new(syncFailure)) {
+		return false
+	}
 	var se *sqlite.Error
 	if errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_FULL {
 		return true
