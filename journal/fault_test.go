@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -413,4 +414,83 @@ func TestPingAfterRefusedEvent(t *testing.T) {
 		t.Errorf("Ping once there is room again: %v", err)
 	}
 	mustIngest(t, s, big, evalFor("r", "a"))
+}
+
+// TestPaddedPingSparesItsBatch: the write Ping pads to a refused event's
+// size must not share a transaction with webhooks. On a disk with room for
+// a small event but not the padding, the COMMIT of a batch holding both
+// fails as a whole, and the small webhook, which fits, would get 503 only
+// because a /readyz probe or the watchdog's tick came at the same moment.
+// Needs root to mount a small tmpfs.
+func TestPaddedPingSparesItsBatch(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a small tmpfs (needs root): %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	// The syncer waits on gate while hold is set, so that the writer keeps
+	// its next transaction open and takes in every op that arrives.
+	var hold atomic.Bool
+	gate := make(chan struct{})
+	s, err := Open(dir, Options{faultSync: func() error {
+		if hold.Load() {
+			<-gate
+		}
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	mustIngest(t, s, testEvent("small"), evalFor("r", "a"))
+
+	filler := filepath.Join(dir, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			break
+		}
+	}
+	fi, _ := f.Stat()
+	if err := f.Truncate(fi.Size() - 64<<10); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	big := testEvent("big")
+	big.Body = bytes.Repeat([]byte("x"), 512<<10)
+	if _, err := s.Ingest(ctx, big, evalFor("r", "a")); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Ingest of 512 KiB with 64 KiB free: %v, want ErrUnavailable", err)
+	}
+
+	hold.Store(true)
+	first := make(chan error, 1)
+	go func() { _, err := s.Ingest(ctx, testEvent("first"), evalFor("r", "a")); first <- err }()
+	// Wait until the syncer holds first's batch: the writer then collects.
+	for !s.syncing.Load() {
+		time.Sleep(time.Millisecond)
+	}
+	ping := make(chan error, 1)
+	go func() { ping <- s.Ping(ctx) }()
+	time.Sleep(20 * time.Millisecond)
+	small := make(chan error, 1)
+	go func() { _, err := s.Ingest(ctx, testEvent("small2"), evalFor("r", "a")); small <- err }()
+	time.Sleep(50 * time.Millisecond)
+	hold.Store(false)
+	close(gate)
+
+	if err := <-first; err != nil {
+		t.Fatalf("Ingest(first): %v", err)
+	}
+	if err := <-ping; !IsNoSpace(err) {
+		t.Errorf("padded Ping with 64 KiB free: %v, want no space", err)
+	}
+	if err := <-small; err != nil {
+		t.Errorf("a small webhook queued next to the padded Ping: %v, want journaled (it fits)", err)
+	}
 }

@@ -400,7 +400,13 @@ func (s *SQLite) Ping(ctx context.Context) error {
 	if refused != nil {
 		v += strings.Repeat(" ", *refused)
 	}
-	err := s.write(ctx, func(w *wtx) error {
+	write := s.write
+	if refused != nil {
+		// Expected to fail at COMMIT while the disk is short of room, which
+		// fails the whole transaction: webhooks that fit must not be in it.
+		write = s.writeAlone
+	}
+	err := write(ctx, func(w *wtx) error {
 		_, err := w.exec(stPing, v)
 		return err
 	})

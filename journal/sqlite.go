@@ -76,6 +76,7 @@ type SQLite struct {
 	mu      sync.RWMutex // guards closed against sends on ops
 	closed  bool
 	ops     chan *op
+	carry   *op           // writer goroutine only: the op that starts its next batch
 	toSync  chan *batch   // writer -> syncer: batches waiting for a WAL fsync
 	stopped chan struct{} // closed when the syncer has acknowledged everything
 	ckpt    *checkpointer

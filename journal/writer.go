@@ -285,6 +285,7 @@ type op struct {
 	fn    func(w *wtx) error
 	state atomic.Int32 // opQueued -> opRunning (writer) or opQueued -> opAbandoned (caller)
 	done  chan error   // buffered(1): the writer never blocks on a departed caller
+	alone bool         // runs in a transaction of its own: see writeAlone
 }
 
 // Op states. The compare-and-swap between them decides, exactly once,
@@ -309,11 +310,23 @@ var errSkipped = errors.New("journal: op abandoned by caller")
 // op has started, write waits for its real outcome (one batch, normally a
 // few milliseconds) so that the result is never ambiguous.
 func (s *SQLite) write(ctx context.Context, fn func(w *wtx) error) error {
+	return s.submit(ctx, fn, false)
+}
+
+// writeAlone is write for an op that must not share its transaction: one
+// whose failure is expected and would take the batch with it, because it
+// fails at COMMIT (a write too large for the disk's free space fails only
+// when its pages go to the WAL, and then the whole transaction does).
+func (s *SQLite) writeAlone(ctx context.Context, fn func(w *wtx) error) error {
+	return s.submit(ctx, fn, true)
+}
+
+func (s *SQLite) submit(ctx context.Context, fn func(w *wtx) error, alone bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	o := opPool.Get().(*op)
-	o.ctx, o.fn = ctx, fn
+	o.ctx, o.fn, o.alone = ctx, fn, alone
 	o.state.Store(opQueued)
 
 	// The read lock only guards against sending on s.ops after Close has
@@ -360,7 +373,17 @@ func (s *SQLite) write(ctx context.Context, fn func(w *wtx) error) error {
 func (s *SQLite) run() {
 	defer close(s.toSync)
 	w := &wtx{ctx: context.Background(), wc: s.wc}
-	for first := range s.ops {
+	for {
+		// An op taken while a batch was being filled but that must run
+		// alone (see writeAlone) starts the next batch.
+		first := s.carry
+		s.carry = nil
+		if first == nil {
+			var ok bool
+			if first, ok = <-s.ops; !ok {
+				break
+			}
+		}
 		b := s.newBatch()
 		if err := s.poisoned(); err != nil {
 			// The WAL could not be synced once: nothing written since can
@@ -536,7 +559,7 @@ restart:
 	committed := 0
 	for i := 0; ; i++ {
 		if i == len(b.ops) {
-			if len(b.ops) >= s.maxBatch {
+			if len(b.ops) >= s.maxBatch || b.ops[0].alone {
 				break
 			}
 			o := s.next()
@@ -544,6 +567,10 @@ restart:
 				o = s.nextWhileSyncing()
 			}
 			if o == nil {
+				break
+			}
+			if o.alone {
+				s.carry = o
 				break
 			}
 			b.add(o)
