@@ -104,6 +104,12 @@ func TestJournalPriorities(t *testing.T) {
 	if errs == 0 {
 		t.Errorf("no error line with <3> under journald:\n%s", out)
 	}
+	// The line saying what to do about a refused start is an error too:
+	// without a prefix journald files it at info, and journalctl -p err
+	// leaves it out.
+	if !strings.Contains(out, "\n<3>payramd: the config is invalid") {
+		t.Errorf("the refused start's summary without <3> under journald:\n%s", out)
+	}
 	if out := run(false); strings.Contains(out, "<3>") || !strings.Contains(out, `"level":"ERROR"`) {
 		t.Errorf("without JOURNAL_STREAM the lines changed:\n%s", out)
 	}

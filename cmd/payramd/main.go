@@ -322,8 +322,13 @@ func cmdRun(args []string, stderr io.Writer) int {
 				errs++
 				log.Error("config error", "problem", p.String())
 			}
-			// Through logOut, so that it follows the lines above.
-			fmt.Fprintf(logOut, "payramd: the config is invalid (%s); run `payramd check -c %s` for the list\n", plural(errs, "error"), loadOptions(c.config).Path)
+			// Through logOut, so that it follows the lines above, and
+			// under journald with an error's priority, as they have.
+			prefix := ""
+			if _, ok := log.Handler().(*priorityHandler); ok {
+				prefix = "<3>"
+			}
+			fmt.Fprintf(logOut, "%spayramd: the config is invalid (%s); run `payramd check -c %s` for the list\n", prefix, plural(errs, "error"), loadOptions(c.config).Path)
 		} else {
 			log.Error("start-up failed", "err", err)
 		}
