@@ -63,13 +63,15 @@ func (s *SQLite) Ingest(ctx context.Context, ev *Event, eval *Evaluation) (Inges
 		return err
 	})
 	if err != nil {
-		if errors.Is(err, ErrUnavailable) {
+		if IsNoSpace(err) {
 			size := len(ev.Body) + len(ev.Payload) + len(headers)
 			s.refused.Store(&size)
 		}
 		return IngestResult{}, err
 	}
-	s.refused.Store(nil)
+	if !res.Duplicate { // a duplicate wrote nothing: it proves no room
+		s.refused.Store(nil)
+	}
 	return res, nil
 }
 
