@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -121,6 +124,7 @@ func (p *pool) run(ctx context.Context) {
 	// safety net) and when a claim came back full.
 	check := true
 	nextCheck := time.Now().Add(maxWait)
+	var failures claimFailures
 	for {
 		p.mu.Lock()
 		claiming := p.claiming
@@ -134,8 +138,11 @@ func (p *pool) run(ctx context.Context) {
 			check = false
 			nextCheck = time.Now().Add(maxWait)
 			jobs, err := p.d.store.ClaimDue(ctx, time.Now(), room)
-			if err != nil && ctx.Err() == nil {
-				p.d.log.Error("claiming jobs failed", "err", err)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				failures.failed(p.d, err)
+			case err == nil:
+				failures.recovered(p.d)
 			}
 			p.mu.Lock()
 			for _, j := range jobs {
@@ -179,6 +186,39 @@ func (p *pool) run(ctx context.Context) {
 			check = true
 		}
 	}
+}
+
+// claimFailures keeps the dispatcher's log readable while the journal
+// refuses writes: the first failed claim is logged, then one line a minute
+// with the count, and one when claims work again. A journal file deleted
+// while payramd runs is said once, in words, with what to do.
+type claimFailures struct {
+	n      int
+	logged time.Time
+	gone   bool
+}
+
+// claimLogEvery is how often a run of failed claims is logged again.
+const claimLogEvery = time.Minute
+
+func (c *claimFailures) failed(d *Daemon, err error) {
+	c.n++
+	if c.n == 1 || time.Since(c.logged) >= claimLogEvery {
+		c.logged = time.Now()
+		d.log.Error("claiming jobs failed; due jobs wait until the journal takes writes again", "err", err, "failed_claims", c.n)
+	}
+	path := filepath.Join(d.server.DataDir, journal.FileName)
+	if _, serr := os.Stat(path); !c.gone && errors.Is(serr, fs.ErrNotExist) {
+		c.gone = true
+		d.log.Error("the journal file was deleted while payramd runs: webhooks get 503 until it restarts and creates a new, empty journal; the deleted file's events, pending jobs and once_per keys are gone unless you restore it first", "path", path)
+	}
+}
+
+func (c *claimFailures) recovered(d *Daemon) {
+	if c.n > 0 {
+		d.log.Info("claiming jobs works again", "failed_claims", c.n)
+	}
+	*c = claimFailures{}
 }
 
 // unclaimBacklog hands the jobs claimed but never started back to the

@@ -1209,3 +1209,33 @@ func unwritable(t *testing.T, dir, data string, breakIt, fix func(), busy bool) 
 	s.report(t, refs)
 	stopClean(t, p)
 }
+
+// TestDeletedDataDir: an operator deletes the data dir under the running
+// daemon. Webhooks get 503 (never a 2xx for an event with nowhere to go),
+// the log says once, in words, what happened and what to do, and the
+// failing job claims are logged once rather than every second.
+func TestDeletedDataDir(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	s := newPaySink(t, nil)
+	cfg := writeFile(t, dir, "rules.yaml", durConfig(data, 5*time.Second, sinkAction("sink", s.URL, "{attempts: 3, initial: 50ms, max: 50ms}"), fulfilRule))
+	p := startDur(t, cfg)
+	mustAccept(t, p, payment("before_delete", 1763900500, 0))
+	s.waitDelivered(t, []string{"before_delete"}, 10*time.Second)
+	if err := os.RemoveAll(data); err != nil {
+		t.Fatal(err)
+	}
+	p.waitLog(10*time.Second, "the journal file was deleted while payramd runs")
+	if code, a, err := postSigned(p.Public, payment("after_delete", 1763900501, 0)); err != nil || code != 503 || a.Error != "unavailable" {
+		t.Errorf("webhook after the data dir was deleted: %d %+v %v; want 503 unavailable", code, a, err)
+	}
+	time.Sleep(2500 * time.Millisecond) // two more claims by the dispatcher's safety net
+	logs := p.Logs()
+	if n := strings.Count(logs, "the journal file was deleted"); n != 1 {
+		t.Errorf("the deletion was reported %d times, want once", n)
+	}
+	if n := strings.Count(logs, "claiming jobs failed"); n != 1 {
+		t.Errorf("failed claims logged %d times in ~3 s, want once (then once a minute)", n)
+	}
+}
