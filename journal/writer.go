@@ -739,8 +739,8 @@ func IsNoSpace(err error) bool {
 		return false
 	}
 	var se *sqlite.Error
-	if errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_FULL {
-		return true
+	if errors.As(err, &se) && (se.Code()&0xff == sqlite3.SQLITE_FULL || se.Code() == sqlite3.SQLITE_IOERR_SHMSIZE) {
+		return true // SHMSIZE: the -shm index could not grow, which a full disk causes
 	}
 	return errors.Is(err, syscall.ENOSPC)
 }
