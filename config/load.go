@@ -104,6 +104,7 @@ func (l *loader) parse(path string, data []byte) *yaml.Node {
 		l.probs.Errorf(Pos{File: path, Line: root.Line, Col: root.Column}, "the file must be a mapping of sections (server:, sources:, actions:, rules:), not %s", kindName(root))
 		return nil
 	}
+	l.checkDuplicateKeys(path, root, true)
 	l.checkTags(path, root)
 	l.expand(path, root, nil)
 	l.checkComments(path, root)
@@ -228,6 +229,45 @@ func trapAt(line string) (int, byte) {
 		return j + 1, line[j]
 	}
 	return 0, 0
+}
+
+// checkDuplicateKeys reports a key written twice in one mapping. yaml.v3
+// keeps both in the node tree, and a lookup finds the first, so a second
+// rules: pasted at the end of the file (as a cookbook snippet brings one),
+// or a url: written twice in an action, was silently ignored. The later
+// pair is dropped once reported, so that nothing below reports it again.
+// Source and action names are left to sources and actions, which report a
+// name used twice, in one file or across includes, in their own words.
+func (l *loader) checkDuplicateKeys(path string, n *yaml.Node, top bool) {
+	switch n.Kind {
+	case yaml.SequenceNode:
+		for _, c := range n.Content {
+			l.checkDuplicateKeys(path, c, false)
+		}
+	case yaml.MappingNode:
+		first := make(map[string]int, len(n.Content)/2)
+		kept := n.Content[:0]
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if k.Kind == yaml.ScalarNode {
+				if line, dup := first[k.Value]; dup {
+					l.probs.Errorf(Pos{File: path, Line: k.Line, Col: k.Column}, "%s: is written twice (first at line %d); YAML would read only one of them and silently ignore the other: merge them into one %s:", k.Value, line, k.Value)
+					continue
+				}
+				first[k.Value] = k.Line
+			}
+			kept = append(kept, k, v)
+			if top && (k.Value == "sources" || k.Value == "actions") && v.Kind == yaml.MappingNode {
+				for j := 1; j < len(v.Content); j += 2 {
+					l.checkDuplicateKeys(path, v.Content[j], false)
+				}
+				continue
+			}
+			l.checkDuplicateKeys(path, v, false)
+		}
+		clear(n.Content[len(kept):])
+		n.Content = kept
+	}
 }
 
 // checkTags finds values YAML read as a tag: `when: !paid` is the tag !paid

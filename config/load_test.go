@@ -368,6 +368,59 @@ rules:
 			},
 		},
 		{
+			// yaml.v3 keeps both keys in the node tree and a lookup found
+			// the first: the second rules: was silently ignored.
+			name: "a key written twice: a second rules: pasted at the end",
+			files: map[string]string{"rules.yaml": head + `    url: https://hooks.slack.com/services/${SLACK_PATH:-x}
+    text: paid
+rules:
+  - name: audit
+    when: "true"
+    do: [ops-slack]
+rules:
+  - name: overpaid
+    when: status == "OVER_FILLED"
+    do: [ops-slack]
+`},
+			want: []string{`rules.yaml:14:1: rules: is written twice (first at line 10); YAML would read only one of them and silently ignore the other: merge them into one rules:`},
+		},
+		{
+			name: "a key written twice inside an action, a rule and the server",
+			files: map[string]string{"rules.yaml": `server:
+  max_body: 1MiB
+  max_body: 2MiB
+` + head + `    url: https://hooks.slack.com/services/${SLACK_PATH:-x}
+    text: paid
+    text: overpaid
+rules:
+  - name: audit
+    when: "true"
+    when: status == "FILLED"
+    do: [ops-slack]
+`},
+			want: []string{
+				`rules.yaml:3:3: max_body: is written twice (first at line 2); YAML would read only one of them and silently ignore the other: merge them into one max_body:`,
+				`rules.yaml:13:5: text: is written twice (first at line 12); YAML would read only one of them and silently ignore the other: merge them into one text:`,
+				`rules.yaml:17:5: when: is written twice (first at line 16); YAML would read only one of them and silently ignore the other: merge them into one when:`,
+			},
+		},
+		{
+			name: "a key written twice in an include",
+			files: map[string]string{
+				"rules.yaml": head + `    url: https://hooks.slack.com/services/${SLACK_PATH:-x}
+    text: paid
+include: [rules.d/*.yaml]
+`,
+				"rules.d/ops.yaml": `rules:
+  - name: a
+    when: "true"
+    do: [ops-slack]
+    do: []
+`,
+			},
+			want: []string{`rules.d/ops.yaml:5:5: do: is written twice (first at line 4); YAML would read only one of them and silently ignore the other: merge them into one do:`},
+		},
+		{
 			name: "duplicate names across an include name the include file",
 			files: map[string]string{
 				"rules.yaml": head + `rules:
