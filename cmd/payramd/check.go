@@ -195,6 +195,12 @@ func cmdTest(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if len(files) > 0 {
+		// Which source the files come from is asked once, before any file:
+		// a missing or unknown --source is a usage error (exit 2).
+		if _, err := pickSource(snap.Config, source); err != nil {
+			fmt.Fprintf(stderr, "payramd test: %v\n", err)
+			return 2
+		}
 		var results []dryResult
 		status := 0
 		for _, f := range files {

@@ -110,6 +110,10 @@ func TestTestCommandExitCodes(t *testing.T) {
 	if code, _, errOut := runCLI(t, nil, "test", "-c", pass, events+"/invalid_trailing_comma.json"); code != 1 || !strings.Contains(errOut, "invalid") {
 		t.Errorf("invalid event file: exit %d, want 1: %s", code, errOut)
 	}
+	// An unknown --source is a usage error, said before any file is read.
+	if code, _, errOut := runCLI(t, nil, "test", "-c", pass, "--source", "payrm", events+"/filled.json"); code != 2 || !strings.Contains(errOut, `unknown source "payrm" (did you mean "payram"?)`) {
+		t.Errorf("unknown --source: exit %d, want 2: %s", code, errOut)
+	}
 	code, out, errOut := runCLI(t, nil, "test", "--json", "-c", pass, events+"/filled.json")
 	var results []struct {
 		Type  string `json:"type"`
