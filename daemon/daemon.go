@@ -125,12 +125,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 
 	d.handler = webhook.NewHandler(webhook.Options{
-		Table:          func() *webhook.Table { return d.snap.Load().Table },
-		Accept:         d.accept,
-		MaxBody:        srv.MaxBody,
-		TrustedProxies: srv.TrustedProxies,
-		Observe:        func(source, outcome string) { d.metrics.Webhooks.WithLabelValues(source, outcome).Inc() },
-		Logger:         d.log,
+		// The table carries max_body and trusted_proxies too, so they
+		// follow reloads.
+		Table:   func() *webhook.Table { return d.snap.Load().Table },
+		Accept:  d.accept,
+		Observe: func(source, outcome string) { d.metrics.Webhooks.WithLabelValues(source, outcome).Inc() },
+		Logger:  d.log,
 	})
 	publicLn, err := net.Listen("tcp", srv.Listen)
 	if err != nil {

@@ -67,7 +67,7 @@ func (d *Daemon) reload(trigger string) (bool, reloadStatus) {
 	if changed := restartOnlyChanges(&cur, ns); len(changed) > 0 {
 		d.log.Warn("server settings changed that take effect only on restart; keeping the running values until payramd restarts", "changed", strings.Join(changed, ", "))
 		ns.Listen, ns.AdminListen, ns.DataDir, ns.TLSCert, ns.TLSKey = cur.Listen, cur.AdminListen, cur.DataDir, cur.TLSCert, cur.TLSKey
-		ns.MaxBody, ns.TrustedProxies, ns.Workers, ns.ShutdownTimeout = cur.MaxBody, cur.TrustedProxies, cur.Workers, cur.ShutdownTimeout
+		ns.Workers, ns.ShutdownTimeout = cur.Workers, cur.ShutdownTimeout
 	}
 	// The token check of the config loader saw the new file's admin_listen;
 	// the listener still runs on the old one. An admin API bound off
@@ -108,8 +108,6 @@ func restartOnlyChanges(cur, ns *config.Server) []string {
 		{"data_dir", ns.DataDir != cur.DataDir},
 		{"tls_cert", ns.TLSCert != cur.TLSCert},
 		{"tls_key", ns.TLSKey != cur.TLSKey},
-		{"max_body", ns.MaxBody != cur.MaxBody},
-		{"trusted_proxies", !slices.Equal(ns.TrustedProxies, cur.TrustedProxies)},
 		{"workers", ns.Workers != cur.Workers},
 		{"shutdown_timeout", ns.ShutdownTimeout != cur.ShutdownTimeout},
 	} {

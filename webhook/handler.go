@@ -29,16 +29,13 @@ type Accepter func(ctx context.Context, ev *engine.Event) (duplicate bool, err e
 // Options configures a Handler.
 type Options struct {
 	// Table returns the current routing table; hot reload swaps what it
-	// returns. Each request reads it once, so it sees one snapshot.
+	// returns. Each request reads it once, so it sees one snapshot. The
+	// body limit and the trusted proxies come from it too (see Compile).
 	Table func() *Table
 	// Accept journals an event. Its context is not canceled when the
 	// client hangs up (a journal write must not stop halfway) and has no
 	// deadline: Accept bounds its own waits.
 	Accept Accepter
-	// MaxBody is the body limit for sources that set none (default 1 MiB).
-	MaxBody int64
-	// TrustedProxies are the peers whose X-Forwarded-For is believed.
-	TrustedProxies []netip.Prefix
 	// Observe is called once per routed request with its source and
 	// outcome: accepted, duplicate, invalid_signature, forbidden,
 	// too_large, invalid_payload, rate_limited, unavailable or error.
@@ -72,9 +69,6 @@ func NewHandler(o Options) *Handler {
 	}
 	if o.Table == nil {
 		o.Table = func() *Table { return nil }
-	}
-	if o.MaxBody <= 0 {
-		o.MaxBody = DefaultMaxBody
 	}
 	if o.Accept == nil {
 		o.Accept = func(context.Context, *engine.Event) (bool, error) {
@@ -116,8 +110,9 @@ type answer struct {
 // as little as possible and learns nothing about the signature.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	now := h.o.Now()
-	rt := h.o.Table().lookup(r.URL.Path)
-	client := h.clientAddr(r)
+	tab := h.o.Table()
+	rt := tab.lookup(r.URL.Path)
+	client := clientAddr(r, tab.trustedProxies())
 
 	defer func() {
 		if v := recover(); v != nil {
@@ -159,7 +154,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	limit := rt.maxBody
 	if limit <= 0 {
-		limit = h.o.MaxBody
+		limit = DefaultMaxBody // a route not built by Compile
 	}
 	tooLarge := func() refusal {
 		return refusal{"too_large", http.StatusRequestEntityTooLarge, errBody("payload_too_large"), "body larger than " + strconv.FormatInt(limit, 10) + " bytes"}
@@ -381,8 +376,8 @@ func allowed(allow []netip.Prefix, a netip.Addr) bool {
 	return false
 }
 
-func (h *Handler) trusted(a netip.Addr) bool {
-	return a.IsValid() && allowed(h.o.TrustedProxies, a)
+func trusted(proxies []netip.Prefix, a netip.Addr) bool {
+	return a.IsValid() && allowed(proxies, a)
 }
 
 // clientAddr is the address allow_ips is checked against. X-Forwarded-For is
@@ -390,10 +385,11 @@ func (h *Handler) trusted(a netip.Addr) bool {
 // right, skipping further trusted proxies: the rightmost untrusted hop is
 // the first one no trusted party vouches for, while everything left of it
 // may be made up by the client. An unparsable hop yields an invalid
-// address, which no allow_ips matches.
-func (h *Handler) clientAddr(r *http.Request) netip.Addr {
+// address, which no allow_ips matches. proxies are the trusted proxies of
+// the table the request is served with.
+func clientAddr(r *http.Request, proxies []netip.Prefix) netip.Addr {
 	peer := parseHop(r.RemoteAddr)
-	if !h.trusted(peer) {
+	if !trusted(proxies, peer) {
 		return peer
 	}
 	var hops []string
@@ -406,7 +402,7 @@ func (h *Handler) clientAddr(r *http.Request) netip.Addr {
 	}
 	for i := len(hops) - 1; i >= 0; i-- {
 		a := parseHop(hops[i])
-		if !a.IsValid() || !h.trusted(a) || i == 0 {
+		if !a.IsValid() || !trusted(proxies, a) || i == 0 {
 			return a
 		}
 	}

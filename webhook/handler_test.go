@@ -312,11 +312,11 @@ func TestSpecRows(t *testing.T) {
 // TestBodyLimit checks the exact boundary, with and without Content-Length.
 func TestBodyLimit(t *testing.T) {
 	const limit = 256
-	tab := compile(t,
+	tab := compileServer(t, []serverOption{withMaxBody(limit)},
 		[2]string{"none", "provider: none\n"},
 		[2]string{"small", "provider: none\nmax_body: 100B\n"},
 	)
-	e := newEnv(t, tab, withMaxBody(limit))
+	e := newEnv(t, tab)
 	bodyOf := func(n int) []byte {
 		b := []byte(`{"pad":"` + strings.Repeat("x", n-10) + `"}`)
 		if len(b) != n {
@@ -350,6 +350,58 @@ func TestBodyLimit(t *testing.T) {
 	}
 	if res := e.post("/webhooks/small", nil, bodyOf(100)); res.status != 200 {
 		t.Fatalf("source max_body exactly: %d", res.status)
+	}
+}
+
+// TestServerSettingsFollowTheTable: the server-wide body limit and the
+// trusted proxies come from the Table the request is served with, so a
+// reload (a new Table behind Options.Table) changes them for the next
+// request on the same handler; a source's own max_body still wins, and
+// DefaultMaxBody applies when neither the source nor the server sets one.
+func TestServerSettingsFollowTheTable(t *testing.T) {
+	sources := [][2]string{
+		{"none", "provider: none\n"},
+		{"small", "provider: none\nmax_body: 100B\n"},
+		{"locked", payramYAML + "allow_ips: [203.0.113.0/24]\n"},
+	}
+	var cur atomic.Pointer[Table]
+	cur.Store(compileServer(t, []serverOption{withMaxBody(200)}, sources...))
+	e := newEnv(t, nil, func(o *Options) { o.Table = cur.Load })
+	pad := func(n int) []byte { return []byte(`{"pad":"` + strings.Repeat("x", n-10) + `"}`) }
+	mid := pad(300) // between the old limit and the new one
+	if res := e.post("/webhooks/none", nil, mid); res.status != 413 {
+		t.Fatalf("300 bytes under max_body 200: %d %s", res.status, res.raw)
+	}
+	locked := testBody(1)
+	viaProxy := merge(payramHeader(newSecret, locked), http.Header{"X-Forwarded-For": {"203.0.113.7"}})
+	if res := e.post("/webhooks/locked", viaProxy, locked); res.status != 403 {
+		t.Fatalf("X-Forwarded-For believed from an untrusted peer: %d", res.status)
+	}
+
+	cur.Store(compileServer(t, []serverOption{withMaxBody(400), withTrusted("127.0.0.1/32")}, sources...))
+	if res := e.post("/webhooks/none", nil, mid); res.status != 200 {
+		t.Fatalf("300 bytes after max_body went to 400: %d %s", res.status, res.raw)
+	}
+	if res := e.post("/webhooks/none", nil, pad(401)); res.status != 413 {
+		t.Fatalf("401 bytes under max_body 400: %d", res.status)
+	}
+	if res := e.post("/webhooks/small", nil, pad(101)); res.status != 413 {
+		t.Fatalf("the source's own max_body (100B) lost to the server's: %d", res.status)
+	}
+	if res := e.post("/webhooks/locked", viaProxy, locked); res.status != 200 {
+		t.Fatalf("X-Forwarded-For not believed once 127.0.0.1 is a trusted proxy: %d %s", res.status, res.raw)
+	}
+
+	// Back down: the limit shrinks and the proxy is no longer trusted.
+	cur.Store(compileServer(t, nil, sources...))
+	if res := e.post("/webhooks/locked", viaProxy, testBody(2)); res.status != 403 {
+		t.Fatalf("X-Forwarded-For still believed after trusted_proxies was emptied: %d", res.status)
+	}
+	if res := e.post("/webhooks/none", nil, pad(DefaultMaxBody)); res.status != 200 {
+		t.Fatalf("neither max_body set: DefaultMaxBody bytes answered %d", res.status)
+	}
+	if res := e.post("/webhooks/none", nil, pad(DefaultMaxBody+1)); res.status != 413 {
+		t.Fatalf("neither max_body set: DefaultMaxBody+1 bytes answered %d", res.status)
 	}
 }
 
@@ -409,7 +461,7 @@ func TestSlowLoris(t *testing.T) {
 // TestForwardedFor checks that X-Forwarded-For counts only when the peer is
 // a trusted proxy (the test client connects from 127.0.0.1).
 func TestForwardedFor(t *testing.T) {
-	tab := compile(t, [2]string{"payram", payramYAML + "allow_ips: [203.0.113.0/24, \"2001:db8::/32\"]\n"})
+	src := [2]string{"payram", payramYAML + "allow_ips: [203.0.113.0/24, \"2001:db8::/32\"]\n"}
 	body := testBody(1)
 	signed := func(xff ...string) http.Header {
 		h := payramHeader(newSecret, body)
@@ -438,7 +490,7 @@ func TestForwardedFor(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			e := newEnv(t, tab, withTrusted(c.trusted...))
+			e := newEnv(t, compileServer(t, []serverOption{withTrusted(c.trusted...)}, src))
 			res := e.post("/webhooks/payram", c.h, body)
 			if res.status != c.want {
 				t.Fatalf("status %d, want %d", res.status, c.want)

@@ -67,8 +67,39 @@ func newSourceWith(t testing.TB, name, src string, probs *config.Problems) *conf
 // the problems found.
 func compileWith(t testing.TB, sources ...[2]string) (*Table, *config.Problems) {
 	t.Helper()
+	return compileServerWith(t, nil, sources...)
+}
+
+// serverOption sets a server: setting of the config a test Table is
+// compiled from, the way the listener gets it from rules.yaml.
+type serverOption func(*config.Server)
+
+func withMaxBody(n int64) serverOption { return func(s *config.Server) { s.MaxBody = n } }
+func withTrusted(p ...string) serverOption {
+	return func(s *config.Server) {
+		for _, v := range p {
+			s.TrustedProxies = append(s.TrustedProxies, netip.MustParsePrefix(v))
+		}
+	}
+}
+
+// compileServer is compile with server settings.
+func compileServer(t testing.TB, server []serverOption, sources ...[2]string) *Table {
+	t.Helper()
+	tab, probs := compileServerWith(t, server, sources...)
+	if err := probs.Err(); err != nil {
+		t.Fatalf("config errors:\n%v", err)
+	}
+	return tab
+}
+
+func compileServerWith(t testing.TB, server []serverOption, sources ...[2]string) (*Table, *config.Problems) {
+	t.Helper()
 	probs := &config.Problems{}
 	cfg := &config.Config{}
+	for _, f := range server {
+		f(&cfg.Server)
+	}
 	for _, s := range sources {
 		cfg.Sources = append(cfg.Sources, newSourceWith(t, s[0], s[1], probs))
 	}
@@ -164,15 +195,6 @@ func (e *env) clock() time.Time {
 }
 
 type envOption func(*Options)
-
-func withMaxBody(n int64) envOption { return func(o *Options) { o.MaxBody = n } }
-func withTrusted(p ...string) envOption {
-	return func(o *Options) {
-		for _, s := range p {
-			o.TrustedProxies = append(o.TrustedProxies, netip.MustParsePrefix(s))
-		}
-	}
-}
 
 func newEnv(t testing.TB, tab *Table, opts ...envOption) *env {
 	t.Helper()

@@ -19,6 +19,9 @@ import (
 type Table struct {
 	byPath   map[string]*route
 	bySource map[string]*route
+	// trusted are the peers whose X-Forwarded-For is believed
+	// (server.trusted_proxies).
+	trusted []netip.Prefix
 }
 
 // route is one source as the handler needs it.
@@ -29,7 +32,7 @@ type route struct {
 	path         string
 	methods      []string
 	allow        []netip.Prefix
-	maxBody      int64
+	maxBody      int64            // the source's max_body, else the server's, else DefaultMaxBody
 	rateLimit    config.RateLimit // zero: unlimited
 	limiter      *rate.Limiter
 	// redact holds lower-case header names this provider reads secrets
@@ -43,12 +46,21 @@ type route struct {
 // returned anyway so that `check` can report everything in one pass; the
 // caller must not serve a table whose config has errors.
 //
+// The server-wide settings the listener applies per request (the default
+// max_body, trusted_proxies) are compiled in too, so that they follow a
+// reload like everything else in the table.
+//
 // Each source's Fields.Done is called here, after the provider has declared
 // its keys, so the config loader must not call it for sources.
 func Compile(cfg *config.Config) *Table {
 	t := &Table{byPath: map[string]*route{}, bySource: map[string]*route{}}
 	if cfg == nil {
 		return t
+	}
+	t.trusted = cfg.Server.TrustedProxies
+	serverMax := cfg.Server.MaxBody
+	if serverMax <= 0 {
+		serverMax = DefaultMaxBody
 	}
 	names := Providers()
 	for _, src := range cfg.Sources {
@@ -104,6 +116,9 @@ func Compile(cfg *config.Config) *Table {
 		}
 
 		r := &route{source: src.Name, providerName: src.Provider, provider: p, path: path, allow: src.AllowIPs, maxBody: src.MaxBody}
+		if r.maxBody <= 0 {
+			r.maxBody = serverMax
+		}
 		r.methods = []string{http.MethodPost}
 		if ml, ok := p.(MethodLister); ok {
 			r.methods = ml.Methods()
@@ -206,4 +221,12 @@ func (t *Table) Sources() []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// trustedProxies returns the server's trusted_proxies, nil for no table.
+func (t *Table) trustedProxies() []netip.Prefix {
+	if t == nil {
+		return nil
+	}
+	return t.trusted
 }

@@ -217,7 +217,6 @@ func serveListener(addr, cfgPath string) {
 			_, err := engine.EncodeJSON(ev.Payload)
 			return false, err
 		},
-		MaxBody: snap.Config.Server.MaxBody,
 		// Like the daemon's: JSON lines into a buffer, not a write per line.
 		Logger: slog.New(slog.NewJSONHandler(bufio.NewWriterSize(os.Stderr, 64<<10), nil)),
 	})

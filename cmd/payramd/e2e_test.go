@@ -289,3 +289,53 @@ func TestBacktestAndReplay(t *testing.T) {
 	}
 	s.waitCount(t, 2, 10*time.Second)
 }
+
+// reloadCfg is a config whose server settings a hot-reload test edits: a
+// payram source (secret durSecret), one rule named rule posting to sink.
+func reloadCfg(dataDir, server, sinkURL, rule string) string {
+	return fmt.Sprintf(`server:
+  data_dir: %s
+  shutdown_timeout: 5s
+%ssources:
+  payram:
+    provider: payram
+    secret: %s
+actions:
+  sink:
+    type: http
+    url: %s/hook
+    timeout: 30s
+rules:
+  - name: %s
+    when: status == "FILLED"
+    do: [sink]
+`, dataDir, server, durSecret, sinkURL, rule)
+}
+
+// TestHotReloadServerSettings edits server settings of a running payramd
+// and sees them take effect without a restart.
+func TestHotReloadServerSettings(t *testing.T) {
+	t.Run("max_body", func(t *testing.T) {
+		s := newSink(t, nil)
+		dir := t.TempDir()
+		data := filepath.Join(dir, "data")
+		cfgPath := writeFile(t, dir, "rules.yaml", reloadCfg(data, "  max_body: 1KiB\n", s.URL, "v1"))
+		p := startDaemon(t, cfgPath)
+		body := payment("ref_big", 1700000000, 2000) // between 1 KiB and 4 KiB
+		if code, a, _ := postSigned(p.Public, body); code != 413 || a.Error != "payload_too_large" {
+			t.Fatalf("a %d-byte body under max_body 1KiB: %d %+v", len(body), code, a)
+		}
+		writeFile(t, dir, "rules.yaml", reloadCfg(data, "  max_body: 4KiB\n", s.URL, "v2"))
+		waitRules(t, p, "v2")
+		mustAccept(t, p, body)
+		if strings.Contains(p.Logs(), "take effect only on restart") {
+			t.Errorf("max_body was reported as restart-only:\n%s", p.Logs())
+		}
+		// And back down.
+		writeFile(t, dir, "rules.yaml", reloadCfg(data, "  max_body: 1KiB\n", s.URL, "v3"))
+		waitRules(t, p, "v3")
+		if code, _, _ := postSigned(p.Public, payment("ref_big2", 1700000000, 2000)); code != 413 {
+			t.Fatalf("after max_body went back to 1KiB: %d, want 413", code)
+		}
+	})
+}
