@@ -40,8 +40,9 @@ type Daemon struct {
 	store   journal.Store
 	handler *webhook.Handler
 	notify  Notifier
-	// server holds the server: settings of the first load; listen
-	// addresses and the data dir need a restart to change.
+	// server holds the server: settings of the first load. The listen
+	// addresses and the data dir need a restart to change; for the
+	// settings that follow reloads, read the current snapshot instead.
 	server config.Server
 
 	wake   chan struct{}
@@ -161,7 +162,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		admin = &http.Server{Handler: d.adminHandler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second}
 	}
 
-	d.pool = newPool(d, srv.Workers)
+	d.pool = newPool(d)
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- ignoreClosed(public.Serve(publicLn)) }()
 	if admin != nil {
@@ -213,13 +214,15 @@ loop:
 	}
 
 	d.notify.Stopping()
-	d.log.Info("shutting down", "timeout", srv.ShutdownTimeout.String())
+	// The snapshot's, not srv's: shutdown_timeout follows reloads.
+	timeout := d.Snapshot().Config.Server.ShutdownTimeout
+	d.log.Info("shutting down", "timeout", timeout.String())
 	// From here every webhook is answered 503 and /readyz fails, on new
 	// connections too: the listener stays open while running jobs finish,
 	// so a provider or load balancer hears "unavailable, try again" rather
 	// than a refused connection.
 	d.handler.Drain()
-	deadline := time.Now().Add(srv.ShutdownTimeout)
+	deadline := time.Now().Add(timeout)
 	shutCtx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	pool.stopClaiming()

@@ -60,14 +60,15 @@ func (d *Daemon) reload(trigger string) (bool, reloadStatus) {
 	for _, p := range probs.List {
 		d.log.Warn("config warning", "problem", p.String())
 	}
-	// These server settings are bound when the listeners, the journal and
-	// the worker pool start; a reload keeps the running values.
+	// These server settings are bound when the listeners and the journal
+	// start; a reload keeps the running values. The others (max_body,
+	// trusted_proxies, workers, shutdown_timeout) are read from the
+	// snapshot where they are used, so they follow the reload.
 	cur := d.server
 	ns := &snap.Config.Server
 	if changed := restartOnlyChanges(&cur, ns); len(changed) > 0 {
 		d.log.Warn("server settings changed that take effect only on restart; keeping the running values until payramd restarts", "changed", strings.Join(changed, ", "))
 		ns.Listen, ns.AdminListen, ns.DataDir, ns.TLSCert, ns.TLSKey = cur.Listen, cur.AdminListen, cur.DataDir, cur.TLSCert, cur.TLSKey
-		ns.Workers, ns.ShutdownTimeout = cur.Workers, cur.ShutdownTimeout
 	}
 	// The token check of the config loader saw the new file's admin_listen;
 	// the listener still runs on the old one. An admin API bound off
@@ -84,6 +85,8 @@ func (d *Daemon) reload(trigger string) (bool, reloadStatus) {
 	// source a full burst.
 	snap.Table.InheritLimits(old.Table)
 	d.snap.Store(snap)
+	// A larger worker pool starts the jobs waiting for a worker now.
+	d.kick()
 	status.OK = true
 	d.lastReload = status
 	d.metrics.declare(snap)
@@ -95,7 +98,7 @@ func (d *Daemon) reload(trigger string) (bool, reloadStatus) {
 }
 
 // restartOnlyChanges names the server settings bound at start (listeners,
-// journal, worker pool) that differ between the running config and a new
+// journal) that differ between the running config and a new
 // one, so that the warning says which edit waits for a restart.
 func restartOnlyChanges(cur, ns *config.Server) []string {
 	var changed []string
@@ -108,8 +111,6 @@ func restartOnlyChanges(cur, ns *config.Server) []string {
 		{"data_dir", ns.DataDir != cur.DataDir},
 		{"tls_cert", ns.TLSCert != cur.TLSCert},
 		{"tls_key", ns.TLSKey != cur.TLSKey},
-		{"workers", ns.Workers != cur.Workers},
-		{"shutdown_timeout", ns.ShutdownTimeout != cur.ShutdownTimeout},
 	} {
 		if c.diff {
 			changed = append(changed, c.name)

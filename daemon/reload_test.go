@@ -2,13 +2,17 @@ package daemon
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -226,5 +230,156 @@ func TestHashFilesSameAcrossAnIncludeChange(t *testing.T) {
 	}
 	if hashFiles(after) == h {
 		t.Error("a new include file does not change the fingerprint")
+	}
+}
+
+// blockingSink is an http action target that holds every request until
+// the test releases it (one per value sent on release) or ends; it counts
+// the requests it got and those it holds now.
+type blockingSink struct {
+	url      string
+	hits     atomic.Int32
+	inFlight atomic.Int32
+	release  chan struct{}
+}
+
+func newBlockingSink(t *testing.T) *blockingSink {
+	s := &blockingSink{release: make(chan struct{})}
+	done := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.hits.Add(1)
+		s.inFlight.Add(1)
+		defer s.inFlight.Add(-1)
+		select {
+		case <-s.release:
+		case <-done:
+		case <-r.Context().Done():
+		}
+	}))
+	s.url = srv.URL
+	// Cleanups run last in, first out: these, registered before the
+	// daemon's, run after the daemon stopped (its shutdown_timeout bounds
+	// the wait for the requests held here).
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(done) })
+	return s
+}
+
+// waitFor polls cond for up to 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// stays checks that cond holds for a while (nothing more happens).
+func stays(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for range 30 {
+		if !cond() {
+			t.Fatalf("%s no longer holds", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestReloadResizesWorkerPool: server.workers follows a reload. Raised,
+// the jobs waiting for a worker start at once; lowered, the running jobs
+// finish and no new one starts until fewer than the new size run.
+func TestReloadResizesWorkerPool(t *testing.T) {
+	sink := newBlockingSink(t)
+	dir := t.TempDir()
+	path := writeHookConfig(t, dir, "  workers: 1\n  shutdown_timeout: 200ms\n", sink.url, "    timeout: 30s\n")
+	logs := &syncBuffer{}
+	d := startDaemon(t, path, logs)
+	post := func(i int) {
+		t.Helper()
+		if code := postSigned(t, d, fmt.Sprintf(`{"reference_id":"r%d","status":"FILLED","amount":"5.00"}`, i)); code != 200 {
+			t.Fatalf("webhook answered %d", code)
+		}
+	}
+	for i := range 4 {
+		post(i)
+	}
+	waitFor(t, "the first job", func() bool { return sink.inFlight.Load() == 1 })
+	stays(t, "one job at a time under workers: 1", func() bool { return sink.hits.Load() == 1 })
+
+	writeHookConfig(t, dir, "  workers: 3\n  shutdown_timeout: 200ms\n", sink.url, "    timeout: 30s\n")
+	if ok, st := d.reload("test"); !ok {
+		t.Fatalf("reload refused: %+v", st)
+	}
+	waitFor(t, "three jobs at once after workers went to 3", func() bool { return sink.inFlight.Load() == 3 })
+	stays(t, "no more than three jobs at once", func() bool { return sink.inFlight.Load() == 3 && sink.hits.Load() == 3 })
+
+	writeHookConfig(t, dir, "  workers: 1\n  shutdown_timeout: 200ms\n", sink.url, "    timeout: 30s\n")
+	if ok, st := d.reload("test"); !ok {
+		t.Fatalf("reload refused: %+v", st)
+	}
+	post(4)
+	post(5) // three jobs wait now
+	// The three running jobs finish; only when none is left does a new
+	// one start, and then one at a time.
+	for want := int32(2); want >= 0; want-- {
+		sink.release <- struct{}{}
+		waitFor(t, "a released job to finish", func() bool { return sink.inFlight.Load() == want || sink.hits.Load() > 3 })
+		if want > 0 {
+			stays(t, "no new job while the pool is over its new size", func() bool { return sink.hits.Load() == 3 })
+		}
+	}
+	waitFor(t, "the next job under workers: 1", func() bool { return sink.hits.Load() == 4 })
+	stays(t, "one job at a time under workers: 1 again", func() bool { return sink.inFlight.Load() == 1 && sink.hits.Load() == 4 })
+	if strings.Contains(logs.String(), "take effect only on restart") {
+		t.Errorf("workers was reported as restart-only:\n%s", logs.String())
+	}
+}
+
+// TestReloadedShutdownTimeout: a shutdown waits for running jobs as long as
+// the shutdown_timeout in force then says, not the one of the start.
+func TestReloadedShutdownTimeout(t *testing.T) {
+	sink := newBlockingSink(t)
+	dir := t.TempDir()
+	path := writeHookConfig(t, dir, "  shutdown_timeout: 1m\n", sink.url, "    timeout: 30s\n")
+	logs := &syncBuffer{}
+	d, err := New(Options{Load: LoadOptions{Path: path}, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	waitFor(t, "the listener", func() bool { return d.PublicAddr() != nil })
+	if code := postSigned(t, d, `{"reference_id":"r1","status":"FILLED","amount":"5.00"}`); code != 200 {
+		t.Fatalf("webhook answered %d", code)
+	}
+	waitFor(t, "the job to run", func() bool { return sink.inFlight.Load() == 1 })
+
+	writeHookConfig(t, dir, "  shutdown_timeout: 200ms\n", sink.url, "    timeout: 30s\n")
+	if ok, st := d.reload("test"); !ok {
+		t.Fatalf("reload refused: %+v", st)
+	}
+	start := time.Now()
+	cancel() // SIGTERM with a job stuck in its sink
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the shutdown still waits for the start's shutdown_timeout (1m)")
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("shutdown took %s with shutdown_timeout 200ms", took)
+	}
+	if !strings.Contains(logs.String(), "timeout=200ms") {
+		t.Errorf("the shutdown line does not say the reloaded timeout:\n%s", logs.String())
+	}
+	if strings.Contains(logs.String(), "take effect only on restart") {
+		t.Errorf("shutdown_timeout was reported as restart-only:\n%s", logs.String())
 	}
 }

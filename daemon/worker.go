@@ -19,12 +19,11 @@ import (
 	"github.com/sethvargo/go-retry"
 )
 
-// pool runs due jobs, at most size at once. Jobs live in the journal, not
-// in memory: the pool claims what is due, and a job's next attempt time is
-// a column, so a restart loses no retry.
+// pool runs due jobs, at most server.workers at once. Jobs live in the
+// journal, not in memory: the pool claims what is due, and a job's next
+// attempt time is a column, so a restart loses no retry.
 type pool struct {
 	d       *Daemon
-	size    int
 	running atomic.Int64
 	freed   chan struct{}
 	wg      sync.WaitGroup
@@ -78,8 +77,16 @@ func (p *pool) submit(jobs []*journal.Job, ev *engine.Event) {
 	}
 }
 
-func newPool(d *Daemon, size int) *pool {
-	return &pool{d: d, size: size, freed: make(chan struct{}, 1), claiming: true}
+func newPool(d *Daemon) *pool {
+	return &pool{d: d, freed: make(chan struct{}, 1), claiming: true}
+}
+
+// size is how many jobs may run at once: server.workers of the config in
+// force, read each time so that it follows reloads. A reload that raises it
+// wakes the dispatcher, which starts more jobs; one that lowers it lets the
+// running jobs finish and starts new ones only below the new size.
+func (p *pool) size() int {
+	return p.d.Snapshot().Config.Server.Workers
 }
 
 func (p *pool) stopClaiming() {
@@ -167,7 +174,7 @@ func (p *pool) run(ctx context.Context) {
 		}
 		wait := max(time.Until(nextCheck), 0)
 		switch {
-		case check && room > 0 && int(p.running.Load()) < p.size:
+		case check && room > 0 && int(p.running.Load()) < p.size():
 			wait = 0 // more may be due and there are free workers
 		case check:
 			wait = maxWait // the backlog or the workers are full: p.freed wakes us
@@ -250,7 +257,8 @@ func (p *pool) unclaimBacklog() {
 
 // startQueued starts backlog jobs while workers are free. p.mu is held.
 func (p *pool) startQueued(ctx context.Context) {
-	for len(p.backlog) > 0 && int(p.running.Load()) < p.size {
+	size := p.size()
+	for len(p.backlog) > 0 && int(p.running.Load()) < size {
 		q := p.backlog[0]
 		p.backlog[0] = queued{}
 		p.backlog = p.backlog[1:]

@@ -479,7 +479,7 @@ func TestLateSubmitHandedBack(t *testing.T) {
 	if err != nil || len(res.Jobs) != 1 || res.Jobs[0].State != journal.Running {
 		t.Fatalf("ingest: %+v %v", res, err)
 	}
-	p := newPool(&Daemon{store: s, log: slog.New(slog.NewTextHandler(io.Discard, nil))}, 1)
+	p := newPool(&Daemon{store: s, log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	p.stopClaiming()
 	p.unclaimBacklog() // the shutdown's hand-back, before the late webhook
 	p.submit(res.Jobs, nil)

@@ -3,10 +3,13 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -336,6 +339,56 @@ func TestHotReloadServerSettings(t *testing.T) {
 		waitRules(t, p, "v3")
 		if code, _, _ := postSigned(p.Public, payment("ref_big2", 1700000000, 2000)); code != 413 {
 			t.Fatalf("after max_body went back to 1KiB: %d, want 413", code)
+		}
+	})
+
+	t.Run("workers", func(t *testing.T) {
+		// The sink holds every delivery, so the number it holds at once is
+		// the number of jobs running at once.
+		var hits, inFlight atomic.Int32
+		done := make(chan struct{})
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			hits.Add(1)
+			inFlight.Add(1)
+			defer inFlight.Add(-1)
+			select {
+			case <-done:
+			case <-r.Context().Done():
+			}
+		}))
+		t.Cleanup(srv.Close)
+		t.Cleanup(func() { close(done) })
+		waitFor := func(what string, cond func() bool) {
+			t.Helper()
+			deadline := time.Now().Add(10 * time.Second)
+			for !cond() {
+				if time.Now().After(deadline) {
+					t.Fatalf("timed out waiting for %s (sink: %d requests, %d held)", what, hits.Load(), inFlight.Load())
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+		dir := t.TempDir()
+		data := filepath.Join(dir, "data")
+		cfgPath := writeFile(t, dir, "rules.yaml", reloadCfg(data, "  workers: 1\n", srv.URL, "v1"))
+		p := startDaemon(t, cfgPath)
+		for i := range 5 {
+			mustAccept(t, p, payment(fmt.Sprintf("ref_w%d", i), 1700000000, 0))
+		}
+		waitFor("the first job", func() bool { return inFlight.Load() == 1 })
+		time.Sleep(300 * time.Millisecond)
+		if n := hits.Load(); n != 1 {
+			t.Fatalf("%d jobs started under workers: 1", n)
+		}
+		writeFile(t, dir, "rules.yaml", reloadCfg(data, "  workers: 3\n", srv.URL, "v2"))
+		waitRules(t, p, "v2")
+		waitFor("three jobs at once after workers went to 3", func() bool { return inFlight.Load() == 3 })
+		time.Sleep(300 * time.Millisecond)
+		if n := hits.Load(); n != 3 {
+			t.Fatalf("%d jobs started under workers: 3", n)
+		}
+		if strings.Contains(p.Logs(), "take effect only on restart") {
+			t.Errorf("workers was reported as restart-only:\n%s", p.Logs())
 		}
 	})
 }
