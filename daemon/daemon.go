@@ -52,8 +52,8 @@ type Daemon struct {
 	reloadMu   sync.Mutex
 	lastReload reloadStatus
 
-	publicAddr, adminAddr atomic.Value // net.Addr once listening
-	certs                 *webhook.CertReloader
+	publicAddr, adminAddr atomic.Value                         // net.Addr once listening
+	certs                 atomic.Pointer[webhook.CertReloader] // nil: TLS off (or not started)
 }
 
 type reloadStatus struct {
@@ -141,12 +141,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	public := webhook.NewServer(srv.Listen, d.handler)
 	public.ErrorLog = slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)
 	if srv.TLSCert != "" {
-		d.certs, err = webhook.NewCertReloader(srv.TLSCert, srv.TLSKey)
+		certs, err := webhook.NewCertReloader(srv.TLSCert, srv.TLSKey)
 		if err != nil {
 			publicLn.Close()
 			return fmt.Errorf("tls: %w", err)
 		}
-		public.TLSConfig = &tls.Config{GetCertificate: d.certs.GetCertificate, MinVersion: tls.VersionTLS12}
+		d.certs.Store(certs)
+		public.TLSConfig = &tls.Config{GetCertificate: certs.GetCertificate, MinVersion: tls.VersionTLS12}
 		publicLn = tls.NewListener(publicLn, public.TLSConfig)
 	}
 
@@ -197,8 +198,8 @@ loop:
 			break loop
 		case <-hup:
 			d.Reload("SIGHUP")
-			if d.certs != nil {
-				if err := d.certs.Reload(); err != nil {
+			if certs := d.certs.Load(); certs != nil {
+				if err := certs.Reload(); err != nil {
 					d.log.Error("tls certificate reload failed; the previous certificate stays in use", "err", err)
 				} else {
 					d.log.Info("tls certificate reloaded")

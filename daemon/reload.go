@@ -66,9 +66,19 @@ func (d *Daemon) reload(trigger string) (bool, reloadStatus) {
 	// snapshot where they are used, so they follow the reload.
 	cur := d.server
 	ns := &snap.Config.Server
-	if changed := restartOnlyChanges(&cur, ns); len(changed) > 0 {
+	certs := d.certs.Load()
+	if certs != nil {
+		cur.TLSCert, cur.TLSKey = certs.Files() // a reload may have changed them
+	}
+	if changed := restartOnlyChanges(&cur, ns, certs != nil); len(changed) > 0 {
 		d.log.Warn("server settings changed that take effect only on restart; keeping the running values until payramd restarts", "changed", strings.Join(changed, ", "))
-		ns.Listen, ns.AdminListen, ns.DataDir, ns.TLSCert, ns.TLSKey = cur.Listen, cur.AdminListen, cur.DataDir, cur.TLSCert, cur.TLSKey
+		if (cur.TLSCert == "") != (ns.TLSCert == "") {
+			d.log.Warn("turning TLS on or off takes effect only on restart: the webhook listener keeps its kind until payramd restarts", "tls", cur.TLSCert != "")
+		}
+		ns.Listen, ns.AdminListen, ns.DataDir = cur.Listen, cur.AdminListen, cur.DataDir
+		if slices.Contains(changed, "tls_cert") || slices.Contains(changed, "tls_key") {
+			ns.TLSCert, ns.TLSKey = cur.TLSCert, cur.TLSKey
+		}
 	}
 	// The token check of the config loader saw the new file's admin_listen;
 	// the listener still runs on the old one. An admin API bound off
@@ -80,6 +90,18 @@ func (d *Daemon) reload(trigger string) (bool, reloadStatus) {
 		d.metrics.ReloadOK.Set(0)
 		d.lastReload = status
 		return false, status
+	}
+	// With TLS on, other certificate files are loaded now. A pair that
+	// does not load keeps the certificate in use, as a SIGHUP reload of
+	// the same files does; the rest of the config is applied.
+	if certs != nil && (ns.TLSCert != cur.TLSCert || ns.TLSKey != cur.TLSKey) {
+		if err := certs.SetFiles(ns.TLSCert, ns.TLSKey); err != nil {
+			d.log.Error("tls certificate reload failed; the previous certificate stays in use", "err", err)
+			status.Problems = append(status.Problems, "tls: "+err.Error()+"; the previous certificate stays in use")
+			ns.TLSCert, ns.TLSKey = cur.TLSCert, cur.TLSKey
+		} else {
+			d.log.Info("tls certificate reloaded", "tls_cert", ns.TLSCert, "tls_key", ns.TLSKey)
+		}
 	}
 	// Rate-limit buckets carry over, or every reload would hand each
 	// source a full burst.
@@ -98,9 +120,13 @@ func (d *Daemon) reload(trigger string) (bool, reloadStatus) {
 }
 
 // restartOnlyChanges names the server settings bound at start (listeners,
-// journal) that differ between the running config and a new
-// one, so that the warning says which edit waits for a restart.
-func restartOnlyChanges(cur, ns *config.Server) []string {
+// journal) that differ between the running config and a new one, so that
+// the warning says which edit waits for a restart. The TLS files are among
+// them when TLS is turned on or off (the listener's kind changes) or when
+// no certificate reloader runs (certsReloadable false); otherwise a reload
+// loads the new files.
+func restartOnlyChanges(cur, ns *config.Server, certsReloadable bool) []string {
+	tlsFixed := !certsReloadable || (cur.TLSCert == "") != (ns.TLSCert == "")
 	var changed []string
 	for _, c := range []struct {
 		name string
@@ -109,8 +135,8 @@ func restartOnlyChanges(cur, ns *config.Server) []string {
 		{"listen", ns.Listen != cur.Listen},
 		{"admin_listen", ns.AdminListen != cur.AdminListen},
 		{"data_dir", ns.DataDir != cur.DataDir},
-		{"tls_cert", ns.TLSCert != cur.TLSCert},
-		{"tls_key", ns.TLSKey != cur.TLSKey},
+		{"tls_cert", tlsFixed && ns.TLSCert != cur.TLSCert},
+		{"tls_key", tlsFixed && ns.TLSKey != cur.TLSKey},
 	} {
 		if c.diff {
 			changed = append(changed, c.name)

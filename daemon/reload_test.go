@@ -3,9 +3,17 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -381,5 +389,143 @@ func TestReloadedShutdownTimeout(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), "take effect only on restart") {
 		t.Errorf("shutdown_timeout was reported as restart-only:\n%s", logs.String())
+	}
+}
+
+// writeTestCert writes a self-signed certificate with the given serial and
+// its key into dir, returning both paths.
+func writeTestCert(t *testing.T, dir string, serial int64) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "localhost"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
+}
+
+// tlsProblem is the reload's problem about the certificate, or "" (the
+// others are config warnings, such as the secret written in the file).
+func tlsProblem(st reloadStatus) string {
+	for _, p := range st.Problems {
+		if strings.HasPrefix(p, "tls: ") {
+			return p
+		}
+	}
+	return ""
+}
+
+// TestReloadSwitchesTLSFiles: with TLS on, a reload that names other
+// certificate files serves them from the next handshake; files that do not
+// load keep the certificate in use and are reported as the reload's
+// problem. Turning TLS off (or on) waits for a restart, with a warning.
+func TestReloadSwitchesTLSFiles(t *testing.T) {
+	dir := t.TempDir()
+	certA, keyA := writeTestCert(t, filepath.Join(dir, "a"), 1)
+	certB, keyB := writeTestCert(t, filepath.Join(dir, "b"), 2)
+	tlsLines := func(cert, key string) string { return "  tls_cert: " + cert + "\n  tls_key: " + key + "\n" }
+	const url = "http://127.0.0.1:9/" // no job runs: the test sends no webhook
+	path := writeHookConfig(t, dir, tlsLines(certA, keyA), url, "")
+	logs := &syncBuffer{}
+	d := startDaemon(t, path, logs)
+	serial := func() int64 {
+		t.Helper()
+		conn, err := tls.Dial("tcp", d.PublicAddr().String(), &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // self-signed test certificate
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0].SerialNumber.Int64()
+	}
+	if s := serial(); s != 1 {
+		t.Fatalf("serial %d at start, want 1", s)
+	}
+
+	writeHookConfig(t, dir, tlsLines(certB, keyB), url, "")
+	if ok, st := d.reload("test"); !ok || tlsProblem(st) != "" {
+		t.Fatalf("reload to other certificate files: %v %+v", ok, st)
+	}
+	if s := serial(); s != 2 {
+		t.Fatalf("serial %d after the reload, want 2", s)
+	}
+	if got := d.Snapshot().Config.Server.TLSCert; got != certB {
+		t.Errorf("tls_cert in force %q, want %q", got, certB)
+	}
+
+	missing := filepath.Join(dir, "missing.pem")
+	writeHookConfig(t, dir, tlsLines(missing, keyB), url, "")
+	ok, st := d.reload("test")
+	if p := tlsProblem(st); !ok || !strings.Contains(p, "missing.pem") || !strings.Contains(p, "previous certificate stays in use") {
+		t.Fatalf("reload to a missing certificate: %v %+v, want applied with the load's problem", ok, st)
+	}
+	if s := serial(); s != 2 {
+		t.Fatalf("serial %d after a failed certificate load, want the previous 2", s)
+	}
+	if got := d.Snapshot().Config.Server.TLSCert; got != certB {
+		t.Errorf("tls_cert in force %q after a failed load, want the running %q", got, certB)
+	}
+	if !strings.Contains(logs.String(), "tls certificate reload failed") {
+		t.Errorf("the failed load is not logged:\n%s", logs.String())
+	}
+
+	writeHookConfig(t, dir, "", url, "") // TLS off
+	if ok, st := d.reload("test"); !ok {
+		t.Fatalf("reload refused: %+v", st)
+	}
+	if s := serial(); s != 2 {
+		t.Fatalf("serial %d after turning TLS off, want TLS kept with 2", s)
+	}
+	if got := d.Snapshot().Config.Server.TLSCert; got != certB {
+		t.Errorf("tls_cert in force %q after turning TLS off, want the running %q", got, certB)
+	}
+	for _, want := range []string{`changed="tls_cert, tls_key"`, "turning TLS on or off takes effect only on restart"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("no %q in the log:\n%s", want, logs.String())
+		}
+	}
+}
+
+// TestReloadCannotTurnTLSOn: with TLS off, certificate files named by a
+// reload wait for a restart (the listener is plain TCP), with a warning.
+func TestReloadCannotTurnTLSOn(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := writeTestCert(t, filepath.Join(dir, "a"), 1)
+	path := writeHookConfig(t, dir, "", "http://127.0.0.1:9/", "")
+	logs := &syncBuffer{}
+	d := startDaemon(t, path, logs)
+	writeHookConfig(t, dir, "  tls_cert: "+cert+"\n  tls_key: "+key+"\n", "http://127.0.0.1:9/", "")
+	if ok, st := d.reload("test"); !ok {
+		t.Fatalf("reload refused: %+v", st)
+	}
+	if got := d.Snapshot().Config.Server.TLSCert; got != "" {
+		t.Errorf("tls_cert in force %q, want none until a restart", got)
+	}
+	for _, want := range []string{`changed="tls_cert, tls_key"`, "turning TLS on or off takes effect only on restart"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("no %q in the log:\n%s", want, logs.String())
+		}
+	}
+	// Still plain HTTP.
+	if code := postSigned(t, d, `{"reference_id":"r1","status":"PARTIALLY_FILLED","amount":"5.00"}`); code != 200 {
+		t.Errorf("plain HTTP webhook after the reload answered %d", code)
 	}
 }

@@ -92,6 +92,29 @@ func TestCertReloader(t *testing.T) {
 	if s := serial(); s != 2 {
 		t.Fatalf("after failed reload: serial %d", s)
 	}
+	// A config reload pointing at other files: served, and reloaded from
+	// then on; files that do not load keep the certificate and the files.
+	other := filepath.Join(dir, "other")
+	if err := os.Mkdir(other, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	c3, k3 := writeCert(t, other, 3)
+	if err := cr.SetFiles(c3, k3); err != nil {
+		t.Fatal(err)
+	}
+	if s := serial(); s != 3 {
+		t.Fatalf("after SetFiles: serial %d", s)
+	}
+	if err := cr.SetFiles(filepath.Join(dir, "missing.pem"), k3); err == nil {
+		t.Fatal("SetFiles to a missing certificate succeeded")
+	}
+	if c, k := cr.Files(); c != c3 || k != k3 || serial() != 3 {
+		t.Fatalf("after a failed SetFiles: files %s %s, serial %d", c, k, serial())
+	}
+	writeCert(t, other, 4)
+	if err := cr.Reload(); err != nil || serial() != 4 {
+		t.Fatalf("Reload after SetFiles does not read the new files: %v", err)
+	}
 	if _, err := NewCertReloader(filepath.Join(dir, "missing.pem"), keyFile); err == nil {
 		t.Fatal("missing certificate accepted at start")
 	}
