@@ -367,11 +367,7 @@ func TestImmutableDataDirSaysWhere(t *testing.T) {
 // on a 3 MB file system). Needs root to mount a small tmpfs.
 func TestPingAfterRefusedEvent(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a small tmpfs (needs root): %v %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	dir := smallDisk(t)
 	s, err := Open(dir, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -379,30 +375,7 @@ func TestPingAfterRefusedEvent(t *testing.T) {
 	defer s.Close()
 	mustIngest(t, s, testEvent("small"), evalFor("r", "a"))
 
-	// Fill the disk, then give back 64 KiB: room for a ping, not for an
-	// event of half a megabyte.
-	filler := filepath.Join(dir, "filler")
-	f, err := os.Create(filler)
-	if err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 64<<10)
-	for {
-		if _, err := f.Write(buf); err != nil {
-			break
-		}
-	}
-	fi, _ := f.Stat()
-	if err := f.Truncate(fi.Size() - 64<<10); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-
-	big := testEvent("big")
-	big.Body = bytes.Repeat([]byte("x"), 512<<10)
-	if _, err := s.Ingest(ctx, big, evalFor("r", "a")); !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("Ingest of 512 KiB with 64 KiB free: %v, want ErrUnavailable", err)
-	}
+	filler, big := refuseForWantOfRoom(t, s, dir)
 	// IsNoSpace tells the watchdog this is no reason to restart.
 	if err := s.Ping(ctx); !errors.Is(err, ErrUnavailable) || !IsNoSpace(err) {
 		t.Errorf("Ping after an event was refused for want of room: %v, want ErrUnavailable for no space", err)
@@ -424,11 +397,7 @@ func TestPingAfterRefusedEvent(t *testing.T) {
 // Needs root to mount a small tmpfs.
 func TestPaddedPingSparesItsBatch(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a small tmpfs (needs root): %v %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	dir := smallDisk(t)
 	// The syncer waits on gate while hold is set, so that the writer keeps
 	// its next transaction open and takes in every op that arrives.
 	var hold atomic.Bool
@@ -445,28 +414,7 @@ func TestPaddedPingSparesItsBatch(t *testing.T) {
 	defer s.Close()
 	mustIngest(t, s, testEvent("small"), evalFor("r", "a"))
 
-	filler := filepath.Join(dir, "filler")
-	f, err := os.Create(filler)
-	if err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 64<<10)
-	for {
-		if _, err := f.Write(buf); err != nil {
-			break
-		}
-	}
-	fi, _ := f.Stat()
-	if err := f.Truncate(fi.Size() - 64<<10); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-
-	big := testEvent("big")
-	big.Body = bytes.Repeat([]byte("x"), 512<<10)
-	if _, err := s.Ingest(ctx, big, evalFor("r", "a")); !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("Ingest of 512 KiB with 64 KiB free: %v, want ErrUnavailable", err)
-	}
+	refuseForWantOfRoom(t, s, dir)
 
 	hold.Store(true)
 	first := make(chan error, 1)
@@ -493,4 +441,46 @@ func TestPaddedPingSparesItsBatch(t *testing.T) {
 	if err := <-small; err != nil {
 		t.Errorf("a small webhook queued next to the padded Ping: %v, want journaled (it fits)", err)
 	}
+}
+
+// smallDisk mounts a 4 MiB tmpfs for a test to fill, skipping the test
+// where it cannot (it needs root).
+func smallDisk(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a small tmpfs (needs root): %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	return dir
+}
+
+// refuseForWantOfRoom fills the disk under dir but for 64 KiB (room for a
+// ping, not for an event of half a megabyte) and has s refuse such an
+// event; it returns the filler file, whose removal makes room again, and
+// the refused event.
+func refuseForWantOfRoom(t *testing.T, s *SQLite, dir string) (string, *Event) {
+	t.Helper()
+	filler := filepath.Join(dir, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			break
+		}
+	}
+	fi, _ := f.Stat()
+	if err := f.Truncate(fi.Size() - 64<<10); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	big := testEvent("big")
+	big.Body = bytes.Repeat([]byte("x"), 512<<10)
+	if _, err := s.Ingest(context.Background(), big, evalFor("r", "a")); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Ingest of 512 KiB with 64 KiB free: %v, want ErrUnavailable", err)
+	}
+	return filler, big
 }
