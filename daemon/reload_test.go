@@ -3,17 +3,10 @@ package daemon
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -25,6 +18,7 @@ import (
 	"time"
 
 	"github.com/payramd/payramd/engine"
+	"github.com/payramd/payramd/internal/testcert"
 )
 
 // writeConfig writes a config with one PayRam source (secret "k"), one log
@@ -392,37 +386,6 @@ func TestReloadedShutdownTimeout(t *testing.T) {
 	}
 }
 
-// writeTestCert writes a self-signed certificate with the given serial and
-// its key into dir, returning both paths.
-func writeTestCert(t *testing.T, dir string, serial int64) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "localhost"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile
-}
-
 // tlsProblem is the reload's problem about the certificate, or "" (the
 // others are config warnings, such as the secret written in the file).
 func tlsProblem(st reloadStatus) string {
@@ -440,8 +403,8 @@ func tlsProblem(st reloadStatus) string {
 // problem. Turning TLS off (or on) waits for a restart, with a warning.
 func TestReloadSwitchesTLSFiles(t *testing.T) {
 	dir := t.TempDir()
-	certA, keyA := writeTestCert(t, filepath.Join(dir, "a"), 1)
-	certB, keyB := writeTestCert(t, filepath.Join(dir, "b"), 2)
+	certA, keyA := testcert.Write(t, filepath.Join(dir, "a"), 1)
+	certB, keyB := testcert.Write(t, filepath.Join(dir, "b"), 2)
 	tlsLines := func(cert, key string) string { return "  tls_cert: " + cert + "\n  tls_key: " + key + "\n" }
 	const url = "http://127.0.0.1:9/" // no job runs: the test sends no webhook
 	path := writeHookConfig(t, dir, tlsLines(certA, keyA), url, "")
@@ -508,7 +471,7 @@ func TestReloadSwitchesTLSFiles(t *testing.T) {
 // reload wait for a restart (the listener is plain TCP), with a warning.
 func TestReloadCannotTurnTLSOn(t *testing.T) {
 	dir := t.TempDir()
-	cert, key := writeTestCert(t, filepath.Join(dir, "a"), 1)
+	cert, key := testcert.Write(t, filepath.Join(dir, "a"), 1)
 	path := writeHookConfig(t, dir, "", "http://127.0.0.1:9/", "")
 	logs := &syncBuffer{}
 	d := startDaemon(t, path, logs)
