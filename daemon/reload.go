@@ -91,17 +91,20 @@ func (d *Daemon) reload(trigger string) (bool, reloadStatus) {
 		d.lastReload = status
 		return false, status
 	}
-	// With TLS on, other certificate files are loaded now. A pair that
-	// does not load keeps the certificate in use, as a SIGHUP reload of
-	// the same files does; the rest of the config is applied.
+	// With TLS on, other certificate files are loaded now, last before the
+	// swap: a pair that does not load refuses the whole reload (SPEC 8:
+	// only a fully valid config replaces the running one), and the
+	// certificate and config in use stay.
 	if certs != nil && (ns.TLSCert != cur.TLSCert || ns.TLSKey != cur.TLSKey) {
 		if err := certs.SetFiles(ns.TLSCert, ns.TLSKey); err != nil {
-			d.log.Error("tls certificate reload failed; the previous certificate stays in use", "err", err)
 			status.Problems = append(status.Problems, "tls: "+err.Error()+"; the previous certificate stays in use")
-			ns.TLSCert, ns.TLSKey = cur.TLSCert, cur.TLSKey
-		} else {
-			d.log.Info("tls certificate reloaded", "tls_cert", ns.TLSCert, "tls_key", ns.TLSKey)
+			d.log.Error("config reload refused: the new tls_cert/tls_key do not load; the previous config and certificate keep running", "err", err, "trigger", trigger)
+			readyStatus = "payramd serving the previous config: reload refused (tls_cert/tls_key do not load)"
+			d.metrics.ReloadOK.Set(0)
+			d.lastReload = status
+			return false, status
 		}
+		d.log.Info("tls certificate reloaded", "tls_cert", ns.TLSCert, "tls_key", ns.TLSKey)
 	}
 	// Rate-limit buckets carry over, or every reload would hand each
 	// source a full burst.

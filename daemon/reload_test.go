@@ -437,8 +437,8 @@ func TestReloadSwitchesTLSFiles(t *testing.T) {
 	missing := filepath.Join(dir, "missing.pem")
 	writeHookConfig(t, dir, tlsLines(missing, keyB), url, "")
 	ok, st := d.reload("test")
-	if p := tlsProblem(st); !ok || !strings.Contains(p, "missing.pem") || !strings.Contains(p, "previous certificate stays in use") {
-		t.Fatalf("reload to a missing certificate: %v %+v, want applied with the load's problem", ok, st)
+	if p := tlsProblem(st); ok || !strings.Contains(p, "missing.pem") || !strings.Contains(p, "previous certificate stays in use") {
+		t.Fatalf("reload to a missing certificate: %v %+v, want it refused with the load's problem", ok, st)
 	}
 	if s := serial(); s != 2 {
 		t.Fatalf("serial %d after a failed certificate load, want the previous 2", s)
@@ -446,8 +446,8 @@ func TestReloadSwitchesTLSFiles(t *testing.T) {
 	if got := d.Snapshot().Config.Server.TLSCert; got != certB {
 		t.Errorf("tls_cert in force %q after a failed load, want the running %q", got, certB)
 	}
-	if !strings.Contains(logs.String(), "tls certificate reload failed") {
-		t.Errorf("the failed load is not logged:\n%s", logs.String())
+	if !strings.Contains(logs.String(), "config reload refused: the new tls_cert/tls_key do not load") {
+		t.Errorf("the refused reload is not logged:\n%s", logs.String())
 	}
 
 	writeHookConfig(t, dir, "", url, "") // TLS off
