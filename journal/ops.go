@@ -64,8 +64,14 @@ func (s *SQLite) Ingest(ctx context.Context, ev *Event, eval *Evaluation) (Inges
 	})
 	if err != nil {
 		if IsNoSpace(err) {
+			// The largest event refused since one was written: Ping must
+			// find room for that one, not for whichever failed last.
 			size := len(ev.Body) + len(ev.Payload) + len(headers)
-			s.refused.Store(&size)
+			for old := s.refused.Load(); old == nil || *old < size; old = s.refused.Load() {
+				if s.refused.CompareAndSwap(old, &size) {
+					break
+				}
+			}
 		}
 		return IngestResult{}, err
 	}
