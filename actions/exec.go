@@ -5,6 +5,7 @@ package actions
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -17,6 +18,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/payramd/payramd/config"
 	"github.com/payramd/payramd/engine"
@@ -356,9 +358,12 @@ func (a *Exec) build(j *Job) (*invocation, error) {
 	return inv, nil
 }
 
-// eventJSON is what a command reads on stdin.
+// eventJSON is what a command reads on stdin: the event with its
+// normalized payload (what rules see: PayRam's amounts as exact JSON
+// numbers) and the body as the provider sent it (its amounts as text), as
+// "body" when it is UTF-8, else "body_base64", as the admin API gives it.
 func eventJSON(e *engine.Event) ([]byte, error) {
-	return engine.EncodeJSON(map[string]any{
+	ev := map[string]any{
 		"id":          e.ID,
 		"source":      e.Source,
 		"provider":    e.Provider,
@@ -366,7 +371,13 @@ func eventJSON(e *engine.Event) ([]byte, error) {
 		"received_at": e.ReceivedAt,
 		"headers":     e.Headers,
 		"payload":     e.Payload,
-	})
+	}
+	if utf8.Valid(e.Raw) {
+		ev["body"] = string(e.Raw)
+	} else {
+		ev["body_base64"] = base64.StdEncoding.EncodeToString(e.Raw)
+	}
+	return engine.EncodeJSON(ev)
 }
 
 // Render shows argv, dir and env; values of credential-looking variables

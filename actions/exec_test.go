@@ -56,6 +56,11 @@ env:
 		in["received_at"] != "2026-11-23T10:00:00Z" || in["headers"] == nil || payload["reference_id"] != "ref-42" || payload["amount"] != 44.99 {
 		t.Errorf("stdin: %s", b)
 	}
+	// The body as the provider sent it, for a script that wants its text
+	// (amounts as PayRam wrote them) rather than the normalized payload.
+	if in["body"] != testPayload {
+		t.Errorf("stdin body = %q, want the raw body %q", in["body"], testPayload)
+	}
 
 	// env(1) prints exactly the environment it was given, with nothing a
 	// shell would add.
