@@ -264,12 +264,16 @@ func checkTimestamp(raw string, now time.Time, tol time.Duration) error {
 	if ts < -limit || ts > limit {
 		return errSignature("timestamp out of range")
 	}
-	age := now.Sub(time.Unix(ts, 0))
+	// Compare whole seconds: the timestamp has no finer resolution, so a
+	// delivery exactly tol old is accepted for all of that second, not only
+	// at its first instant (and the refusal never reads "5m0s old, more than
+	// the 5m0s tolerance").
+	age := time.Duration(now.Unix()-ts) * time.Second
 	switch {
 	case age > tol:
-		return errSignature("timestamp is %s old, more than the %s tolerance", age.Truncate(time.Second), tol)
+		return errSignature("timestamp is %s old, more than the %s tolerance", age, tol)
 	case -age > tol:
-		return errSignature("timestamp is %s in the future, more than the %s tolerance", (-age).Truncate(time.Second), tol)
+		return errSignature("timestamp is %s in the future, more than the %s tolerance", -age, tol)
 	}
 	return nil
 }

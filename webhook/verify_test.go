@@ -252,6 +252,26 @@ func TestTimestampEdgeCases(t *testing.T) {
 	}
 }
 
+// TestTimestampWholeSeconds: a timestamp exactly tolerance old or ahead is
+// accepted whatever the fraction of the second the request arrives in; one
+// second more is refused, and the message does not contradict itself.
+func TestTimestampWholeSeconds(t *testing.T) {
+	now := testNow.Add(900 * time.Millisecond)
+	for _, ts := range []int64{testNow.Unix() - 60, testNow.Unix() + 60} {
+		if err := checkTimestamp(strconv.FormatInt(ts, 10), now, time.Minute); err != nil {
+			t.Errorf("timestamp %d at %s: %v", ts, now, err)
+		}
+	}
+	err := checkTimestamp(strconv.FormatInt(testNow.Unix()-61, 10), now, time.Minute)
+	if err == nil || !strings.Contains(err.Error(), "1m1s old, more than the 1m0s tolerance") {
+		t.Errorf("61 s old: %v", err)
+	}
+	err = checkTimestamp(strconv.FormatInt(testNow.Unix()+61, 10), now, time.Minute)
+	if err == nil || !strings.Contains(err.Error(), "1m1s in the future, more than the 1m0s tolerance") {
+		t.Errorf("61 s ahead: %v", err)
+	}
+}
+
 // TestPublishedVectors checks the providers against signatures published by
 // the scheme authors, computed with code payramd does not share.
 func TestPublishedVectors(t *testing.T) {
