@@ -424,6 +424,12 @@ func addrString(a netip.Addr, r *http.Request) string {
 	if a.IsValid() {
 		return a.String()
 	}
+	if parseHop(r.RemoteAddr).IsValid() {
+		// The peer is a trusted proxy whose X-Forwarded-For names no
+		// address: say so, or the log reads as if the proxy itself was
+		// refused, and adding it to allow_ips would change nothing.
+		return r.RemoteAddr + " (a trusted proxy; its X-Forwarded-For names no address)"
+	}
 	return r.RemoteAddr
 }
 

@@ -499,6 +499,23 @@ func TestForwardedFor(t *testing.T) {
 	}
 }
 
+// TestForwardedForGarbageLogged: a refusal because a trusted proxy's
+// X-Forwarded-For holds no address says so, rather than naming only the
+// proxy as the remote address.
+func TestForwardedForGarbageLogged(t *testing.T) {
+	src := [2]string{"payram", payramYAML + "allow_ips: [203.0.113.0/24]\n"}
+	body := testBody(1)
+	h := payramHeader(newSecret, body)
+	h.Set("X-Forwarded-For", "unknown")
+	e := newEnv(t, compileServer(t, []serverOption{withTrusted("127.0.0.1/32")}, src))
+	if res := e.post("/webhooks/payram", h, body); res.status != 403 {
+		t.Fatalf("status %d, want 403", res.status)
+	}
+	if !strings.Contains(e.logs.String(), "its X-Forwarded-For names no address") {
+		t.Fatalf("log does not say why:\n%s", e.logs.String())
+	}
+}
+
 // TestNoSecretInLogs drives every kind of refusal and acceptance and then
 // looks for secrets and signature values in everything logged.
 func TestNoSecretInLogs(t *testing.T) {
