@@ -258,9 +258,10 @@ func checkTimestamp(raw string, now time.Time, tol time.Duration) error {
 	if err != nil {
 		return errSignature("timestamp is not a whole number of Unix seconds")
 	}
-	// Clamp before converting: time.Unix with an absurd value would
-	// overflow the Duration arithmetic below.
-	const limit = 1 << 40
+	// Clamp before converting: the age in nanoseconds below must not
+	// overflow. 2^32 s either side of 1970 (to 2106) covers every real
+	// timestamp and keeps |age| under 2^33 s, ~8.6e18 ns.
+	const limit = 1 << 32
 	if ts < -limit || ts > limit {
 		return errSignature("timestamp out of range")
 	}

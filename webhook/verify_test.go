@@ -270,6 +270,12 @@ func TestTimestampWholeSeconds(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "1m1s in the future, more than the 1m0s tolerance") {
 		t.Errorf("61 s ahead: %v", err)
 	}
+	// Far timestamps never wrap the age's arithmetic around: one 2^34 s
+	// ahead (the year 2500) must not be called old.
+	far := testNow.Unix() + 1<<34
+	if err := checkTimestamp(strconv.FormatInt(far, 10), now, time.Minute); err == nil || strings.Contains(err.Error(), " old,") {
+		t.Errorf("timestamp %d: %v; want refused as in the future or out of range", far, err)
+	}
 }
 
 // TestPublishedVectors checks the providers against signatures published by
