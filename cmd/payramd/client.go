@@ -297,7 +297,20 @@ func visibleControls(b []byte) []byte {
 	return out
 }
 
-func printEventDetail(w io.Writer, raw json.RawMessage) {
+// printEventDetail writes an event, its rules and its jobs for a person.
+// What it shows comes from outside: an attempt's output and error hold what
+// a payload's customer-written fields made of a log message or a script's
+// output, and an error may quote a receiver's answer. Their control
+// characters are shown as \xNN (see visibleControls), so that none moves
+// the cursor, retitles the window or rewrites a line already shown; --json
+// gives the text as it is.
+func printEventDetail(out io.Writer, raw json.RawMessage) {
+	var buf bytes.Buffer
+	writeEventDetail(&buf, raw)
+	_, _ = out.Write(visibleControls(buf.Bytes()))
+}
+
+func writeEventDetail(w io.Writer, raw json.RawMessage) {
 	var d struct {
 		Event struct {
 			ID         string          `json:"id"`

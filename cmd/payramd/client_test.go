@@ -48,3 +48,26 @@ func TestVisibleControls(t *testing.T) {
 		t.Errorf("visibleControls = %q, want %q", got, want)
 	}
 }
+
+// TestEventDetailShowsNoControls: `payramd events ID` prints an attempt's
+// output and error, which hold what a payload's customer-written fields
+// made of a log message or a script's output (a name "\x1b]0;…\x07"), and
+// the event's fields; their control characters are shown as \xNN, not
+// sent to the operator's terminal, as `events ID --raw` does on one.
+func TestEventDetailShowsNoControls(t *testing.T) {
+	raw := `{"event":{"id":"e1\u001b[2J","source":"payram","type":"paid\u001b[1A","received_at":"2026-11-23T13:40:41Z","payload":{}},
+	"rules":[{"rule":"paid","matched":true}],
+	"jobs":[{"id":7,"rule":"paid","action":"note","state":"dead","attempts":1,"history":[
+		{"n":1,"started_at":"2026-11-23T13:40:42Z","duration":"8ms","outcome":"dead","error":"POST https://erp.example: 500 \u001b]0;pwned\u0007","output":"paid by zoë\u001b]0;pwned\u0007\rfake\nline 2\u009b31m\n"}]}]}`
+	var out bytes.Buffer
+	printEventDetail(&out, []byte(raw))
+	got := out.String()
+	if strings.ContainsAny(got, "\x1b\x07\r\u009b") {
+		t.Errorf("control characters reach the terminal:\n%q", got)
+	}
+	for _, want := range []string{`| paid by zoë\x1b]0;pwned\x07\x0dfake` + "\n", `| line 2\xc2\x9b31m` + "\n", `500 \x1b]0;pwned\x07` + "\n", `event e1\x1b[2J`, `type paid\x1b[1A`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing %q in:\n%s", want, got)
+		}
+	}
+}
