@@ -2,11 +2,13 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // bufferedLog batches log lines into fewer writes: at thousands of
@@ -87,8 +89,31 @@ func newPriorityHandler(out io.Writer, newInner func(io.Writer) slog.Handler) *p
 	return &priorityHandler{inner: newInner(w), w: w}
 }
 
+// journalLineMax is the longest line, prefix included, written under
+// journald. journald cuts a longer line (at LineMax=, 48K by default) and
+// reads the piece after the cut for a priority prefix of its own, which a
+// logged value could supply: a payload's customer-written field in a log
+// action's message could put "<0>" there, and journald would file the rest
+// as an emergency and write it to every terminal (ForwardToWall). So a
+// longer line is cut here, between characters, and every piece carries the
+// record's priority. 4 KiB leaves most lines whole and stays under any
+// LineMax= an operator is likely to set.
+const journalLineMax = 4096
+
 func (w *priorityWriter) Write(p []byte) (int, error) {
-	w.line = append(append(w.line[:0], w.prefix...), p...)
+	w.line = w.line[:0]
+	rest := bytes.TrimSuffix(p, []byte("\n"))
+	for first := true; first || len(rest) > 0; first = false {
+		n := min(len(rest), journalLineMax-len(w.prefix))
+		for n < len(rest) && n > 0 && !utf8.RuneStart(rest[n]) {
+			n-- // not inside a character
+		}
+		if n == 0 {
+			n = min(len(rest), journalLineMax-len(w.prefix)) // not UTF-8
+		}
+		w.line = append(append(append(w.line, w.prefix...), rest[:n]...), '\n')
+		rest = rest[n:]
+	}
 	if _, err := w.out.Write(w.line); err != nil {
 		return 0, err
 	}

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"unicode/utf8"
 )
 
 // TestPriorityHandler: under journald every line starts with its level's
@@ -112,5 +113,62 @@ func TestJournalPriorities(t *testing.T) {
 	}
 	if out := run(false); strings.Contains(out, "<3>") || !strings.Contains(out, `"level":"ERROR"`) {
 		t.Errorf("without JOURNAL_STREAM the lines changed:\n%s", out)
+	}
+}
+
+// journaldSplit cuts a line as journald cuts a service's output: at each
+// newline and, in a longer line, every lineMax bytes (LineMax=, 48K by
+// default); each piece is a log entry whose leading <N> is its priority.
+func journaldSplit(out string, lineMax int) []string {
+	var pieces []string
+	for _, line := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+		for len(line) > lineMax {
+			pieces = append(pieces, line[:lineMax])
+			line = line[lineMax:]
+		}
+		pieces = append(pieces, line)
+	}
+	return pieces
+}
+
+// TestPriorityLongLine: a line longer than journald's LineMax is cut by
+// journald, and the piece after the cut is read for a priority prefix of
+// its own. A payload's customer-written field logged by a log action
+// (message: "note {{ note }}") could place "<0>" there and have a line
+// filed as an emergency, which journald also writes to every terminal
+// (ForwardToWall). A long line is cut by payramd into pieces that each
+// carry the record's priority.
+func TestPriorityLongLine(t *testing.T) {
+	const journaldLineMax = 48 * 1024
+	for _, format := range []string{"json", "text"} {
+		var buf bytes.Buffer
+		h := newPriorityHandler(&buf, func(w io.Writer) slog.Handler {
+			if format == "json" {
+				return slog.NewJSONHandler(w, nil)
+			}
+			return slog.NewTextHandler(w, nil)
+		})
+		log := slog.New(h)
+		log.Info("note X")
+		head := strings.Index(buf.String(), "X")
+		buf.Reset()
+		note := strings.Repeat("a", journaldLineMax-head) + "<0>payramd: disk failure, call +1-555-0100 now " + strings.Repeat("é", 40000)
+		log.Info("note "+note, "event", "e1")
+		for i, p := range journaldSplit(buf.String(), journaldLineMax) {
+			if !strings.HasPrefix(p, "<6>") {
+				t.Errorf("%s: piece %d is not filed at info: %.40q", format, i, p)
+			}
+			if !utf8.ValidString(p) {
+				t.Errorf("%s: piece %d cuts a character: %.40q", format, i, p)
+			}
+		}
+		// Nothing is lost: the pieces, without their prefixes, are the line.
+		var whole strings.Builder
+		for _, p := range strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n") {
+			whole.WriteString(strings.TrimPrefix(p, "<6>"))
+		}
+		if !strings.Contains(whole.String(), note) || !strings.Contains(whole.String(), "e1") {
+			t.Errorf("%s: the pieces do not make up the line", format)
+		}
 	}
 }
