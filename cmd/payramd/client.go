@@ -216,9 +216,15 @@ func cmdEvents(args []string, stdout, stderr io.Writer) int {
 		q.Set("since", *since)
 	}
 	raw, code, done := ac.fetch(c, "events", "/api/events?"+q.Encode(), stdout, stderr)
-	if done {
-		return code
+	if !done {
+		printEventList(stdout, raw)
 	}
+	return code
+}
+
+// printEventList is the terminal view of GET /api/events. A type or id is
+// whatever a provider sent: control characters show as \xNN.
+func printEventList(w io.Writer, raw json.RawMessage) {
 	var list struct {
 		Events []struct {
 			ID         string    `json:"id"`
@@ -228,14 +234,22 @@ func cmdEvents(args []string, stdout, stderr io.Writer) int {
 		} `json:"events"`
 	}
 	_ = json.Unmarshal(raw, &list)
-	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "RECEIVED\tSOURCE\tTYPE\tID")
 	for _, e := range list.Events {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", e.ReceivedAt.Local().Format("2006-01-02 15:04:05"), e.Source, e.Type, e.ID)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", e.ReceivedAt.Local().Format("2006-01-02 15:04:05"), e.Source, visible(e.Type), visible(e.ID))
 	}
 	tw.Flush()
-	return 0
 }
+
+// visible is one field of a listing as the terminal should show it: on
+// one line, its columns kept (newlines and tabs become spaces), and other
+// control characters as \xNN.
+func visible(s string) string {
+	return string(visibleControls([]byte(cellSpaces.Replace(s))))
+}
+
+var cellSpaces = strings.NewReplacer("\n", " ", "\r", " ", "\t", " ")
 
 // sourceQuery is the query string that names an event's source, if any.
 func sourceQuery(source string) string {
@@ -434,9 +448,15 @@ func cmdJobs(args []string, stdout, stderr io.Writer) int {
 		q.Set("source", *source)
 	}
 	raw, code, done := ac.fetch(c, "jobs", "/api/jobs?"+q.Encode(), stdout, stderr)
-	if done {
-		return code
+	if !done {
+		printJobList(stdout, raw)
 	}
+	return code
+}
+
+// printJobList is the terminal view of GET /api/jobs. A last error can
+// quote a receiver's answer: control characters show as \xNN.
+func printJobList(w io.Writer, raw json.RawMessage) {
 	var list struct {
 		Jobs []struct {
 			ID        int64     `json:"id"`
@@ -450,13 +470,12 @@ func cmdJobs(args []string, stdout, stderr io.Writer) int {
 		} `json:"jobs"`
 	}
 	_ = json.Unmarshal(raw, &list)
-	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "JOB\tSTATE\tATTEMPTS\tRULE\tACTION\tUPDATED\tLAST ERROR")
 	for _, j := range list.Jobs {
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\t%s\n", j.ID, j.State, j.Attempts, j.Rule, j.Action, j.UpdatedAt.Local().Format("01-02 15:04:05"), oneLine(j.LastError, 60))
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\t%s\n", j.ID, j.State, j.Attempts, j.Rule, j.Action, j.UpdatedAt.Local().Format("01-02 15:04:05"), visible(oneLine(j.LastError, 60)))
 	}
 	tw.Flush()
-	return 0
 }
 
 func oneLine(s string, n int) string {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -69,5 +70,23 @@ func TestEventDetailShowsNoControls(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("missing %q in:\n%s", want, got)
 		}
+	}
+}
+
+// TestListingsShowNoControls: the events and jobs listings print what a
+// provider or a receiver sent (an event's type and id, a job's last error)
+// on one line each, with control characters as \xNN.
+func TestListingsShowNoControls(t *testing.T) {
+	var out bytes.Buffer
+	printEventList(&out, json.RawMessage(`{"events":[{"id":"evt_\u001b[2J","source":"shop","type":"pay\tment\nfilled","received_at":"2026-12-06T10:00:00Z"}]}`))
+	printJobList(&out, json.RawMessage(`{"jobs":[{"id":7,"rule":"r","action":"a","state":"dead","attempts":1,"updated_at":"2026-12-06T10:00:00Z","last_error":"502: \u001b]0;owned\u0007 bad gateway"}]}`))
+	got := out.String()
+	for _, want := range []string{`evt_\x1b[2J`, "pay ment filled", `\x1b]0;owned\x07 bad gateway`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("listing lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.ContainsAny(got, "\x1b\x07") || strings.Count(got, "\n") != 4 {
+		t.Errorf("listing has control characters or broken lines:\n%q", got)
 	}
 }
