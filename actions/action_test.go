@@ -337,8 +337,12 @@ func TestCommentCutsTemplate(t *testing.T) {
 			`rules.yaml:2:16: ` + warn + `this value is "Order" and "#123 paid" is not part of it; if it belongs to the value, quote the whole value: "Order #123 paid"`},
 		{"email subject", "type: email\nto: ops@example.com\nfrom: payramd@example.com\nsmtp: {host: smtp.example.com}\nsubject: Paid #{{ reference_id }}\n",
 			`rules.yaml:5:15: ` + warn + `this value is "Paid" and "#{{ reference_id }}" is not part of it; if it belongs to the value, quote the whole value: "Paid #{{ reference_id }}"`},
-		{"http url", "type: http\nurl: https://erp.example/hook #{{ urlpath(id) }}\n",
-			`rules.yaml:2:31: ` + warn + `this value is "https://erp.example/hook" and "#{{ urlpath(id) }}" is not part of it; if it belongs to the value, quote the whole value: "https://erp.example/hook #{{ urlpath(id) }}"`},
+		// A URL or a credential header may be a secret written in the
+		// file: only its place is given.
+		{"http url", "type: http\nurl: https://erp.example/hook?token=s3cret #payments\n",
+			`rules.yaml:2:44: ` + warn + `this value ends before it and the rest of the line is not part of it; if it belongs to the value, put the whole value in quotes (the value is not shown: it may be a secret)`},
+		{"credential header", "type: http\nurl: https://erp.example/hook\nheaders:\n  Authorization: Bearer s3cret #prod\n",
+			`rules.yaml:4:32: ` + warn + `this value ends before it and the rest of the line is not part of it; if it belongs to the value, put the whole value in quotes (the value is not shown: it may be a secret)`},
 		{"http header", "type: http\nurl: https://erp.example/hook\nheaders:\n  X-Order: order #1\n",
 			`rules.yaml:4:18: ` + warn + `this value is "order" and "#1" is not part of it; if it belongs to the value, quote the whole value: "order #1"`},
 		{"http body", "type: http\nurl: https://erp.example/hook\nbody: ref #{{ reference_id }}\n",

@@ -75,8 +75,14 @@ func (s *spec) template(key string) *engine.Template {
 	if sc == nil {
 		return nil
 	}
+	sc.Sensitive = sensitive(key)
 	return s.compile(sc)
 }
+
+// sensitive marks values warnings must not quote: a URL (a webhook URL, a
+// query token or a password in it is a secret) and a credential header or
+// variable.
+func sensitive(key string) bool { return key == "url" || credentialName(key) }
 
 // requiredTemplate is template for a field that must be present and non-empty.
 func (s *spec) requiredTemplate(key, hint string) *engine.Template {
@@ -89,6 +95,7 @@ func (s *spec) requiredTemplate(key, hint string) *engine.Template {
 		s.missing(key, hint)
 		return nil
 	}
+	sc.Sensitive = sensitive(key)
 	return s.compile(sc)
 }
 
@@ -119,6 +126,7 @@ type namedTemplate struct {
 func (s *spec) templateMap(key string) []namedTemplate {
 	var out []namedTemplate
 	for _, kv := range s.f.StringMap(key) {
+		kv.Value.Sensitive = sensitive(kv.Key)
 		out = append(out, namedTemplate{name: kv.Key, value: s.compile(kv.Value), pos: kv.Value.Pos, sc: kv.Value})
 	}
 	return out

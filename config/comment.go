@@ -71,7 +71,24 @@ func (s *Scalar) WarnCutByComment(probs *Problems, template bool) {
 	comment := strings.TrimSpace(s.Comment)
 	msg := fmt.Sprintf("YAML reads an unquoted ` #` as the start of a comment, so this value is %q and %q is not part of it; if it belongs to the value, quote the whole value: %s%s",
 		value, comment, c.prefix, yamlQuote(c.written))
+	if s.Sensitive {
+		msg = "YAML reads an unquoted ` #` as the start of a comment, so this value ends before it and the rest of the line is not part of it; if it belongs to the value, put the whole value in quotes (the value is not shown: it may be a secret)"
+	}
 	probs.warnOnce(c.at, msg)
+}
+
+// sensitiveKey reports whether a value under key may be a secret or hold
+// one (a URL's token or password), so that a warning must not quote it.
+// It is broader than the actions' idea of a credential header, so that
+// the loader never quotes what an action's check would not.
+func sensitiveKey(key string) bool {
+	k := strings.ToLower(key)
+	for _, w := range []string{"url", "secret", "pass", "token", "auth", "key", "cookie"} {
+		if strings.Contains(k, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // warnOnce is Warnf for a warning that more than one check may find.
@@ -169,7 +186,9 @@ func (l *loader) checkComments(path string, n *yaml.Node) {
 		switch n.Kind {
 		case yaml.ScalarNode:
 			if n.Tag != "!!null" && key != "when" {
-				f.scalar(n).WarnCutByComment(l.probs, false)
+				sc := f.scalar(n)
+				sc.Sensitive = sensitiveKey(key)
+				sc.WarnCutByComment(l.probs, false)
 			}
 		case yaml.MappingNode:
 			for i := 0; i+1 < len(n.Content); i += 2 {

@@ -75,7 +75,14 @@ func TestCommentCutsValue(t *testing.T) {
 			name: "a value from the environment",
 			yaml: "    url: ${SLACK_WEBHOOK_URL} #{{ channel }}\n",
 			env:  map[string]string{"SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T0/B0/s3cret"},
-			want: []string{`rules.yaml:8:31: ` + warn + `this value is "${SLACK_WEBHOOK_URL}" and "#{{ channel }}" is not part of it; if it belongs to the value, quote the whole value: url: "${SLACK_WEBHOOK_URL} #{{ channel }}"`},
+			want: []string{`rules.yaml:8:31: ` + warn + `this value ends before it and the rest of the line is not part of it; if it belongs to the value, put the whole value in quotes (the value is not shown: it may be a secret)`},
+		},
+		{
+			// A URL or a credential may be a secret written in the file:
+			// the warning gives its place, never its text.
+			name: "a secret written in the file",
+			yaml: "    url: https://hooks.slack.com/services/T0/B0/s3cret #{{ channel }}\n",
+			want: []string{`rules.yaml:8:56: ` + warn + `this value ends before it and the rest of the line is not part of it; if it belongs to the value, put the whole value in quotes (the value is not shown: it may be a secret)`},
 		},
 		{
 			name: "a value from the environment spread over lines",

@@ -43,6 +43,9 @@ type Scalar struct {
 	// expression usually means the expression was cut short.
 	Comment string
 	cut     *cutComment // where Comment is in the file, when known
+	// Sensitive marks a value that may be a secret (a URL, a credential
+	// header): warnings about it give its position, never its text.
+	Sensitive bool
 
 	// For a block scalar (| or >) read from a file: the column before its
 	// content (its indentation), and for > the widths of the source lines
