@@ -118,7 +118,7 @@ func measureCut(file string, lines []string, n *yaml.Node, value string) *cutCom
 		return nil
 	}
 	first := lines[n.Line-1]
-	start := byteCol(first, n.Column)
+	start := byteOffset(first, 1, n.Column)
 	// A plain value spans lines without a comment between them; the
 	// comment is after the value on its first line or on a later one.
 	for li := n.Line - 1; li < len(lines) && li < n.Line+strings.Count(value, " ")+1; li++ {
@@ -151,18 +151,6 @@ func commentStart(line string, from int) int {
 		}
 	}
 	return -1
-}
-
-// byteCol is the byte offset of 1-based column col (counted in characters).
-func byteCol(line string, col int) int {
-	c := 1
-	for i := range line {
-		if c == col {
-			return i
-		}
-		c++
-	}
-	return len(line)
 }
 
 // yamlQuote writes s as a quoted YAML value: double quotes when that needs
@@ -217,7 +205,7 @@ func (l *loader) emptyByComment(path string, k *yaml.Node) {
 	at := Pos{File: path, Line: k.Line, Col: k.Column}
 	if lines := l.lines[path]; k.Line <= len(lines) {
 		line := lines[k.Line-1]
-		if i := commentStart(line, byteCol(line, k.Column)); i >= 0 {
+		if i := commentStart(line, byteOffset(line, 1, k.Column)); i >= 0 {
 			at.Col = utf8.RuneCountInString(line[:i]) + 1
 		}
 	}
