@@ -75,7 +75,9 @@ func (s *SQLite) Ingest(ctx context.Context, ev *Event, eval *Evaluation) (Inges
 		}
 		return IngestResult{}, err
 	}
-	if !res.Duplicate { // a duplicate wrote nothing: it proves no room
+	// A duplicate wrote nothing: it proves no room. Read first: a store on
+	// every webhook would bounce the word between cores for nothing.
+	if !res.Duplicate && s.refused.Load() != nil {
 		s.refused.Store(nil)
 	}
 	return res, nil
