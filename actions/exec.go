@@ -5,7 +5,6 @@ package actions
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -18,7 +17,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-	"unicode/utf8"
 
 	"github.com/payramd/payramd/config"
 	"github.com/payramd/payramd/engine"
@@ -372,11 +370,8 @@ func eventJSON(e *engine.Event) ([]byte, error) {
 		"headers":     e.Headers,
 		"payload":     e.Payload,
 	}
-	if utf8.Valid(e.Raw) {
-		ev["body"] = string(e.Raw)
-	} else {
-		ev["body_base64"] = base64.StdEncoding.EncodeToString(e.Raw)
-	}
+	k, v := engine.BodyField(e.Raw)
+	ev[k] = v
 	return engine.EncodeJSON(ev)
 }
 

@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"crypto/subtle"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net"
@@ -13,8 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
+	"github.com/payramd/payramd/engine"
 	"github.com/payramd/payramd/journal"
 )
 
@@ -161,10 +160,10 @@ func viewEvent(e *journal.Event, full bool) eventView {
 		if len(e.Payload) > 0 {
 			v.Payload = json.RawMessage(e.Payload)
 		}
-		if utf8.Valid(e.Body) {
-			v.Body = string(e.Body)
+		if k, b := engine.BodyField(e.Body); k == "body" {
+			v.Body = b
 		} else {
-			v.BodyBase64 = base64.StdEncoding.EncodeToString(e.Body)
+			v.BodyBase64 = b
 		}
 	}
 	return v

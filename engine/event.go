@@ -1,6 +1,10 @@
 package engine
 
-import "time"
+import (
+	"encoding/base64"
+	"time"
+	"unicode/utf8"
+)
 
 // Event is one accepted delivery, as rules see it.
 type Event struct {
@@ -53,4 +57,14 @@ func (e *Event) fillEnv(env map[string]any) {
 	}
 	env["payload"] = e.Payload
 	env["meta"] = e.Meta()
+}
+
+// BodyField is how a raw body is put in JSON for people and scripts (the
+// admin API, an exec action's stdin): as text under "body" when it is
+// UTF-8, which payment webhooks are, else base64 under "body_base64".
+func BodyField(raw []byte) (key, value string) {
+	if utf8.Valid(raw) {
+		return "body", string(raw)
+	}
+	return "body_base64", base64.StdEncoding.EncodeToString(raw)
 }
