@@ -61,6 +61,9 @@ type reloadStatus struct {
 	At       time.Time `json:"at"`
 	Trigger  string    `json:"trigger"`
 	Problems []string  `json:"problems,omitempty"`
+	// certsLoaded: the reload loaded new TLS files, so a SIGHUP need not
+	// read them again.
+	certsLoaded bool
 }
 
 // New loads the config. A config error is returned as a *config.Error
@@ -197,8 +200,8 @@ loop:
 		case <-ctx.Done():
 			break loop
 		case <-hup:
-			d.Reload("SIGHUP")
-			if certs := d.certs.Load(); certs != nil {
+			_, st := d.reload("SIGHUP")
+			if certs := d.certs.Load(); certs != nil && !st.certsLoaded {
 				if err := certs.Reload(); err != nil {
 					d.log.Error("tls certificate reload failed; the previous certificate stays in use", "err", err)
 				} else {

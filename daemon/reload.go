@@ -105,6 +105,7 @@ func (d *Daemon) reload(trigger string) (bool, reloadStatus) {
 			return false, status
 		}
 		d.log.Info("tls certificate reloaded", "tls_cert", ns.TLSCert, "tls_key", ns.TLSKey)
+		status.certsLoaded = true
 	}
 	// Rate-limit buckets carry over, or every reload would hand each
 	// source a full burst.
